@@ -1,0 +1,63 @@
+# The fleet's entry points:
+#   make up     start the whole fleet locally (gateway on http://127.0.0.1:8080); Ctrl-C stops it
+#   make test   run every test suite (common-libs, the four services, the gateway, e2e)
+#   make down   stop a fleet left running
+# Each installs what it needs: uv and honcho into .tools/, one venv per folder, and Debian's
+# nginx-light / postgresql when they are missing.
+
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+TOOLS := $(ROOT)/.tools
+TOOLS_PY := $(TOOLS)/bin/python
+UV := $(TOOLS)/bin/uv
+WHEELS := $(ROOT)/.wheels
+COMMON_LIBS_VERSION := 1.0.0
+COMMON_LIBS_WHEEL := $(WHEELS)/common_libs-$(COMMON_LIBS_VERSION)-py3-none-any.whl
+SERVICES := user-service product-catalog-service order-processing-service chat-llm-service
+MAKE_ARGS := UV=$(UV) COMMON_LIBS_WHEELS=$(WHEELS) FLEET_PYTHON=$(TOOLS_PY)
+export UV_PYTHON_PREFERENCE := only-system
+
+.PHONY: help up down test venvs tools wheel system-packages clean
+
+help:
+	@echo "make up      start the fleet locally (gateway on http://127.0.0.1:$${GATEWAY_PORT:-8080})"
+	@echo "make test    run every test suite"
+	@echo "make down    stop a fleet left running"
+	@echo "make clean   remove venvs, wheels and tools (keeps .fleet/ data)"
+
+$(TOOLS)/.installed: scripts/requirements-tools.txt
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+		-r scripts/requirements-tools.txt
+	touch $@
+
+tools: $(TOOLS)/.installed
+
+$(COMMON_LIBS_WHEEL): $(TOOLS)/.installed common-libs/pyproject.toml \
+		$(shell find common-libs/src -type f \( -name '*.py' -o -name py.typed \))
+	rm -f $(WHEELS)/common_libs-*.whl
+	$(MAKE) -C common-libs wheel UV=$(UV) WHEEL_DIR=$(WHEELS)
+
+wheel: $(COMMON_LIBS_WHEEL)
+
+venvs: $(COMMON_LIBS_WHEEL)
+	$(MAKE) -C common-libs venv $(MAKE_ARGS)
+	@for service in $(SERVICES); do $(MAKE) -C $$service/src venv $(MAKE_ARGS) || exit 1; done
+	$(MAKE) -C api-gateway-service venv $(MAKE_ARGS)
+	$(MAKE) -C e2e venv $(MAKE_ARGS)
+
+system-packages:
+	@scripts/ensure-system-packages.sh
+
+test: venvs system-packages
+	$(TOOLS_PY) scripts/run_suites.py $(MAKE_ARGS)
+
+up: venvs system-packages
+	$(TOOLS_PY) scripts/fleet.py up
+
+down: tools
+	$(TOOLS_PY) scripts/fleet.py down
+
+clean:
+	rm -rf $(TOOLS) $(WHEELS) common-libs/.venv api-gateway-service/.venv e2e/.venv
+	@for service in $(SERVICES); do rm -rf $$service/src/.venv; done

@@ -1,0 +1,1 @@
+"""chat-llm-service: the shop assistant: LLM chat, embeddings and token counting for the fleet."""

@@ -1,0 +1,1 @@
+"""Persistence: tables, repositories (every query lives here) and the session."""

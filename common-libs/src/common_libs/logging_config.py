@@ -1,0 +1,52 @@
+"""JSON logging: one line per record, stamped with the service name and the request id."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+from common_libs.request_id import get_request_id
+
+__all__ = ["RequestContextFilter", "configure_logging"]
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+class RequestContextFilter(logging.Filter):
+    """Add ``service`` and ``request_id`` to every record that passes through a handler."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Stamp the record; never drop it."""
+        record.service = self.service
+        record.request_id = get_request_id()
+        # uvicorn adds a copy of its message with terminal colour codes; it is noise in JSON.
+        record.__dict__.pop("color_message", None)
+        return True
+
+
+def configure_logging(*, service: str, level: str | int = "INFO", json: bool = True) -> None:
+    """Send every log record, uvicorn's included, to stderr as one JSON object per line."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestContextFilter(service))
+    if json:
+        handler.setFormatter(
+            JsonFormatter(_FORMAT, rename_fields={"asctime": "time", "levelname": "level"})
+        )
+    else:
+        handler.setFormatter(
+            logging.Formatter(_FORMAT + " service=%(service)s request_id=%(request_id)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in _UVICORN_LOGGERS:
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True

@@ -1,0 +1,251 @@
+"""A real, throwaway PostgreSQL for a test session.
+
+Order of preference: ``TEST_DATABASE_URL`` (an existing server), a testcontainers container when a
+Docker daemon answers, otherwise a private cluster made with the local server binaries
+(``initdb`` + ``postgres`` on a free port bound to 127.0.0.1, fsync off, removed afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import quote, unquote, urlsplit
+
+import asyncpg  # type: ignore[import-untyped]
+
+from common_libs.testing.processes import ServerProcess, free_port, wait_until
+
+__all__ = ["PostgresServer", "create_database", "find_postgres_bindir", "start_postgres"]
+
+_logger = logging.getLogger("common_libs.testing")
+_T = TypeVar("_T")
+_SERVER_USER = "postgres"
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresServer:
+    """Where a PostgreSQL server listens and how to log in to it."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresServer:
+        """Read host, port and credentials from a ``postgresql[+driver]://`` URL."""
+        parts = urlsplit(url)
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=unquote(parts.username or _SERVER_USER),
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+    def url(self, database: str = "postgres", *, driver: str | None = "asyncpg") -> str:
+        """A SQLAlchemy URL (``postgresql+asyncpg://``); ``driver=None`` gives a plain libpq URL."""
+        scheme = f"postgresql+{driver}" if driver else "postgresql"
+        auth = quote(self.user, safe="")
+        if self.password is not None:
+            auth += ":" + quote(self.password, safe="")
+        return f"{scheme}://{auth}@{self.host}:{self.port}/{database}"
+
+
+def _run_async(factory: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a coroutine to completion from sync code, even inside a running event loop."""
+
+    async def main() -> _T:
+        return await factory()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+def create_database(server: PostgresServer, name: str) -> str:
+    """(Re)create an empty database called ``name`` and return its asyncpg URL."""
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"unsafe database name: {name!r}")
+
+    async def recreate() -> None:
+        conn = await asyncpg.connect(server.url(driver=None))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    _run_async(recreate)
+    return server.url(name)
+
+
+def _answers(server: PostgresServer) -> bool:
+    async def ping() -> None:
+        conn = await asyncpg.connect(server.url(driver=None), timeout=2)
+        await conn.close()
+
+    try:
+        _run_async(ping)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    return True
+
+
+def find_postgres_bindir() -> Path | None:
+    """Find the directory holding ``initdb`` and ``postgres`` (newest version wins)."""
+    explicit = os.environ.get("PG_BINDIR")
+    if explicit and (Path(explicit) / "initdb").exists():
+        return Path(explicit)
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(os.path.realpath(on_path)).parent
+    candidates = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if not candidates:
+        return None
+    newest = max(candidates, key=lambda path: int(Path(path).parent.parent.name))
+    return Path(newest).parent
+
+
+def _install_postgres() -> None:  # pragma: no cover - runs only on a machine without PostgreSQL
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RuntimeError(
+            "PostgreSQL server binaries are missing; install Debian's 'postgresql' package "
+            "or set TEST_DATABASE_URL."
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)  # noqa: S607
+    subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env)  # noqa: S607
+
+
+def _server_user() -> str | None:
+    """As root, PostgreSQL must run as the unprivileged ``postgres`` user."""
+    return _SERVER_USER if os.geteuid() == 0 else None
+
+
+@contextmanager
+def _local_cluster() -> Iterator[PostgresServer]:
+    bindir = find_postgres_bindir()
+    if bindir is None:  # pragma: no cover - depends on the machine
+        _install_postgres()
+        bindir = find_postgres_bindir()
+        assert bindir is not None
+    user = _server_user()
+    workdir = Path(tempfile.mkdtemp(prefix="pgtest-"))
+    if user is not None:  # pragma: no cover - depends on whether the tests run as root
+        shutil.chown(workdir, user=user, group=user)
+    datadir = workdir / "data"
+    try:
+        subprocess.run(  # noqa: S603
+            [
+                str(bindir / "initdb"),
+                "--pgdata",
+                str(datadir),
+                "--username",
+                _SERVER_USER,
+                "--auth",
+                "trust",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            user=user,
+        )
+        port = free_port()
+        server = PostgresServer(host="127.0.0.1", port=port, user=_SERVER_USER)
+        process = ServerProcess(
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(datadir),
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(workdir),
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=300",
+            ],
+            log_path=workdir / "postgres.log",
+            user=user,
+        )
+        process.start()
+        try:
+            wait_until(
+                lambda: _answers(server), timeout=30, message="PostgreSQL accepts connections"
+            )
+            yield server
+        finally:
+            # SIGINT is PostgreSQL's "fast" shutdown: it ends open sessions instead of waiting.
+            process.stop(sig=2)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def _docker_container() -> Iterator[PostgresServer]:  # pragma: no cover - needs a Docker engine
+    from testcontainers.community.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver=None) as container:
+        yield PostgresServer(
+            host=container.get_container_host_ip(),
+            port=int(container.get_exposed_port(5432)),
+            user=container.username,
+            password=container.password,
+        )
+
+
+def _docker_available() -> bool:
+    """Tell whether a Docker daemon accepts connections at ``DOCKER_HOST`` (or the default socket).
+
+    Probed with a plain socket: docker-py leaves its socket open when no daemon answers.
+    """
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    parts = urlsplit(host)
+    try:
+        if parts.scheme == "unix":
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1.0)
+                sock.connect(parts.path)
+        elif parts.scheme == "tcp":
+            socket.create_connection(
+                (parts.hostname or "127.0.0.1", parts.port or 2375), 1.0
+            ).close()
+        else:
+            return False
+    except OSError:
+        return False
+    return True  # pragma: no cover - needs a Docker engine
+
+
+@contextmanager
+def start_postgres(*, prefer_docker: bool = True) -> Iterator[PostgresServer]:
+    """Start a fresh PostgreSQL server and remove it afterwards."""
+    if prefer_docker and _docker_available():  # pragma: no cover - needs a Docker engine
+        with _docker_container() as server:
+            yield server
+        return
+    _logger.info("no Docker daemon answers; starting a local PostgreSQL cluster")
+    with _local_cluster() as server:
+        yield server

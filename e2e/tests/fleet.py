@@ -1,0 +1,150 @@
+"""Start and stop the whole fleet the way ``make up`` does (scripts/fleet.py), on free ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+FLEET_PYTHON = os.environ.get("FLEET_PYTHON", str(ROOT / ".tools" / "bin" / "python"))
+PORT_VARIABLES = (
+    "GATEWAY_PORT",
+    "USER_SERVICE_PORT",
+    "CATALOG_SERVICE_PORT",
+    "ORDER_SERVICE_PORT",
+    "CHAT_SERVICE_PORT",
+    "FLEET_PG_PORT",
+)
+_STARTED = re.compile(r"started \(pid=(\d+)\)")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (and is not a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, message: str) -> None:
+    """Poll ``condition`` until true; raise TimeoutError with ``message`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{message} (not within {timeout:g} s)")
+        time.sleep(0.1)
+
+
+@dataclass
+class Fleet:
+    """A fleet started by ``scripts/fleet.py up`` with its own data folder and ports."""
+
+    data_dir: Path
+    ports: dict[str, int]
+    process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.ports['GATEWAY_PORT']}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "fleet-output.log"
+
+    def log(self) -> str:
+        """Everything the fleet printed so far (honcho prefixes each line with its process)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def run_fleet_command(self, command: str) -> subprocess.CompletedProcess[str]:
+        """Run ``scripts/fleet.py <command>`` against this fleet's data folder and wait for it."""
+        return subprocess.run(
+            [FLEET_PYTHON, str(ROOT / "scripts" / "fleet.py"), command],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def start(self) -> Fleet:
+        """Run ``fleet.py up`` in the background and wait until it says the fleet is ready."""
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [FLEET_PYTHON, str(ROOT / "scripts" / "fleet.py"), "up"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(self._ready, timeout=120, message="fleet ready")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the fleet exited early:\n{self.log()}")
+        return "the fleet is ready" in self.log()
+
+    def pids(self) -> list[int]:
+        """Every process the fleet started: honcho's children and the PostgreSQL postmaster."""
+        pids = [int(pid) for pid in _STARTED.findall(self.log())]
+        postmaster = self.data_dir / "pgdata" / "postmaster.pid"
+        if postmaster.exists():
+            pids.append(int(postmaster.read_text().split()[0]))
+        return pids
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 60) -> int:
+        """Send ``sig`` to the runner (SIGINT is what Ctrl-C sends) and wait for it to exit."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout)
+        return self.process.returncode
+
+    def remove(self) -> None:
+        """Delete the fleet's data folder."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def new_fleet() -> Fleet:
+    """A fleet description with a fresh data folder and free ports (not started yet)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="fleet-e2e-"))
+    # PostgreSQL runs as the unprivileged 'postgres' account when the tests run as root.
+    data_dir.chmod(0o755)
+    ports = {name: free_port() for name in PORT_VARIABLES}
+    env = {**os.environ, "FLEET_DATA_DIR": str(data_dir)}
+    env.update({name: str(port) for name, port in ports.items()})
+    return Fleet(data_dir=data_dir, ports=ports, env=env)
+
+
+def get(url: str, **kwargs: object) -> httpx.Response:
+    """GET with a short timeout."""
+    return httpx.get(url, timeout=10, **kwargs)  # type: ignore[arg-type]

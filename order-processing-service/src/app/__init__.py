@@ -1,0 +1,1 @@
+"""order-processing-service: orders, their lifecycle and the order saga for the fleet."""

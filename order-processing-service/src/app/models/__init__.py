@@ -1,0 +1,1 @@
+"""Pydantic API models (requests and responses); inputs forbid unknown fields."""

@@ -1,0 +1,1 @@
+"""product-catalog-service: products, categories, stock and stock reservations for the fleet."""

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the Debian packages the fleet runs on, only when they are missing:
+# nginx-light (the gateway) and postgresql (server binaries for local runs and tests).
+set -euo pipefail
+
+missing=()
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  missing+=(nginx-light)
+fi
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  missing+=(postgresql)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing Debian packages: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# policy-rc.d keeps the packages from starting system-wide services we do not use.
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,94 @@
+"""Run every test suite of the fleet, one after another, and print one summary line per suite.
+
+Each suite runs in its own folder with its own venv (``make lint test`` there). A suite fails when
+its command fails or when it ran no test. The last line reads ``total: N passed, N failed``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_SUMMARY = re.compile(r"^=+ (?P<counts>.+?) in (?P<seconds>[\d.]+)s(?: \([^)]*\))? =+$")
+_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
+
+
+@dataclass
+class Result:
+    name: str
+    returncode: int
+    counts: dict[str, int]
+    seconds: float
+
+    @property
+    def passed(self) -> int:
+        return self.counts.get("passed", 0)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.counts.get(key, 0) for key in ("failed", "error", "errors"))
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and self.failed == 0 and self.passed > 0
+
+
+def suites(make_args: list[str]) -> list[tuple[str, list[str]]]:
+    services = [
+        "user-service",
+        "product-catalog-service",
+        "order-processing-service",
+        "chat-llm-service",
+    ]
+    plan = [("common-libs", ["make", "-C", "common-libs", "lint", "test", *make_args])]
+    plan += [(name, ["make", "-C", f"{name}/src", "lint", "test", *make_args]) for name in services]
+    plan.append(("api-gateway-service", ["make", "-C", "api-gateway-service", "lint", "test", *make_args]))
+    plan.append(("e2e", ["make", "-C", "e2e", "lint", "test", *make_args]))
+    return plan
+
+
+def run(name: str, argv: list[str]) -> Result:
+    print(f"\n===== {name}: {' '.join(argv[:3])} ... =====", flush=True)
+    started = time.monotonic()
+    counts: dict[str, int] = {}
+    with subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            match = _SUMMARY.match(line.strip())
+            if match:
+                counts = {
+                    kind.rstrip("s") if kind.startswith("error") else kind: int(number)
+                    for number, kind in _COUNT.findall(match["counts"])
+                }
+    return Result(name, process.returncode, counts, time.monotonic() - started)
+
+
+def main() -> int:
+    make_args = sys.argv[1:]
+    only = os.environ.get("SUITES")
+    plan = [s for s in suites(make_args) if not only or s[0] in only.split(",")]
+    results = [run(name, argv) for name, argv in plan]
+    print("\n" + f"{'suite':<26} {'result':<8} {'passed':>7} {'failed':>7} {'skipped':>8} {'time':>8}")
+    for r in results:
+        verdict = "ok" if r.ok else ("NO TESTS" if r.returncode == 0 and r.passed == 0 else "FAILED")
+        skipped = r.counts.get("skipped", 0)
+        print(
+            f"{r.name:<26} {verdict:<8} {r.passed:>7} {r.failed:>7} {skipped:>8} {r.seconds:>7.1f}s"
+        )
+    passed = sum(r.passed for r in results)
+    failed = sum(r.failed for r in results) + sum(1 for r in results if not r.ok and r.failed == 0)
+    print(f"total: {passed} passed, {failed} failed")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""user-service: accounts, login and token issuing for the fleet."""

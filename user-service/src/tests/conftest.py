@@ -1,0 +1,32 @@
+"""Fixtures shared by unit and integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.main import create_app
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for tests: plain log lines, never the developer's environment."""
+    values: dict[str, object] = {"environment": "test", "log_json": False, **overrides}
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+def offline_app() -> FastAPI:
+    """An app whose lifespan has not run: enough for routes that touch no database."""
+    return create_app(make_settings())
+
+
+@pytest.fixture
+async def offline_client(offline_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client bound to ``offline_app`` in process."""
+    transport = httpx.ASGITransport(app=offline_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
