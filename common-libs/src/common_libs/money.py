@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any
 
@@ -20,16 +21,17 @@ def to_cents_decimal(value: Decimal) -> Decimal:
 
 def format_money(value: Decimal) -> str:
     """Render an amount as a string with exactly two decimal places."""
-    # Adding zero turns -0.00 into 0.00, which the published pattern allows.
-    return f"{to_cents_decimal(value) + 0:.2f}"
+    cents = to_cents_decimal(value)
+    # Never "-0.00": the pattern published for money has no sign.
+    return f"{cents.copy_abs() if cents.is_zero() else cents:.2f}"
 
 
 def _require_decimal_string(value: Any) -> Any:
     if isinstance(value, Decimal):
         return value
-    if isinstance(value, str):
-        return value.strip()
-    raise ValueError('money must be a decimal string such as "19.99", never a number')
+    if isinstance(value, str) and re.fullmatch(_MONEY_PATTERN, value):
+        return value
+    raise ValueError('money must be a decimal string such as "19.99" (at most two decimals)')
 
 
 Money = Annotated[

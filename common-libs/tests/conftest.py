@@ -1,0 +1,65 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+from support.servers import base_url, start_upstream
+from support.tokens import SigningKey, ed25519_key, rsa_key
+
+from common_libs.logging_config import RequestContextFilter
+
+# The plugin is loaded here rather than through its ``pytest11`` entry point (disabled in
+# pyproject.toml for this suite only): entry points load before pytest-cov starts measuring.
+pytest_plugins = ["pytester", "common_libs.testing.plugin"]
+
+
+@pytest.fixture(scope="session")
+def ed25519_signing_key() -> SigningKey:
+    return ed25519_key("ed-1")
+
+
+@pytest.fixture(scope="session")
+def rsa_signing_key() -> SigningKey:
+    return rsa_key("rsa-1")
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    """A private Prometheus registry, so that tests never collide on the global one."""
+    return CollectorRegistry()
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of one upstream app process shared by the session."""
+    server = start_upstream(tmp_path_factory.mktemp("upstream"))
+    try:
+        yield base_url(server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo :func:`configure_logging` after the test (pytest's own handlers stay untouched)."""
+    root = logging.getLogger()
+    level = root.level
+    uvicorn_state = {
+        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+    }
+    yield
+    root.handlers[:] = [
+        handler
+        for handler in root.handlers
+        if not any(isinstance(f, RequestContextFilter) for f in handler.filters)
+    ]
+    root.setLevel(level)
+    for name, (handlers, propagate) in uvicorn_state.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate

@@ -1,0 +1,104 @@
+"""create_http_client against a real uvicorn server: request ids forwarded, timeouts honoured."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from common_libs.http_client import create_http_client
+from common_libs.request_id import REQUEST_ID_HEADER, RequestIdMiddleware, request_id_var
+
+
+@pytest.fixture
+async def client(upstream: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with create_http_client(base_url=upstream) as client:
+        yield client
+
+
+@pytest.fixture
+def current_request_id() -> Iterator[str]:
+    """Act as if a request with this id were being handled."""
+    token = request_id_var.set("incoming-req-1")
+    try:
+        yield "incoming-req-1"
+    finally:
+        request_id_var.reset(token)
+
+
+async def headers_seen_upstream(
+    client: httpx.AsyncClient, headers: dict[str, str] | None = None
+) -> dict[str, str]:
+    response = await client.get("/echo", headers=headers)
+    response.raise_for_status()
+    headers: dict[str, str] = response.json()["headers"]
+    return headers
+
+
+async def test_current_request_id_is_forwarded(
+    client: httpx.AsyncClient, current_request_id: str
+) -> None:
+    headers = await headers_seen_upstream(client)
+
+    assert headers["x-request-id"] == current_request_id
+
+
+async def test_explicit_request_id_header_is_not_overwritten(
+    client: httpx.AsyncClient, current_request_id: str
+) -> None:
+    headers = await headers_seen_upstream(client, headers={REQUEST_ID_HEADER: "explicit-1"})
+
+    assert headers["x-request-id"] == "explicit-1"
+
+
+async def test_no_request_id_is_sent_outside_a_request(client: httpx.AsyncClient) -> None:
+    headers = await headers_seen_upstream(client)
+
+    assert "x-request-id" not in headers
+
+
+async def test_default_headers_are_sent_on_every_call(upstream: str) -> None:
+    async with create_http_client(base_url=upstream, headers={"X-Caller": "orders"}) as client:
+        headers = await headers_seen_upstream(client)
+
+    assert headers["x-caller"] == "orders"
+
+
+@pytest.mark.parametrize(
+    "client_timeout",
+    [pytest.param(0.2, id="seconds"), pytest.param(httpx.Timeout(0.2), id="httpx-timeout")],
+)
+async def test_slow_upstream_raises_a_timeout(
+    upstream: str, client_timeout: float | httpx.Timeout
+) -> None:
+    async with create_http_client(base_url=upstream, timeout=client_timeout) as client:
+        with pytest.raises(httpx.TimeoutException):
+            await client.get("/slow", params={"seconds": 1})
+
+
+async def test_upstream_within_the_timeout_answers(upstream: str) -> None:
+    async with create_http_client(base_url=upstream, timeout=5) as client:
+        response = await client.get("/slow", params={"seconds": 0.01})
+
+    assert response.json() == {"status": "late"}
+
+
+async def test_handler_forwards_its_request_id_to_the_upstream(upstream: str) -> None:
+    app = FastAPI()
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/orders")
+    async def list_orders(request: Request) -> dict[str, str]:
+        upstream_client: httpx.AsyncClient = request.app.state.catalog
+        seen = await upstream_client.get("/echo")
+        return {"catalog_saw": seen.json()["headers"]["x-request-id"]}
+
+    async with create_http_client(base_url=upstream) as catalog:
+        app.state.catalog = catalog
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/orders", headers={REQUEST_ID_HEADER: "chain-7"})
+
+    assert response.json() == {"catalog_saw": "chain-7"}
