@@ -173,17 +173,26 @@ def database_url(service: Service) -> str:
 
 
 def prepare_databases(bindir: Path) -> None:
+    """Create each service's database when missing, then migrate all four at once."""
     for service in SERVICES:
         exists = psql(bindir, f"SELECT 1 FROM pg_database WHERE datname = '{service.database}'")
         if not exists:
             psql(bindir, f'CREATE DATABASE "{service.database}"')
-        subprocess.run(
+    migrations = {
+        service: subprocess.Popen(
             [str(service.workdir / ".venv" / "bin" / "alembic"), "upgrade", "head"],
             cwd=service.workdir,
             env={**os.environ, **service_env(service)},
-            check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
+        for service in SERVICES
+    }
+    for service, process in migrations.items():
+        output, _ = process.communicate()
+        if process.returncode != 0:
+            sys.stdout.write(output.decode(errors="replace"))
+            raise SystemExit(f"fleet: migrating {service.name} failed")
         say(f"{service.name}: database '{service.database}' migrated")
 
 
@@ -237,12 +246,9 @@ def watch_readiness(manager: Manager, gave_up: threading.Event) -> None:
 def check_not_running() -> None:
     if PID_FILE.exists():
         pid = int(PID_FILE.read_text().strip() or 0)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            PID_FILE.unlink()
-        else:
+        if running(pid):
             sys.exit(f"fleet: already running (pid {pid}); stop it with 'make down' first.")
+        PID_FILE.unlink()
     busy = [port for port in (GATEWAY_PORT, PG_PORT, *(s.port for s in SERVICES)) if in_use(port)]
     if busy:
         sys.exit(f"fleet: port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1.")
@@ -297,27 +303,36 @@ def up() -> int:
         PID_FILE.unlink(missing_ok=True)
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting for its parent counts as stopped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
 def down() -> int:
     if not PID_FILE.exists():
         say("no fleet is running")
         return 0
     pid = int(PID_FILE.read_text().strip())
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    if not running(pid):
         PID_FILE.unlink(missing_ok=True)
         say("no fleet is running (removed a stale pid file)")
         return 0
+    os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            say("stopped")
-            return 0
+    while running(pid) and PID_FILE.exists():
+        if time.monotonic() > deadline:
+            say(f"the fleet (pid {pid}) did not stop within 60 s")
+            return 1
         time.sleep(0.2)
-    say(f"the fleet (pid {pid}) did not stop within 60 s")
-    return 1
+    # The runner removes its pid file last, after PostgreSQL has stopped.
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    say("stopped")
+    return 0
 
 
 def main() -> int:
