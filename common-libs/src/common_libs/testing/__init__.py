@@ -6,10 +6,12 @@ is registered automatically and provides the ``postgres_server`` fixture.
 
 from common_libs.testing.postgres import PostgresServer, create_database, start_postgres
 from common_libs.testing.processes import ServerProcess, free_port, wait_for_http, wait_until
+from common_libs.testing.tokens import TestTokenIssuer
 
 __all__ = [
     "PostgresServer",
     "ServerProcess",
+    "TestTokenIssuer",
     "create_database",
     "free_port",
     "start_postgres",
