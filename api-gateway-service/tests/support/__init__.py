@@ -1,0 +1,1 @@
+"""Helpers of the gateway's test suite: real processes, the upstream stub, raw HTTP."""
