@@ -5,15 +5,52 @@ from __future__ import annotations
 from typing import Annotated
 
 from common_libs.auth import CurrentPrincipal, Principal, require_roles
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db.session import get_db_session
+from app.security.passwords import PasswordHashing
+from app.security.signing_keys import KeyRing
+from app.security.tokens import TokenIssuer
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _passwords(request: Request) -> PasswordHashing:
+    passwords: PasswordHashing = request.app.state.passwords
+    return passwords
+
+
+def _tokens(request: Request) -> TokenIssuer:
+    tokens: TokenIssuer = request.app.state.tokens
+    return tokens
+
+
+def _keys(request: Request) -> KeyRing:
+    keys: KeyRing = request.app.state.keys
+    return keys
+
 
 # scope="function": the session commits before the response is sent, so a client never sees a
 # success for a write that then fails to commit.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 AdminPrincipal = Annotated[Principal, Depends(require_roles("admin"))]
+AppSettings = Annotated[Settings, Depends(_settings)]
+Passwords = Annotated[PasswordHashing, Depends(_passwords)]
+Tokens = Annotated[TokenIssuer, Depends(_tokens)]
+Keys = Annotated[KeyRing, Depends(_keys)]
 
-__all__ = ["AdminPrincipal", "CurrentPrincipal", "DbSession", "Settings"]
+__all__ = [
+    "AdminPrincipal",
+    "AppSettings",
+    "CurrentPrincipal",
+    "DbSession",
+    "Keys",
+    "Passwords",
+    "Settings",
+    "Tokens",
+]

@@ -1,52 +1,122 @@
-"""The application factory and its lifespan (engine, HTTP clients, token verifier)."""
+"""The application factory and its lifespan (engine, keys, password hashing, background purge)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib.metadata import version
 
-from common_libs.auth import RemoteKeySource, TokenVerifier
+from common_libs.auth import TokenVerifier
 from common_libs.health import create_health_router
-from common_libs.http_client import create_http_client
 from common_libs.logging_config import configure_logging
 from common_libs.metrics import MetricsMiddleware
 from common_libs.problems import install_problem_handlers
 from common_libs.request_id import RequestIdMiddleware
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import SERVICE_NAME, Settings, get_settings
-from app.db.session import create_engine, ping_database
+from app.config import SERVICE_NAME, InsecureSettingsError, Settings, get_settings
+from app.db.session import create_engine, ping_database, unit_of_work
+from app.http_conventions import document_errors_as_problems, list_all_allowed_methods
+from app.routers import auth_routes, user_routes
+from app.security.passwords import Argon2Parameters, PasswordHashing
+from app.security.signing_keys import load_key_ring
+from app.security.tokens import TokenIssuer
+from app.services import auth_manager, user_manager
 
 VERSION = version(SERVICE_NAME)
+_logger = logging.getLogger(__name__)
+
+
+async def bootstrap_admin(
+    sessionmaker: async_sessionmaker[AsyncSession], passwords: PasswordHashing, settings: Settings
+) -> None:
+    """Create the configured admin account when it does not exist yet."""
+    if settings.admin_email is None or settings.admin_password is None:
+        return
+    async with sessionmaker() as session, unit_of_work(session):
+        await user_manager.ensure_admin(
+            session=session,
+            passwords=passwords,
+            email=settings.admin_email,
+            password=settings.admin_password.get_secret_value(),
+            full_name=settings.admin_full_name,
+        )
+
+
+async def purge_refresh_tokens_forever(
+    sessionmaker: async_sessionmaker[AsyncSession], interval_seconds: float
+) -> None:
+    """Delete expired refresh tokens now and then, in short batches, until cancelled."""
+    while True:
+        try:
+            deleted = 1
+            while deleted:
+                async with sessionmaker() as session, unit_of_work(session):
+                    deleted = await auth_manager.purge_expired_refresh_tokens(session=session)
+        except Exception:
+            _logger.exception("purging expired refresh tokens failed; trying again later")
+        await asyncio.sleep(interval_seconds)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool and the HTTP clients for the life of the process; close them on shutdown."""
+    """Open the pool, load the keys, create the admin; close and stop everything on shutdown."""
     settings: Settings = app.state.settings
-    engine = create_engine(settings)
-    jwks_client = create_http_client(
-        base_url=settings.jwks_url, timeout=settings.http_timeout_seconds
+    keys = load_key_ring(settings)
+    passwords = PasswordHashing(
+        Argon2Parameters(
+            time_cost=settings.argon2_time_cost,
+            memory_cost_kib=settings.argon2_memory_cost_kib,
+            parallelism=settings.argon2_parallelism,
+        ),
+        concurrency=settings.password_hash_concurrency,
     )
+    engine = create_engine(settings)
+    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
     app.state.engine = engine
-    app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-    app.state.token_verifier = TokenVerifier(
-        RemoteKeySource(settings.jwks_url, client=jwks_client),
+    app.state.sessionmaker = sessionmaker
+    app.state.keys = keys
+    app.state.passwords = passwords
+    app.state.tokens = TokenIssuer(
+        keys,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        access_ttl_seconds=settings.access_token_ttl_seconds,
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
     )
+    # The issuer verifies its own tokens with its own public keys, never over HTTP.
+    app.state.token_verifier = TokenVerifier(
+        keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+    purge_task: asyncio.Task[None] | None = None
     try:
+        await passwords.warm_up()
+        await bootstrap_admin(sessionmaker, passwords, settings)
+        purge_task = asyncio.create_task(
+            purge_refresh_tokens_forever(
+                sessionmaker, settings.refresh_token_purge_interval_seconds
+            ),
+            name="purge-refresh-tokens",
+        )
+        _logger.info("password hashing: %s", passwords.parameters.describe())
         yield
     finally:
-        await jwks_client.aclose()
+        if purge_task is not None:
+            purge_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await purge_task
         await engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the ASGI application (``uvicorn app.main:create_app --factory``)."""
     settings = settings or get_settings()
+    problems = settings.production_problems()
+    if problems:
+        raise InsecureSettingsError("refusing to start: " + "; ".join(problems))
     configure_logging(service=SERVICE_NAME, level=settings.log_level, json=settings.log_json)
     app = FastAPI(
         title="user-service",
@@ -56,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    list_all_allowed_methods(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(
@@ -65,4 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks={"database": lambda: ping_database(app.state.engine)},
         )
     )
+    app.include_router(auth_routes.router)
+    app.include_router(user_routes.router)
+    document_errors_as_problems(app)
     return app

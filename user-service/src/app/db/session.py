@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from app.config import Settings
+
+
+class KeepsChanges(Exception):
+    """Mixin for errors whose request must still commit what it wrote before raising them.
+
+    A replayed refresh token answers 401 *and* revokes its family: the revocation must persist.
+    """
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -18,6 +26,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=True,
+        # Statement parameters (password hashes, token hashes) never appear in errors or logs.
+        hide_parameters=True,
     )
 
 
@@ -27,12 +37,21 @@ async def ping_database(engine: AsyncEngine) -> None:
         await connection.execute(text("SELECT 1"))
 
 
+@asynccontextmanager
+async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commit when the block ends, roll back when it raises (commit for ``KeepsChanges``)."""
+    try:
+        yield session
+    except KeepsChanges:
+        await session.commit()
+        raise
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()
+
+
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Yield the request's session; commit when the handler returns, roll back when it raises."""
-    async with request.app.state.sessionmaker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    """Yield the request's session inside a unit of work."""
+    async with request.app.state.sessionmaker() as session, unit_of_work(session):
+        yield session

@@ -1,21 +1,38 @@
-"""Integration fixtures: one migrated database per test session, the app with its lifespan."""
+"""Integration fixtures: one migrated database per session, the app with its lifespan, clients.
+
+``client`` runs each test inside one outer transaction that is rolled back afterwards (every
+request gets its own session on a savepoint of it); ``committing_client`` commits for real, for
+tests about concurrency across connections (they use unique rows).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
-from common_libs.testing import PostgresServer, create_database
+from common_libs.testing import PostgresServer, ServerProcess, create_database, free_port
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.db.session import get_db_session, unit_of_work
+from app.hash_secret import hash_secret
 from app.main import create_app
-from tests.conftest import make_settings
+from app.security.signing_keys import private_key_pem
+from tests.conftest import FAST_ARGON2, SERVICE_ROOT, make_settings
 
-SERVICE_ROOT = Path(__file__).resolve().parents[2]
+ADMIN_EMAIL = "root.admin@example.com"
+ADMIN_PASSWORD = "admin-password-for-tests"
+PASSWORD = "correct horse battery"
+SERVICE_CLIENT_ID = "order-processing-service"
+SERVICE_CLIENT_SECRET = "s3rvice-secret-for-tests"
 
 
 def alembic_config(database_url: str) -> Config:
@@ -24,6 +41,11 @@ def alembic_config(database_url: str) -> Config:
     config.attributes["database_url"] = database_url
     config.attributes["configure_logger"] = False
     return config
+
+
+def unique_email(prefix: str = "user") -> str:
+    """An email no other test uses."""
+    return f"{prefix}.{uuid.uuid4().hex[:12]}@example.com"
 
 
 @pytest.fixture(scope="session")
@@ -35,16 +57,106 @@ def database_url(postgres_server: PostgresServer) -> str:
 
 
 @pytest.fixture(scope="session")
-async def app(database_url: str) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running (engine and clients open)."""
-    application = create_app(make_settings(database_url=database_url))
+def signing_key() -> Ed25519PrivateKey:
+    """The service's signing key in this session (tests sign crafted tokens with it)."""
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="session")
+def service_settings(database_url: str, signing_key: Ed25519PrivateKey) -> dict[str, object]:
+    """The settings the in-process app runs with."""
+    return {
+        "database_url": database_url,
+        "signing_key_pem": private_key_pem(signing_key).decode(),
+        "admin_email": ADMIN_EMAIL,
+        "admin_password": ADMIN_PASSWORD,
+        "service_clients": {SERVICE_CLIENT_ID: hash_secret(SERVICE_CLIENT_SECRET, make_settings())},
+    }
+
+
+@pytest.fixture(scope="session")
+async def app(service_settings: dict[str, object]) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running (engine, keys, the bootstrapped admin)."""
+    application = create_app(make_settings(**service_settings))
     async with application.router.lifespan_context(application):
         yield application
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client bound to the running app."""
+async def connection(app: FastAPI) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    async with app.state.engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            await transaction.rollback()
+
+
+def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
+    """Make every request of ``app`` use a savepoint of ``connection``."""
+
+    async def session_on_savepoint() -> AsyncIterator[AsyncSession]:
+        async with (
+            AsyncSession(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            ) as session,
+            unit_of_work(session),
+        ):
+            yield session
+
+    app.dependency_overrides[get_db_session] = session_on_savepoint
+
+
+@pytest.fixture
+async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client bound to the running app; the test's writes are rolled back."""
+    bind_to_connection(app, connection)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+    finally:
+        app.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def committing_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client whose requests commit for real (use unique rows)."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """A user-service uvicorn process of this session."""
+
+    base_url: str
+    server: ServerProcess
+
+
+@pytest.fixture(scope="session")
+def running_service(
+    service_settings: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    """user-service as a real uvicorn process, on the session's database and signing key."""
+    port = free_port()
+    env = {
+        "USERS_ENVIRONMENT": "test",
+        "USERS_LOG_JSON": "false",
+        "USERS_DATABASE_URL": str(service_settings["database_url"]),
+        "USERS_SIGNING_KEY_PEM": str(service_settings["signing_key_pem"]),
+        "USERS_ADMIN_EMAIL": ADMIN_EMAIL,
+        "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "USERS_SERVICE_CLIENTS": json.dumps(service_settings["service_clients"]),
+        **{f"USERS_{name.upper()}": str(value) for name, value in FAST_ARGON2.items()},
+    }
+    argv = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    base_url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("user-service") / "service.log"
+    with ServerProcess(
+        argv, env=env, cwd=SERVICE_ROOT, log_path=log_path, ready_url=base_url + "/ready"
+    ) as server:
+        yield RunningService(base_url=base_url, server=server)

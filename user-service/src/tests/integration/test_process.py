@@ -16,7 +16,11 @@ def test_uvicorn_process_serves_health_and_ready(database_url: str, tmp_path: Pa
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
-    env = {"USERS_DATABASE_URL": database_url, "USERS_ENVIRONMENT": "test"}
+    env = {
+        "USERS_DATABASE_URL": database_url,
+        "USERS_ENVIRONMENT": "test",
+        "USERS_SIGNING_KEY_FILE": str(tmp_path / "keys" / "signing-key.pem"),
+    }
     base = f"http://127.0.0.1:{port}"
 
     with ServerProcess(

@@ -1,1 +1,0 @@
-"""Typed HTTP clients for the other services this one calls."""

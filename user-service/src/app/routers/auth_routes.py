@@ -1,0 +1,77 @@
+"""``/auth``: tokens (password and client-credentials grants), refresh, logout, the JWKS."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Response, status
+
+from app.dependencies import AppSettings, CurrentPrincipal, DbSession, Keys, Passwords, Tokens
+from app.models.auth_models import Jwks, RefreshRequest, ServiceToken, TokenForm, TokenPair
+from app.models.problem_models import problem_responses
+from app.services import auth_manager
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post(
+    "/token",
+    response_model=TokenPair | ServiceToken,
+    responses=problem_responses(400, 401, 422),
+    summary="Log in (password grant) or get a service token (client-credentials grant)",
+)
+async def issue_token(
+    form: Annotated[TokenForm, Form()],
+    session: DbSession,
+    passwords: Passwords,
+    tokens: Tokens,
+    settings: AppSettings,
+    response: Response,
+) -> TokenPair | ServiceToken:
+    """OAuth2 token endpoint (form-encoded); bad credentials all answer the same 401."""
+    response.headers.update(_NO_STORE)
+    return await auth_manager.grant_token(
+        session=session,
+        passwords=passwords,
+        tokens=tokens,
+        clients=settings.service_clients,
+        form=form,
+    )
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    responses=problem_responses(400, 401, 422),
+    summary="Trade a refresh token for a new pair (the old one is used up)",
+)
+async def refresh_tokens(
+    body: RefreshRequest, session: DbSession, tokens: Tokens, response: Response
+) -> TokenPair:
+    """Rotate the refresh token; replaying a used one revokes its whole family."""
+    response.headers.update(_NO_STORE)
+    return await auth_manager.refresh_session(
+        session=session, tokens=tokens, refresh_token=body.refresh_token
+    )
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 401, 404, 422),
+    summary="Revoke a refresh token of the caller (and the tokens rotated from the same login)",
+)
+async def logout(body: RefreshRequest, session: DbSession, principal: CurrentPrincipal) -> None:
+    """End the session the refresh token belongs to."""
+    await auth_manager.logout(
+        session=session, principal=principal, refresh_token=body.refresh_token
+    )
+
+
+@router.get("/jwks", response_model=Jwks, summary="The public keys that verify access tokens")
+async def jwks(keys: Keys, response: Response) -> Jwks:
+    """The JSON Web Key Set: the current key and previous ones whose tokens may be unexpired."""
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return Jwks.model_validate(keys.jwks())

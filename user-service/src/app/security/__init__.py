@@ -1,0 +1,1 @@
+"""Secrets handling: Argon2id password hashing, signing keys, access and refresh tokens."""

@@ -1,0 +1,60 @@
+"""Domain errors: each carries its HTTP status; common-libs renders them as problem+json."""
+
+from __future__ import annotations
+
+from common_libs.errors import Conflict, Forbidden, NotFound, Unauthorized
+
+from app.db.session import KeepsChanges
+
+
+class EmailAlreadyRegistered(Conflict):
+    """Another account has this email (compared case-insensitively)."""
+
+    def __init__(self) -> None:
+        super().__init__("An account with this email already exists.")
+
+
+class InvalidCredentials(Unauthorized):
+    """Unknown email or wrong password: one answer for both."""
+
+    def __init__(self) -> None:
+        super().__init__("The email or password is incorrect.")
+
+
+class InvalidClientCredentials(Unauthorized):
+    """Unknown client or wrong client secret: one answer for both."""
+
+    def __init__(self) -> None:
+        super().__init__("The client credentials are incorrect.")
+
+
+class InvalidRefreshToken(Unauthorized):
+    """The refresh token is unknown, expired, revoked or already used."""
+
+    def __init__(self) -> None:
+        super().__init__("The refresh token is invalid, expired or revoked.")
+
+
+class RefreshTokenReused(KeepsChanges, InvalidRefreshToken):
+    """A used refresh token came back: its family was revoked (same answer as an invalid one)."""
+
+
+class UserNotFound(NotFound):
+    """No such user, or one the caller may not see."""
+
+    def __init__(self) -> None:
+        super().__init__("The user does not exist.")
+
+
+class RefreshTokenNotFound(NotFound):
+    """The refresh token is not one of the caller's."""
+
+    def __init__(self) -> None:
+        super().__init__("The refresh token is not one of yours.")
+
+
+class WrongCurrentPassword(Forbidden):
+    """A password change whose ``current_password`` is wrong."""
+
+    def __init__(self) -> None:
+        super().__init__("The current password is not correct.")

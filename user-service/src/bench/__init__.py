@@ -1,0 +1,1 @@
+"""Benchmarks of user-service (scripts, not tests)."""
