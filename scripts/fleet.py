@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from secrets import token_urlsafe
 
 from honcho.manager import Manager
 
@@ -62,6 +64,7 @@ SERVICES = (
     Service("chat-llm-service", "CHAT_", "chat", int(os.environ.get("CHAT_SERVICE_PORT", "8004"))),
 )
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
+ADMIN_EMAIL = os.environ.get("FLEET_ADMIN_EMAIL", "admin@example.com")
 PG_PORT = int(os.environ.get("FLEET_PG_PORT", "55432"))
 
 
@@ -172,7 +175,7 @@ def database_url(service: Service) -> str:
     return f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{service.database}"
 
 
-def prepare_databases(bindir: Path) -> None:
+def prepare_databases(bindir: Path, secrets: dict[str, str]) -> None:
     """Create each service's database when missing, then migrate all four at once."""
     for service in SERVICES:
         exists = psql(bindir, f"SELECT 1 FROM pg_database WHERE datname = '{service.database}'")
@@ -182,7 +185,7 @@ def prepare_databases(bindir: Path) -> None:
         service: subprocess.Popen(
             [str(service.workdir / ".venv" / "bin" / "alembic"), "upgrade", "head"],
             cwd=service.workdir,
-            env={**os.environ, **service_env(service)},
+            env={**os.environ, **service_env(service, secrets)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -199,13 +202,56 @@ def prepare_databases(bindir: Path) -> None:
 # --- the services and the gateway -------------------------------------------------------------
 
 
-def service_env(service: Service) -> dict[str, str]:
-    users = SERVICES[0]
-    return {
-        f"{service.prefix}DATABASE_URL": database_url(service),
-        f"{service.prefix}JWKS_URL": f"http://127.0.0.1:{users.port}/auth/jwks",
-        f"{service.prefix}ENVIRONMENT": "development",
+def local_secrets() -> dict[str, str]:
+    """Secrets made once for this checkout's local fleet, kept in ``.fleet/secrets.json`` (0600).
+
+    FLEET_ADMIN_PASSWORD, when set, wins over the generated admin password.
+    """
+    path = DATA / "secrets.json"
+    secrets: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    for name in ("admin_password", "orders_client_secret"):
+        secrets.setdefault(name, token_urlsafe(18))
+    if "orders_client_secret_hash" not in secrets:
+        users = SERVICES[0]
+        secrets["orders_client_secret_hash"] = subprocess.run(
+            [str(users.workdir / ".venv" / "bin" / "python"), "-m", "app.hash_secret"],
+            input=secrets["orders_client_secret"],
+            cwd=users.workdir,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(secrets, indent=2))
+    if os.environ.get("FLEET_ADMIN_PASSWORD"):
+        secrets["admin_password"] = os.environ["FLEET_ADMIN_PASSWORD"]
+    return secrets
+
+
+def service_env(service: Service, secrets: dict[str, str]) -> dict[str, str]:
+    """The environment of one service: its database, where its peers are, its secrets."""
+    users, catalog = SERVICES[0], SERVICES[1]
+    prefix = service.prefix
+    env = {
+        f"{prefix}DATABASE_URL": database_url(service),
+        f"{prefix}JWKS_URL": f"http://127.0.0.1:{users.port}/auth/jwks",
+        f"{prefix}ENVIRONMENT": "development",
     }
+    if service is users:
+        env["USERS_SIGNING_KEY_FILE"] = str(DATA / "keys" / "user-service-signing-key.pem")
+        env["USERS_ADMIN_EMAIL"] = ADMIN_EMAIL
+        env["USERS_ADMIN_PASSWORD"] = secrets["admin_password"]
+        env["USERS_SERVICE_CLIENTS"] = json.dumps(
+            {"order-processing-service": secrets["orders_client_secret_hash"]}
+        )
+    elif service.prefix == "ORDERS_":
+        env["ORDERS_CATALOG_URL"] = f"http://127.0.0.1:{catalog.port}"
+        env["ORDERS_USERS_URL"] = f"http://127.0.0.1:{users.port}"
+        env["ORDERS_SERVICE_CLIENT_ID"] = "order-processing-service"
+        env["ORDERS_SERVICE_CLIENT_SECRET"] = secrets["orders_client_secret"]
+    elif service.prefix == "CHAT_":
+        env["CHAT_CATALOG_URL"] = f"http://127.0.0.1:{catalog.port}"
+    return env
 
 
 def gateway_env() -> dict[str, str]:
@@ -224,7 +270,7 @@ def answers(url: str) -> bool:
         return False
 
 
-def watch_readiness(manager: Manager, gave_up: threading.Event) -> None:
+def watch_readiness(manager: Manager, gave_up: threading.Event, admin_password: str) -> None:
     urls = [f"http://127.0.0.1:{GATEWAY_PORT}/healthz"]
     urls += [f"http://127.0.0.1:{service.port}/ready" for service in SERVICES]
     deadline = time.monotonic() + READY_TIMEOUT
@@ -240,6 +286,7 @@ def watch_readiness(manager: Manager, gave_up: threading.Event) -> None:
     say(f"  gateway   {base}   (try: curl -i {base}/healthz  or  curl -i {base}/api/products)")
     for service in SERVICES:
         say(f"  {service.name:<25} http://127.0.0.1:{service.port}  (direct, not for clients)")
+    say(f"  admin login: {ADMIN_EMAIL} / {admin_password}  (FLEET_ADMIN_EMAIL, FLEET_ADMIN_PASSWORD)")
     say("press Ctrl-C to stop everything")
 
 
@@ -263,7 +310,7 @@ def in_use(port: int) -> bool:
 
 def up() -> int:
     check_not_running()
-    for sub in ("run", "logs", "gateway"):
+    for sub in ("run", "logs", "gateway", "keys"):
         (DATA / sub).mkdir(parents=True, exist_ok=True)
     PID_FILE.write_text(str(os.getpid()))
     bindir = postgres_bindir()
@@ -273,14 +320,15 @@ def up() -> int:
     say(f"PostgreSQL on 127.0.0.1:{PG_PORT} (data in {DATA / 'pgdata'})")
     try:
         wait_for_postgres(bindir, postgres)
-        prepare_databases(bindir)
+        secrets = local_secrets()
+        prepare_databases(bindir, secrets)
         manager = Manager()
         for service in SERVICES:
             manager.add_process(
                 service.name,
                 f"exec .venv/bin/uvicorn app.main:create_app --factory "
                 f"--host 127.0.0.1 --port {service.port}",
-                env={**os.environ, **service_env(service)},
+                env={**os.environ, **service_env(service, secrets)},
                 cwd=str(service.workdir),
             )
         manager.add_process(
@@ -290,7 +338,7 @@ def up() -> int:
             cwd=str(ROOT / "api-gateway-service"),
         )
         gave_up = threading.Event()
-        threading.Thread(target=watch_readiness, args=(manager, gave_up), daemon=True).start()
+        threading.Thread(target=watch_readiness, args=(manager, gave_up, secrets["admin_password"]), daemon=True).start()
         manager.loop()
         if gave_up.is_set():
             return 1
