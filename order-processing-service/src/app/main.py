@@ -1,9 +1,9 @@
-"""The application factory and its lifespan (engine, HTTP clients, token verifier)."""
+"""The application factory and its lifespan (engine, HTTP clients, saga, reconciler)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from common_libs.auth import RemoteKeySource, TokenVerifier
@@ -16,32 +16,68 @@ from common_libs.request_id import RequestIdMiddleware
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from app.clients.catalog_client import CatalogClient
+from app.clients.service_token import ServiceTokenProvider
 from app.config import SERVICE_NAME, Settings, get_settings
 from app.db.session import create_engine, ping_database
+from app.models.problem_models import install_problem_schema
+from app.routers import order_routes
+from app.services.order_saga import OrderSaga
+from app.services.reconciler import Reconciler
 
 VERSION = version(SERVICE_NAME)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool and the HTTP clients for the life of the process; close them on shutdown."""
+    """Open the pool, the HTTP clients and the reconciler for the life of the process."""
     settings: Settings = app.state.settings
-    engine = create_engine(settings)
-    jwks_client = create_http_client(
-        base_url=settings.jwks_url, timeout=settings.http_timeout_seconds
-    )
-    app.state.engine = engine
-    app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-    app.state.token_verifier = TokenVerifier(
-        RemoteKeySource(settings.jwks_url, client=jwks_client),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-    )
-    try:
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        jwks_client = create_http_client(
+            base_url=settings.jwks_url, timeout=settings.http_timeout_seconds
+        )
+        stack.push_async_callback(jwks_client.aclose)
+        # One client per target; each call's own deadline bounds it further.
+        users_client = create_http_client(
+            base_url=settings.users_url, timeout=settings.catalog_deadline_seconds
+        )
+        stack.push_async_callback(users_client.aclose)
+        catalog_http = create_http_client(
+            base_url=settings.catalog_url, timeout=settings.catalog_deadline_seconds
+        )
+        stack.push_async_callback(catalog_http.aclose)
+
+        sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        tokens = ServiceTokenProvider(
+            http=users_client,
+            client_id=settings.service_client_id,
+            client_secret=settings.service_client_secret,
+        )
+        catalog = CatalogClient(http=catalog_http, tokens=tokens)
+        saga = OrderSaga(sessionmaker=sessionmaker, client=catalog, settings=settings)
+        stack.push_async_callback(saga.aclose)
+        reconciler = Reconciler(
+            sessionmaker=sessionmaker,
+            client=catalog,
+            saga=saga,
+            interval_seconds=settings.reconcile_interval_seconds,
+            pending_max_age_seconds=settings.pending_max_age_seconds,
+        )
+
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        app.state.token_verifier = TokenVerifier(
+            RemoteKeySource(settings.jwks_url, client=jwks_client),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+        app.state.order_saga = saga
+        app.state.reconciler = reconciler
+        reconciler.start()
+        stack.push_async_callback(reconciler.stop)
         yield
-    finally:
-        await jwks_client.aclose()
-        await engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    install_problem_schema(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(
@@ -65,4 +102,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks={"database": lambda: ping_database(app.state.engine)},
         )
     )
+    app.include_router(order_routes.router)
     return app

@@ -11,6 +11,9 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.main import create_app
 
+# Set by the schemathesis test: how many requests it generated.
+SCHEMATHESIS_CASES = pytest.StashKey[int]()
+
 
 def make_settings(**overrides: object) -> Settings:
     """Settings for tests: plain log lines, never the developer's environment."""
@@ -30,3 +33,12 @@ async def offline_client(offline_app: FastAPI) -> AsyncIterator[httpx.AsyncClien
     transport = httpx.ASGITransport(app=offline_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Report how many requests schemathesis generated (for the closing note of a change)."""
+    cases = config.stash.get(SCHEMATHESIS_CASES, None)
+    if cases is not None:
+        terminalreporter.write_line(f"schemathesis: {cases} generated cases, no 5xx, all conform")

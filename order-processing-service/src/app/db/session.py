@@ -1,12 +1,18 @@
-"""The async engine, one session per request, and the database readiness check."""
+"""The async engine, one session per request, the saga's unit of work, and the readiness check."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import Request
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from app.config import Settings
 
@@ -36,3 +42,18 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One short transaction that commits when the block ends and rolls back when it raises.
+
+    The documented exception to "the request's session commits": the order saga must make the
+    ``pending`` order durable BEFORE it calls the catalog (so that a crash leaves a row the
+    reconciler finds), and confirm or fail it in separate short transactions afterwards. Every
+    such commit goes through here and nowhere else.
+    """
+    async with sessionmaker() as session, session.begin():
+        yield session

@@ -1,21 +1,34 @@
-"""Integration fixtures: one migrated database per test session, the app with its lifespan."""
+"""Integration fixtures: one migrated database per test session, the app with its lifespan,
+and user-service and the catalog replaced at the HTTP boundary by stub apps on real sockets."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
-from common_libs.testing import PostgresServer, create_database
+from common_libs.auth import Role
+from common_libs.testing import PostgresServer, TestTokenIssuer, create_database
 from fastapi import FastAPI
 
+from app.config import Settings
 from app.main import create_app
+from app.services.reconciler import Reconciler
 from tests.conftest import make_settings
+from tests.support.catalog_stub import CatalogStub
+from tests.support.orders import Caller
+from tests.support.servers import ThreadedServer
+from tests.support.users_stub import UsersStub
 
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
+CLIENT_ID = "order-processing-service"
+CLIENT_SECRET = "client-secret-for-tests"
+DEADLINE_SECONDS = 1.0
 
 
 def alembic_config(database_url: str) -> Config:
@@ -35,9 +48,66 @@ def database_url(postgres_server: PostgresServer) -> str:
 
 
 @pytest.fixture(scope="session")
-async def app(database_url: str) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running (engine and clients open)."""
-    application = create_app(make_settings(database_url=database_url))
+def issuer() -> TestTokenIssuer:
+    """Signs the users' tokens and, through the users stub, the service token."""
+    return TestTokenIssuer()
+
+
+@pytest.fixture(scope="session")
+def users_stub(issuer: TestTokenIssuer) -> UsersStub:
+    """user-service's token endpoint and JWKS."""
+    return UsersStub(issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+
+
+@pytest.fixture(scope="session")
+def catalog(issuer: TestTokenIssuer) -> CatalogStub:
+    """The catalog's reservation API."""
+    return CatalogStub(issuer)
+
+
+@pytest.fixture(scope="session")
+def users_url(users_stub: UsersStub) -> Iterator[str]:
+    """Where the users stub listens."""
+    with ThreadedServer(users_stub.app) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def catalog_url(catalog: CatalogStub) -> Iterator[str]:
+    """Where the catalog stub listens."""
+    with ThreadedServer(catalog.app) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def service_settings(
+    database_url: str, users_url: str, catalog_url: str
+) -> Callable[..., Settings]:
+    """Settings for an app wired to the test database and the stubs (overrides allowed)."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "jwks_url": users_url + "/auth/jwks",
+            "users_url": users_url,
+            "catalog_url": catalog_url,
+            "service_client_id": CLIENT_ID,
+            "service_client_secret": CLIENT_SECRET,
+            "catalog_deadline_seconds": DEADLINE_SECONDS,
+            "pending_max_age_seconds": 5,
+            # Tests run reconciler passes themselves; the loop only makes its first pass.
+            "reconcile_interval_seconds": 3600,
+            **overrides,
+        }
+        return make_settings(**values)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+async def app(service_settings: Callable[..., Settings]) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running (engine, clients, saga and reconciler)."""
+    application = create_app(service_settings())
     async with application.router.lifespan_context(application):
         yield application
 
@@ -48,3 +118,41 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
+
+
+@pytest.fixture
+def reconciler(app: FastAPI) -> Reconciler:
+    """The running app's reconciler, to run passes on demand."""
+    running: Reconciler = app.state.reconciler
+    return running
+
+
+@pytest.fixture(autouse=True)
+def _healthy_stubs(catalog: CatalogStub, users_stub: UsersStub) -> Iterator[None]:
+    """Every test starts and ends with well-behaved stubs."""
+    yield
+    catalog.heal()
+    users_stub.reset()
+
+
+@pytest.fixture
+def make_caller(issuer: TestTokenIssuer) -> Callable[..., Caller]:
+    """A new caller (a fresh user id) with a signed token of ``role``."""
+
+    def build(role: Role = "customer") -> Caller:
+        subject = str(uuid.uuid4())
+        return Caller(subject, issuer.headers(subject=subject, role=role))
+
+    return build
+
+
+@pytest.fixture
+def customer(make_caller: Callable[..., Caller]) -> Caller:
+    """A customer of their own for this test."""
+    return make_caller("customer")
+
+
+@pytest.fixture
+def admin(make_caller: Callable[..., Caller]) -> Caller:
+    """An admin."""
+    return make_caller("admin")

@@ -1,0 +1,123 @@
+"""Orders on the wire: what a client sends (unknown fields refused) and what it gets back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from common_libs.money import Currency, Money, format_money
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+
+__all__ = [
+    "MAX_ITEMS",
+    "MAX_QUANTITY",
+    "Amount",
+    "OrderCreate",
+    "OrderItemIn",
+    "OrderItemOut",
+    "OrderOut",
+    "OrderStatus",
+    "ShippingAddress",
+    "StatusChange",
+]
+
+MAX_ITEMS = 50
+MAX_QUANTITY = 100
+
+OrderStatus = Literal["pending", "confirmed", "failed", "cancelled", "shipped", "delivered"]
+
+# Printable text with at least one visible character: no control characters (PostgreSQL's
+# JSONB cannot hold NUL, and no address needs a tab or a line break).
+_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+
+
+def _text(max_length: int) -> object:
+    return StringConstraints(min_length=1, max_length=max_length, pattern=_TEXT_PATTERN)
+
+
+Amount = Annotated[
+    Decimal,
+    PlainSerializer(format_money, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,14}\.\d{2}$", "examples": ["39.98"]}),
+]
+"""A computed amount (line total, order total): a string with exactly two decimal places."""
+
+
+class OrderItemIn(BaseModel):
+    """One requested line: a product and how many; prices come from the catalog, never here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: uuid.UUID
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class ShippingAddress(BaseModel):
+    """Where the order goes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, _text(200)]
+    line1: Annotated[str, _text(200)]
+    line2: Annotated[str | None, _text(200)] = None
+    city: Annotated[str, _text(100)]
+    postal_code: Annotated[str, _text(20)]
+    country: Annotated[str, _text(100)]
+
+
+class OrderCreate(BaseModel):
+    """The body of ``POST /orders``: 1..50 distinct products, each 1..100 times."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_ITEMS)
+    shipping_address: ShippingAddress
+
+    @field_validator("items")
+    @classmethod
+    def _products_are_distinct(cls, items: list[OrderItemIn]) -> list[OrderItemIn]:
+        if len({item.product_id for item in items}) != len(items):
+            raise ValueError("each product may appear only once; add up the quantities")
+        return items
+
+
+class StatusChange(BaseModel):
+    """The body of ``PATCH /orders/{id}/status``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: OrderStatus
+
+
+class OrderItemOut(BaseModel):
+    """One order line; name and prices are null until the catalog has priced the order."""
+
+    product_id: uuid.UUID
+    name: str | None
+    unit_price: Money | None
+    quantity: int
+    line_total: Amount | None
+
+
+class OrderOut(BaseModel):
+    """An order as clients see it."""
+
+    id: uuid.UUID
+    user_id: str
+    status: OrderStatus
+    items: list[OrderItemOut]
+    total: Amount | None
+    currency: Currency | None
+    shipping_address: ShippingAddress
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,121 @@
+"""``/orders``: place, read, list, cancel, and the admin's status moves."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from common_libs.pagination import Page, PageQuery
+from fastapi import APIRouter, Header, Query
+
+from app.dependencies import AdminPrincipal, CurrentPrincipal, DbSession, OrderingPrincipal, Saga
+from app.models.order_models import OrderCreate, OrderOut, OrderStatus, StatusChange
+from app.models.problem_models import problem_responses
+from app.services import order_manager
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+# 1..255 printable ASCII characters, no surrounding spaces (HTTP would strip them anyway).
+_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=_KEY_PATTERN,
+        description="Required. The same key and body again returns the first answer.",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Place an order",
+    responses=problem_responses(
+        400,
+        401,
+        403,
+        409,
+        422,
+        503,
+        descriptions={
+            400: "The Idempotency-Key header is missing, or the body cannot be parsed.",
+            403: "Service tokens may not place orders.",
+            409: "Not enough stock (`product_id` names it), or the first request with this "
+            "Idempotency-Key is still in flight (`Retry-After`).",
+            422: "Invalid body, an unknown product (`product_id`), products in different "
+            "currencies, or this Idempotency-Key was used with a different body.",
+            503: "The catalog is unreachable or slower than the deadline; nothing was reserved.",
+        },
+    ),
+)
+async def place_order(
+    body: OrderCreate,
+    principal: OrderingPrincipal,
+    saga: Saga,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> OrderOut:
+    """Reserve the items at the catalog and confirm the order with the catalog's prices."""
+    return await saga.place_order(
+        user_id=principal.subject, idempotency_key=idempotency_key, request=body
+    )
+
+
+@router.get("", summary="List orders", responses=problem_responses(401, 422, 503))
+async def list_orders(
+    principal: CurrentPrincipal,
+    session: DbSession,
+    page: PageQuery,
+    status: Annotated[OrderStatus | None, Query(description="Only orders in this status.")] = None,
+) -> Page[OrderOut]:
+    """The caller's orders, newest first (an admin's: every order)."""
+    return await order_manager.list_orders(session, principal=principal, status=status, page=page)
+
+
+@router.get("/{order_id}", summary="Get an order", responses=problem_responses(401, 404, 422, 503))
+async def get_order(
+    order_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
+) -> OrderOut:
+    """One order; someone else's answers 404 like a missing one."""
+    return await order_manager.get_order(session, principal=principal, order_id=order_id)
+
+
+@router.post(
+    "/{order_id}/cancel",
+    summary="Cancel an order",
+    responses=problem_responses(
+        401, 404, 409, 422, 503, descriptions={409: "Only a confirmed order can be cancelled."}
+    ),
+)
+async def cancel_order(order_id: uuid.UUID, principal: CurrentPrincipal, saga: Saga) -> OrderOut:
+    """Cancel a confirmed order (owner or admin); its stock returns to the catalog."""
+    return await saga.cancel_order(
+        order_id=order_id, owner_id=order_manager.owner_filter(principal)
+    )
+
+
+@router.patch(
+    "/{order_id}/status",
+    summary="Move an order along (admin)",
+    responses=problem_responses(
+        400,
+        401,
+        403,
+        404,
+        409,
+        422,
+        503,
+        descriptions={
+            400: "The body cannot be parsed.",
+            409: "Only confirmed -> shipped -> delivered is allowed.",
+        },
+    ),
+)
+async def change_status(
+    order_id: uuid.UUID, body: StatusChange, principal: AdminPrincipal, session: DbSession
+) -> OrderOut:
+    """Admins move orders ``confirmed -> shipped -> delivered``."""
+    return await order_manager.change_status(session, order_id=order_id, status=body.status)

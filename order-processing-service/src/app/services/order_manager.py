@@ -1,0 +1,87 @@
+"""Reading orders and the admin's status moves (through the request's session)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from common_libs.auth import Principal
+from common_libs.pagination import InvalidCursor, Page, PageParams, encode_cursor
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import order_repository
+from app.models.order_models import OrderOut, OrderStatus
+from app.services.errors import OrderNotFound, OrderStateConflict
+from app.services.settlement import to_order_out
+
+__all__ = ["change_status", "get_order", "list_orders", "owner_filter"]
+
+# The only moves an admin may make; anything else (cancelling included) answers 409.
+_ADMIN_MOVES: dict[str, str] = {"shipped": "confirmed", "delivered": "shipped"}
+
+
+def owner_filter(principal: Principal) -> str | None:
+    """Whose orders the caller may see: their own, or everyone's (None) for an admin."""
+    return None if principal.is_admin else principal.subject
+
+
+async def get_order(
+    session: AsyncSession, *, principal: Principal, order_id: uuid.UUID
+) -> OrderOut:
+    """The order, when the caller owns it or is an admin; else OrderNotFound."""
+    record = await order_repository.get_order(
+        session, order_id=order_id, owner_id=owner_filter(principal)
+    )
+    if record is None:
+        raise OrderNotFound()
+    return to_order_out(record)
+
+
+def _position(cursor: dict[str, object] | None) -> tuple[datetime, uuid.UUID] | None:
+    """The ``(created_at, id)`` a cursor points after; a forged one is an InvalidCursor."""
+    if cursor is None:
+        return None
+    try:
+        created_at = datetime.fromisoformat(str(cursor["c"]))
+        order_id = uuid.UUID(str(cursor["i"]))
+    except (KeyError, ValueError) as exc:
+        raise InvalidCursor from exc
+    if created_at.tzinfo is None:
+        raise InvalidCursor
+    return created_at, order_id
+
+
+async def list_orders(
+    session: AsyncSession, *, principal: Principal, status: OrderStatus | None, page: PageParams
+) -> Page[OrderOut]:
+    """The caller's orders (an admin's: everyone's), newest first."""
+    after = _position(page.cursor)
+    records = await order_repository.list_orders(
+        session,
+        owner_id=owner_filter(principal),
+        status=status,
+        limit=page.limit + 1,
+        after=after,
+    )
+    shown = records[: page.limit]
+    next_cursor = None
+    if len(records) > page.limit:
+        last = shown[-1]
+        next_cursor = encode_cursor({"c": last.created_at.isoformat(), "i": str(last.id)})
+    return Page[OrderOut](items=[to_order_out(record) for record in shown], next_cursor=next_cursor)
+
+
+async def change_status(
+    session: AsyncSession, *, order_id: uuid.UUID, status: OrderStatus
+) -> OrderOut:
+    """Move an order ``confirmed -> shipped -> delivered`` (admins only); anything else 409."""
+    required = _ADMIN_MOVES.get(status)
+    moved = required is not None and await order_repository.move_status(
+        session, order_id=order_id, from_status=required, to_status=status
+    )
+    record = await order_repository.get_order(session, order_id=order_id, owner_id=None)
+    if record is None:
+        raise OrderNotFound()
+    if not moved:
+        raise OrderStateConflict(f"An order cannot move from {record.status} to {status}.")
+    return to_order_out(record)

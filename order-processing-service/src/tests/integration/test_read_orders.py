@@ -1,0 +1,116 @@
+"""GET /orders and GET /orders/{id}: the caller's own orders, pages, the status filter."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from tests.support.catalog_stub import CatalogStub
+from tests.support.orders import Caller, order_body, place
+
+
+async def _confirmed_order(client: httpx.AsyncClient, catalog: CatalogStub, caller: Caller) -> str:
+    response = await place(client, caller, order_body((catalog.add_product(), 1)))
+    assert response.status_code == 201
+    order_id: str = response.json()["id"]
+    return order_id
+
+
+async def test_owner_reads_their_order(
+    client: httpx.AsyncClient, catalog: CatalogStub, customer: Caller
+) -> None:
+    order_id = await _confirmed_order(client, catalog, customer)
+
+    response = await client.get(f"/orders/{order_id}", headers=customer.headers)
+
+    assert response.status_code == 200
+    assert response.json()["id"] == order_id
+    assert response.json()["status"] == "confirmed"
+
+
+async def test_unknown_order_answers_404(client: httpx.AsyncClient, customer: Caller) -> None:
+    response = await client.get(f"/orders/{uuid.uuid4()}", headers=customer.headers)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_order_id_that_is_not_a_uuid_answers_422(
+    client: httpx.AsyncClient, customer: Caller
+) -> None:
+    response = await client.get("/orders/not-a-uuid", headers=customer.headers)
+
+    assert response.status_code == 422
+
+
+async def test_reading_without_a_token_answers_401(client: httpx.AsyncClient) -> None:
+    response = await client.get("/orders")
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_list_pages_through_the_callers_orders_newest_first(
+    client: httpx.AsyncClient, catalog: CatalogStub, customer: Caller
+) -> None:
+    placed = [await _confirmed_order(client, catalog, customer) for _ in range(5)]
+
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/orders", params=params, headers=customer.headers)).json()
+        seen += [order["id"] for order in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert seen == list(reversed(placed))
+    assert pages == 3
+
+
+async def test_list_filters_by_status(
+    client: httpx.AsyncClient, catalog: CatalogStub, customer: Caller
+) -> None:
+    confirmed = await _confirmed_order(client, catalog, customer)
+    await place(client, customer, order_body((catalog.add_product(stock=0), 1)))
+
+    failed = await client.get("/orders", params={"status": "failed"}, headers=customer.headers)
+    ok = await client.get("/orders", params={"status": "confirmed"}, headers=customer.headers)
+
+    assert [order["status"] for order in failed.json()["items"]] == ["failed"]
+    assert [order["id"] for order in ok.json()["items"]] == [confirmed]
+
+
+async def test_list_with_an_unknown_status_answers_422(
+    client: httpx.AsyncClient, customer: Caller
+) -> None:
+    response = await client.get("/orders", params={"status": "lost"}, headers=customer.headers)
+
+    assert response.status_code == 422
+
+
+async def test_list_with_a_forged_cursor_answers_422(
+    client: httpx.AsyncClient, customer: Caller
+) -> None:
+    forged = "eyJjIjoibm90LWEtZGF0ZSIsImkiOiJ4In0"  # {"c":"not-a-date","i":"x"}
+
+    response = await client.get("/orders", params={"cursor": forged}, headers=customer.headers)
+
+    assert response.status_code == 422
+
+
+async def test_admin_lists_and_reads_other_users_orders(
+    client: httpx.AsyncClient, catalog: CatalogStub, customer: Caller, admin: Caller
+) -> None:
+    order_id = await _confirmed_order(client, catalog, customer)
+
+    listed = await client.get("/orders", params={"limit": 100}, headers=admin.headers)
+    read = await client.get(f"/orders/{order_id}", headers=admin.headers)
+
+    assert order_id in [order["id"] for order in listed.json()["items"]]
+    assert read.status_code == 200
+    assert read.json()["user_id"] == customer.subject

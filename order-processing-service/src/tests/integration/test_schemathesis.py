@@ -1,0 +1,69 @@
+"""schemathesis against the service's own OpenAPI schema: no 5xx, every answer as documented."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+import schemathesis
+from common_libs.testing import TestTokenIssuer
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from app.config import Settings
+from app.main import create_app
+from tests.conftest import SCHEMATHESIS_CASES
+from tests.support.servers import ThreadedServer
+
+# Per operation and generation mode; keeps the suite fast while covering every route.
+MAX_EXAMPLES = 25
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    negative_data_rejection,
+]
+
+
+def test_generated_requests_get_no_5xx_and_documented_answers(
+    service_settings: Callable[..., Settings],
+    issuer: TestTokenIssuer,
+    request: pytest.FixtureRequest,
+) -> None:
+    admin = issuer.headers(role="admin", subject=str(uuid.uuid4()))
+    cases = 0
+    with ThreadedServer(create_app(service_settings()), lifespan="on") as server:
+        schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+                @given(case=operation.as_strategy(generation_mode=mode))
+                @settings(
+                    max_examples=MAX_EXAMPLES,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
+                def check(case: schemathesis.Case) -> None:
+                    nonlocal cases
+                    cases += 1
+                    case.call_and_validate(base_url=server.url, headers=admin, checks=CHECKS)
+
+                check()
+
+    request.config.stash[SCHEMATHESIS_CASES] = cases
+    assert cases > 0
