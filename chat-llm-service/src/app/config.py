@@ -1,20 +1,23 @@
-"""Settings, read from ``CHAT_*`` environment variables."""
+"""Settings, read from ``CHAT_*`` environment variables (and the conventional ``OPENAI_*`` ones)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_NAME = "chat-llm-service"
+
+EncodingName = Literal["cl100k_base", "o200k_base"]
 
 
 class Settings(BaseSettings):
     """Everything the service can be configured with; secrets are ``SecretStr``."""
 
-    model_config = SettingsConfigDict(env_prefix="CHAT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CHAT_", extra="ignore", validate_by_name=True)
 
     environment: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
@@ -24,10 +27,67 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=100)
     database_max_overflow: int = Field(default=10, ge=0, le=100)
 
-    jwt_issuer: str = "fleet-chat-llm-service"
+    # Access tokens are issued by user-service; its issuer name is what they carry in ``iss``.
+    jwt_issuer: str = "fleet-user-service"
     jwt_audience: str = "fleet"
     jwks_url: str = "http://127.0.0.1:8001/auth/jwks"
     http_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+
+    # The OpenAI-compatible API. Configured = a key or a base URL is set (a local server such as
+    # Ollama or vLLM may need no key).
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("CHAT_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CHAT_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    chat_model: str = Field(
+        default="gpt-4o-mini",
+        min_length=1,
+        validation_alias=AliasChoices("CHAT_MODEL"),
+    )
+    embedding_model: str = Field(
+        default="text-embedding-3-small",
+        min_length=1,
+        validation_alias=AliasChoices("CHAT_EMBEDDING_MODEL", "EMBEDDING_MODEL"),
+    )
+    context_window_tokens: int = Field(default=128_000, ge=512, le=10_000_000)
+    max_output_tokens: int = Field(default=1024, ge=16, le=1_000_000)
+    openai_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    openai_max_retries: int = Field(default=2, ge=0, le=10)
+
+    daily_token_quota: int = Field(default=200_000, ge=1)
+
+    catalog_url: str = "http://127.0.0.1:8002"
+    catalog_timeout_seconds: float = Field(default=1.5, gt=0, le=30)
+    grounding_products: int = Field(default=5, ge=0, le=20)
+
+    fallback_encoding: EncodingName = "o200k_base"
+    tiktoken_cache_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CHAT_TIKTOKEN_CACHE_DIR", "TIKTOKEN_CACHE_DIR"),
+    )
+
+    @field_validator("openai_base_url", mode="before")
+    @classmethod
+    def _blank_base_url_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("openai_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _output_fits_the_window(self) -> Self:
+        if self.max_output_tokens >= self.context_window_tokens // 2:
+            raise ValueError("max_output_tokens must be less than half of context_window_tokens")
+        return self
+
+    @property
+    def is_llm_configured(self) -> bool:
+        """True when an API key or a base URL of an OpenAI-compatible server is set."""
+        return self.openai_api_key is not None or self.openai_base_url is not None
 
 
 @lru_cache

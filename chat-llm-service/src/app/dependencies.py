@@ -5,15 +5,39 @@ from __future__ import annotations
 from typing import Annotated
 
 from common_libs.auth import CurrentPrincipal, Principal, require_roles
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db.session import get_db_session
+from app.services.context import ChatServices
 
 # scope="function": the session commits before the response is sent, so a client never sees a
 # success for a write that then fails to commit.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 AdminPrincipal = Annotated[Principal, Depends(require_roles("admin"))]
 
-__all__ = ["AdminPrincipal", "CurrentPrincipal", "DbSession", "Settings"]
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_chat_services(request: Request) -> ChatServices:
+    """The chat collaborators made in the lifespan."""
+    services: ChatServices = request.app.state.chat_services
+    return services
+
+
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+ChatDeps = Annotated[ChatServices, Depends(get_chat_services)]
+
+__all__ = [
+    "AdminPrincipal",
+    "AppSettings",
+    "ChatDeps",
+    "CurrentPrincipal",
+    "DbSession",
+    "Settings",
+]

@@ -1,21 +1,28 @@
-"""Integration fixtures: one migrated database per test session, the app with its lifespan."""
+"""Integration fixtures: a migrated database, the test servers, and the app with its lifespan."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
-from common_libs.testing import PostgresServer, create_database
+from common_libs.auth import TokenVerifier
+from common_libs.testing import PostgresServer, TestTokenIssuer, create_database
 from fastapi import FastAPI
 
+from app.config import Settings
 from app.main import create_app
 from tests.conftest import make_settings
+from tests.support.servers import SERVICE_ROOT, CatalogStub, FakeLlm, uvicorn_process
 
-SERVICE_ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["SERVICE_ROOT", "alembic_config", "chat_settings", "running_app"]
 
 
 def alembic_config(database_url: str) -> Config:
@@ -35,16 +42,156 @@ def database_url(postgres_server: PostgresServer) -> str:
 
 
 @pytest.fixture(scope="session")
-async def app(database_url: str) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running (engine and clients open)."""
-    application = create_app(make_settings(database_url=database_url))
+def issuer() -> TestTokenIssuer:
+    """Stands in for user-service: signs real access tokens."""
+    return TestTokenIssuer()
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeLlm]:
+    """The OpenAI-compatible test server, one process for the session."""
+    log = tmp_path_factory.mktemp("fake-llm") / "server.log"
+    with uvicorn_process("tests.support.fake_llm:app", log_path=log) as base:
+        yield FakeLlm(base)
+
+
+@pytest.fixture(scope="session")
+def catalog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CatalogStub]:
+    """The stub catalog, one process for the session."""
+    log = tmp_path_factory.mktemp("catalog") / "server.log"
+    with uvicorn_process("tests.support.catalog_stub:app", log_path=log) as base:
+        yield CatalogStub(base)
+
+
+@pytest.fixture(scope="session")
+def jwks_url(tmp_path_factory: pytest.TempPathFactory, issuer: TestTokenIssuer) -> Iterator[str]:
+    """user-service's JWKS endpoint, served by a stub with the test issuer's key."""
+    log = tmp_path_factory.mktemp("issuer") / "server.log"
+    env = {"STUB_JWKS": json.dumps(issuer.jwks())}
+    with uvicorn_process("tests.support.issuer_stub:app", log_path=log, env=env) as base:
+        yield base + "/auth/jwks"
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """The service as a uvicorn process: where it listens and where it logs."""
+
+    url: str
+    log_path: Path
+
+    def output(self) -> str:
+        """Everything the process has logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def service(
+    database_url: str,
+    fake_llm_server: FakeLlm,
+    catalog_server: CatalogStub,
+    jwks_url: str,
+    tiktoken_cache_dir: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningService]:
+    """The service as a real uvicorn process, configured through its environment only."""
+    env = {
+        "CHAT_ENVIRONMENT": "test",
+        "CHAT_DATABASE_URL": database_url,
+        "CHAT_JWKS_URL": jwks_url,
+        "OPENAI_BASE_URL": fake_llm_server.api_url,
+        "OPENAI_API_KEY": "sk-process-key",
+        "CHAT_CATALOG_URL": catalog_server.base_url,
+        "CHAT_CATALOG_TIMEOUT_SECONDS": "0.5",
+        "CHAT_DAILY_TOKEN_QUOTA": "1000000000",
+        "TIKTOKEN_CACHE_DIR": tiktoken_cache_dir,
+    }
+    log = tmp_path_factory.mktemp("service") / "service.log"
+    with uvicorn_process("app.main:create_app", factory=True, env=env, log_path=log) as base:
+        yield RunningService(url=base, log_path=log)
+
+
+@pytest.fixture(scope="session")
+def service_url(service: RunningService) -> str:
+    """The base URL of the service process."""
+    return service.url
+
+
+@pytest.fixture
+async def fake_llm(fake_llm_server: FakeLlm) -> FakeLlm:
+    """The test server, with no script and no recordings."""
+    await fake_llm_server.reset()
+    return fake_llm_server
+
+
+@pytest.fixture
+async def catalog(catalog_server: CatalogStub) -> CatalogStub:
+    """The stub catalog, empty and answering."""
+    await catalog_server.reset()
+    return catalog_server
+
+
+def chat_settings(
+    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, **overrides: object
+) -> Settings:
+    """Settings that point the service at the test servers."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "openai_base_url": fake_llm.api_url,
+        "openai_api_key": "sk-test-key",
+        "chat_model": "gpt-4o-mini",
+        "context_window_tokens": 8192,
+        "max_output_tokens": 256,
+        "openai_timeout_seconds": 5.0,
+        "openai_max_retries": 2,
+        "daily_token_quota": 10_000_000,
+        "catalog_url": catalog.base_url,
+        "catalog_timeout_seconds": 0.5,
+        "grounding_products": 3,
+        **overrides,
+    }
+    return make_settings(**values)
+
+
+@asynccontextmanager
+async def running_app(settings: Settings, issuer: TestTokenIssuer) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running, trusting the test issuer's tokens."""
+    application = create_app(settings)
     async with application.router.lifespan_context(application):
+        application.state.token_verifier = TokenVerifier(
+            issuer.key_source(), issuer=issuer.issuer, audience=issuer.audience
+        )
+        yield application
+
+
+@asynccontextmanager
+async def http_client(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client bound to ``application`` in process."""
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def app(
+    database_url: str,
+    fake_llm_server: FakeLlm,
+    catalog_server: CatalogStub,
+    issuer: TestTokenIssuer,
+) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running, talking to the test servers."""
+    settings = chat_settings(database_url, fake_llm_server, catalog_server)
+    async with running_app(settings, issuer) as application:
         yield application
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client bound to the running app."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with http_client(app) as http:
         yield http
+
+
+@pytest.fixture
+def user(issuer: TestTokenIssuer) -> dict[str, str]:
+    """Authorization headers of a customer of this test alone."""
+    return issuer.headers(subject=str(uuid.uuid4()))

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from importlib.metadata import version
-from pathlib import Path
 
 import httpx
-from common_libs.testing import ServerProcess, free_port
 
-from tests.integration.conftest import SERVICE_ROOT
+from tests.integration.conftest import RunningService
 
 
-def test_uvicorn_process_serves_health_and_ready(database_url: str, tmp_path: Path) -> None:
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
-    argv += ["--host", "127.0.0.1", "--port", str(port)]
-    env = {"CHAT_DATABASE_URL": database_url, "CHAT_ENVIRONMENT": "test"}
-    base = f"http://127.0.0.1:{port}"
-
-    with ServerProcess(
-        argv,
-        env=env,
-        cwd=SERVICE_ROOT,
-        log_path=tmp_path / "service.log",
-        ready_url=base + "/health",
-    ) as server:
-        health = httpx.get(base + "/health", headers={"X-Request-ID": "proc-check-1"})
-        ready = httpx.get(base + "/ready")
+def test_uvicorn_process_serves_health_and_ready(service: RunningService) -> None:
+    health = httpx.get(service.url + "/health", headers={"X-Request-ID": "proc-check-1"})
+    ready = httpx.get(service.url + "/ready")
 
     assert health.json()["version"] == version("chat-llm-service")
     assert health.headers["x-request-id"] == "proc-check-1"
     assert ready.status_code == 200
-    assert '"request_id": "proc-check-1"' in server.output()
+    assert '"request_id": "proc-check-1"' in service.output()

@@ -1,0 +1,129 @@
+"""Every query on conversations and messages."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.tables import Conversation, Message
+
+__all__ = [
+    "delete_conversation",
+    "get_conversation",
+    "insert_conversation",
+    "insert_message",
+    "list_conversations",
+    "list_messages",
+    "lock_conversation",
+    "recent_messages",
+]
+
+
+async def get_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, owner_id: str
+) -> Conversation | None:
+    """The conversation when it exists and belongs to ``owner_id``."""
+    statement = select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.owner_id == owner_id
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def list_conversations(
+    session: AsyncSession,
+    *,
+    owner_id: str,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> Sequence[Conversation]:
+    """Up to ``limit`` of the owner's conversations, newest first, after a keyset position."""
+    statement = select(Conversation).where(Conversation.owner_id == owner_id)
+    if after is not None:
+        statement = statement.where(
+            tuple_(Conversation.created_at, Conversation.id) < tuple_(after[0], after[1])
+        )
+    statement = statement.order_by(Conversation.created_at.desc(), Conversation.id.desc())
+    return (await session.execute(statement.limit(limit))).scalars().all()
+
+
+async def list_messages(session: AsyncSession, *, conversation_id: uuid.UUID) -> Sequence[Message]:
+    """All messages of a conversation, oldest first."""
+    statement = (
+        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.position)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def recent_messages(
+    session: AsyncSession, *, conversation_id: uuid.UUID, limit: int
+) -> Sequence[Message]:
+    """The newest ``limit`` messages of a conversation, newest first."""
+    statement = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.position.desc())
+        .limit(limit)
+    )
+    return (await session.execute(statement)).scalars().all()
+
+
+async def insert_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, owner_id: str, title: str
+) -> None:
+    """Create a conversation."""
+    await session.execute(
+        insert(Conversation).values(id=conversation_id, owner_id=owner_id, title=title)
+    )
+
+
+async def lock_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, owner_id: str
+) -> bool:
+    """Mark the conversation updated, holding its row lock until commit; False when gone.
+
+    Appending under this lock keeps each question and its reply adjacent even when two
+    replies for the same conversation finish at the same time.
+    """
+    statement = (
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.owner_id == owner_id)
+        .values(updated_at=func.now())
+        .returning(Conversation.id)
+    )
+    return (await session.execute(statement)).first() is not None
+
+
+async def insert_message(
+    session: AsyncSession,
+    *,
+    conversation_id: uuid.UUID,
+    role: str,
+    content: str,
+    is_complete: bool = True,
+) -> None:
+    """Append a message to a conversation."""
+    await session.execute(
+        insert(Message).values(
+            id=uuid.uuid4(),
+            conversation_id=conversation_id,
+            role=role,
+            content=content,
+            is_complete=is_complete,
+        )
+    )
+
+
+async def delete_conversation(
+    session: AsyncSession, *, conversation_id: uuid.UUID, owner_id: str
+) -> bool:
+    """Delete the owner's conversation and its messages; False when there was none."""
+    statement = (
+        delete(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.owner_id == owner_id)
+        .returning(Conversation.id)
+    )
+    return (await session.execute(statement)).first() is not None

@@ -1,0 +1,27 @@
+"""What the chat managers work with: settings, the LLM and catalog clients, the session factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clients.catalog_client import CatalogClient
+from app.config import Settings
+from app.services.llm_integration import LlmClient
+
+__all__ = ["ChatServices"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatServices:
+    """The process-wide collaborators of a chat request (built from the app's state).
+
+    Chat calls take seconds, so they never hold a database connection while waiting: they run
+    short transactions of their own from ``sessions`` (read, reserve, then store).
+    """
+
+    settings: Settings
+    llm: LlmClient
+    catalog: CatalogClient
+    sessions: async_sessionmaker[AsyncSession]

@@ -1,0 +1,1 @@
+"""Helpers without HTTP or SQL: token counting."""

@@ -1,0 +1,1 @@
+"""Micro-benchmarks behind the service's design choices (``make bench``)."""

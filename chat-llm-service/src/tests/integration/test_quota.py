@@ -1,0 +1,95 @@
+"""The per-user daily token quota: recorded per request, enforced atomically, reported."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from common_libs.testing import TestTokenIssuer
+
+from tests.integration.conftest import chat_settings, http_client, running_app
+from tests.support.servers import CatalogStub, FakeLlm, failing
+
+QUOTA = 300
+
+
+@pytest.fixture
+async def quota_client(
+    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, issuer: TestTokenIssuer
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app with a daily quota of 300 tokens."""
+    settings = chat_settings(database_url, fake_llm, catalog, daily_token_quota=QUOTA)
+    async with running_app(settings, issuer) as application, http_client(application) as http:
+        yield http
+
+
+async def test_usage_reports_the_tokens_the_upstream_counted(
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+) -> None:
+    usage = {"prompt_tokens": 120, "completion_tokens": 30}
+    await fake_llm.enqueue({"kind": "reply", "usage": usage}, {"kind": "reply", "usage": usage})
+    for _ in range(2):
+        await client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
+
+    report = (await client.get("/chat/usage", headers=user)).json()
+
+    assert report["prompt_tokens"] == 240
+    assert report["completion_tokens"] == 60
+    assert report["total_tokens"] == 300
+    assert report["limit"] == 10_000_000
+    assert report["resets_at"].endswith("T00:00:00Z")
+
+
+async def test_request_after_the_quota_is_used_up_answers_429(
+    quota_client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+) -> None:
+    await fake_llm.enqueue(
+        {"kind": "reply", "usage": {"prompt_tokens": 250, "completion_tokens": 60}}
+    )
+    first = await quota_client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
+
+    second = await quota_client.post(
+        "/chat/generate_response", json={"message": "Again"}, headers=user
+    )
+
+    assert first.status_code == 200
+    assert second.status_code == 429
+    assert 0 < int(second.headers["retry-after"]) <= 86_400
+    assert second.json()["limit"] == QUOTA
+    assert len(await fake_llm.chat_requests()) == 1
+    report = (await quota_client.get("/chat/usage", headers=user)).json()
+    assert (report["total_tokens"], report["limit"]) == (310, QUOTA)
+
+
+async def test_concurrent_requests_cannot_all_slip_under_the_quota(
+    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, issuer: TestTokenIssuer
+) -> None:
+    settings = chat_settings(database_url, fake_llm, catalog, daily_token_quota=1)
+    headers = issuer.headers()
+    async with running_app(settings, issuer) as application, http_client(application) as http:
+        responses = await asyncio.gather(
+            *(
+                http.post("/chat/generate_response", json={"message": f"Hi {n}"}, headers=headers)
+                for n in range(5)
+            )
+        )
+
+    assert sorted(response.status_code for response in responses) == [200, 429, 429, 429, 429]
+
+
+async def test_failed_call_gives_its_reservation_back(
+    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, issuer: TestTokenIssuer
+) -> None:
+    settings = chat_settings(database_url, fake_llm, catalog, daily_token_quota=1)
+    headers = issuer.headers()
+    await fake_llm.enqueue(*[failing(500)] * 3)
+    async with running_app(settings, issuer) as application, http_client(application) as http:
+        failed = await http.post("/chat/generate_response", json={"message": "Hi"}, headers=headers)
+        retried = await http.post(
+            "/chat/generate_response", json={"message": "Hi"}, headers=headers
+        )
+
+    assert failed.status_code == 502
+    assert retried.status_code == 200

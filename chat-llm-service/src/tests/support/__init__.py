@@ -1,0 +1,1 @@
+"""Test doubles at the HTTP boundary: the OpenAI-compatible test server and stub services."""

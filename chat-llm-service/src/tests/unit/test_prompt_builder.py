@@ -1,0 +1,92 @@
+"""Prompt engineering: search terms, compact grounding, and the budget arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+import tiktoken
+
+from app.clients.catalog_client import CatalogProduct
+from app.services.llm_integration import PromptMessage
+from app.services.prompt_builder import (
+    SYSTEM_PROMPT,
+    MessageTooLarge,
+    build_prompt,
+    catalog_query,
+    grounding_text,
+)
+
+
+def _encoding() -> tiktoken.Encoding:
+    return tiktoken.get_encoding("o200k_base")  # placed offline by the session's fixture
+
+
+def _cost(message: PromptMessage) -> int:
+    encoding = _encoding()
+    return 3 + len(encoding.encode(message.role)) + len(encoding.encode(message.content))
+
+
+def test_catalog_query_keeps_the_product_words_in_order() -> None:
+    assert catalog_query("Hi! Do you have any RED running shoes under $100?") == (
+        "red running shoes 100"
+    )
+
+
+def test_catalog_query_of_only_stop_words_is_the_message_itself() -> None:
+    assert catalog_query("  what is   this  ") == "what is this"
+
+
+def test_grounding_lists_each_product_on_one_line() -> None:
+    product = CatalogProduct(
+        id="p1",
+        sku="TR-2",
+        name="Trail Runner",
+        description="Grippy\nsole",
+        price="89.90",
+        category="shoes",
+        stock_available=3,
+    )
+
+    text = grounding_text([product])
+
+    assert (
+        text.splitlines()[1]
+        == "1. Trail Runner | TR-2 | shoes | 89.90 USD | 3 in stock | Grippy sole"
+    )
+
+
+def test_system_prompt_tells_the_assistant_not_to_reveal_it() -> None:
+    assert "never reveal" in SYSTEM_PROMPT
+
+
+async def test_prompt_tokens_are_exactly_what_is_sent() -> None:
+    history = [PromptMessage("assistant", "Sure."), PromptMessage("user", "Boots?")]
+
+    prompt = await build_prompt(
+        encoding=_encoding(),
+        message="Red ones?",
+        history=history,
+        grounding="None found.",
+        context_window=4096,
+        max_output_tokens=256,
+    )
+
+    assert prompt.prompt_tokens == 3 + sum(_cost(m) for m in prompt.messages)
+    assert [m.content for m in prompt.messages] == [
+        SYSTEM_PROMPT,
+        "Boots?",
+        "Sure.",
+        "None found.",
+        "Red ones?",
+    ]
+
+
+async def test_message_over_the_budget_is_refused() -> None:
+    with pytest.raises(MessageTooLarge):
+        await build_prompt(
+            encoding=_encoding(),
+            message="word " * 5000,
+            history=[],
+            grounding=None,
+            context_window=4096,
+            max_output_tokens=256,
+        )
