@@ -17,12 +17,13 @@ SERVICES := user-service product-catalog-service order-processing-service chat-l
 MAKE_ARGS := UV=$(UV) COMMON_LIBS_WHEELS=$(WHEELS) FLEET_PYTHON=$(TOOLS_PY)
 export UV_PYTHON_PREFERENCE := only-system
 
-.PHONY: help up down test venvs tools wheel system-packages clean
+.PHONY: help up down test venvs tools wheel system-packages docker-context compose-check clean
 
 help:
 	@echo "make up      start the fleet locally (gateway on http://127.0.0.1:$${GATEWAY_PORT:-8080})"
 	@echo "make test    run every test suite"
 	@echo "make down    stop a fleet left running"
+	@echo "make docker-context   put the common-libs wheel where the Dockerfiles expect it"
 	@echo "make clean   remove venvs, wheels and tools (keeps .fleet/ data)"
 
 $(TOOLS)/.installed: scripts/requirements-tools.txt
@@ -57,6 +58,12 @@ up: venvs system-packages
 
 down: tools
 	$(TOOLS_PY) scripts/fleet.py down
+
+# The common-libs wheel inside each service's build context (src/wheels/, git-ignored), for
+# `docker build` and `docker compose up --build`.
+docker-context: $(COMMON_LIBS_WHEEL)
+	@for service in $(SERVICES); do mkdir -p $$service/src/wheels && cp $(COMMON_LIBS_WHEEL) $$service/src/wheels/; done
+	@echo "the common-libs wheel is in each service's src/wheels/"
 
 clean:
 	rm -rf $(TOOLS) $(WHEELS) common-libs/.venv api-gateway-service/.venv e2e/.venv
