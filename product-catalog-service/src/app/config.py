@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_NAME = "product-catalog-service"
@@ -23,11 +23,31 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/catalog")
     database_pool_size: int = Field(default=10, ge=1, le=100)
     database_max_overflow: int = Field(default=10, ge=0, le=100)
+    # A pooled connection idle this long is pinged before use (instead of pinging every time).
+    database_idle_ping_seconds: float = Field(default=10.0, ge=0, le=3600)
 
-    jwt_issuer: str = "fleet-product-catalog-service"
+    # Access tokens are issued by user-service: its issuer name, not this service's.
+    jwt_issuer: str = "fleet-user-service"
     jwt_audience: str = "fleet"
     jwks_url: str = "http://127.0.0.1:8001/auth/jwks"
     http_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+
+    reservation_default_ttl_seconds: int = Field(default=600, ge=1, le=86_400)
+    reservation_min_ttl_seconds: int = Field(default=5, ge=1, le=86_400)
+    reservation_max_ttl_seconds: int = Field(default=3600, ge=1, le=86_400)
+    reservation_sweep_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    reservation_sweep_batch_size: int = Field(default=100, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _ttl_bounds_are_ordered(self) -> Self:
+        low, default, high = (
+            self.reservation_min_ttl_seconds,
+            self.reservation_default_ttl_seconds,
+            self.reservation_max_ttl_seconds,
+        )
+        if not low <= default <= high:
+            raise ValueError("reservation TTLs must satisfy min <= default <= max")
+        return self
 
 
 @lru_cache

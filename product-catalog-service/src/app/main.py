@@ -1,7 +1,9 @@
-"""The application factory and its lifespan (engine, HTTP clients, token verifier)."""
+"""The application factory and its lifespan (engine, HTTP clients, token verifier, sweeper)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -18,28 +20,46 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.config import SERVICE_NAME, Settings, get_settings
 from app.db.session import create_engine, ping_database
+from app.models.problem_models import install_problem_schema
+from app.routers import category_routes, product_routes, reservation_routes
+from app.routers.method_not_allowed import install_method_not_allowed_handler
+from app.services.reservation_manager import TtlPolicy
+from app.services.reservation_sweeper import run_reservation_sweeper
 
 VERSION = version(SERVICE_NAME)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool and the HTTP clients for the life of the process; close them on shutdown."""
+    """Open the pool and the HTTP clients and start the sweeper; stop them all on shutdown."""
     settings: Settings = app.state.settings
     engine = create_engine(settings)
     jwks_client = create_http_client(
         base_url=settings.jwks_url, timeout=settings.http_timeout_seconds
     )
     app.state.engine = engine
+    # Same pool; single-statement reads skip BEGIN/COMMIT.
+    app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
     app.state.token_verifier = TokenVerifier(
         RemoteKeySource(settings.jwks_url, client=jwks_client),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )
+    sweeper = asyncio.create_task(
+        run_reservation_sweeper(
+            engine=engine,
+            interval_seconds=settings.reservation_sweep_interval_seconds,
+            batch_size=settings.reservation_sweep_batch_size,
+        ),
+        name="reservation-sweeper",
+    )
     try:
         yield
     finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await jwks_client.aclose()
         await engine.dispose()
 
@@ -55,7 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.ttl_policy = TtlPolicy(
+        default=settings.reservation_default_ttl_seconds,
+        minimum=settings.reservation_min_ttl_seconds,
+        maximum=settings.reservation_max_ttl_seconds,
+    )
     install_problem_handlers(app)
+    install_method_not_allowed_handler(app)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(
@@ -65,4 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             checks={"database": lambda: ping_database(app.state.engine)},
         )
     )
+    app.include_router(product_routes.router)
+    app.include_router(category_routes.router)
+    app.include_router(reservation_routes.router)
+    install_problem_schema(app)
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from typing import Any, TypeAlias
+
+from sqlalchemy import MetaData, Row
 from sqlalchemy.orm import DeclarativeBase
 
 # Deterministic constraint names, so that migrations can refer to (and drop) them.
@@ -19,3 +21,7 @@ class Base(DeclarativeBase):
     """Base class of the service's tables."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+"""A result row of any shape (repositories return these; managers read them by name)."""

@@ -27,3 +27,24 @@ def test_database_url_is_hidden_in_repr() -> None:
 def test_invalid_pool_size_is_refused() -> None:
     with pytest.raises(ValidationError):
         Settings(database_pool_size=0)
+
+
+def test_tokens_are_expected_from_user_service_by_default() -> None:
+    assert Settings().jwt_issuer == "fleet-user-service"
+
+
+def test_reservation_ttls_must_be_ordered() -> None:
+    with pytest.raises(ValidationError, match="min <= default <= max"):
+        Settings(reservation_min_ttl_seconds=700, reservation_default_ttl_seconds=600)
+
+
+def test_reservation_settings_are_read_from_prefixed_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CATALOG_RESERVATION_SWEEP_INTERVAL_SECONDS", "0.5")
+    monkeypatch.setenv("CATALOG_RESERVATION_MAX_TTL_SECONDS", "900")
+
+    settings = Settings()
+
+    assert settings.reservation_sweep_interval_seconds == 0.5
+    assert settings.reservation_max_ttl_seconds == 900

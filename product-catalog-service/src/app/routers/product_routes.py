@@ -1,0 +1,86 @@
+"""Products: public reads, admin writes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from common_libs.pagination import Page
+from fastapi import APIRouter, Depends, Response, status
+
+from app.dependencies import AdminPrincipal, DbConnection, PageQuery, ReadEngine
+from app.models.problem_models import problem_responses
+from app.models.product_models import (
+    Product,
+    ProductCreate,
+    ProductFilters,
+    ProductUpdate,
+    product_filters,
+)
+from app.services import product_manager
+
+router = APIRouter(tags=["products"])
+
+_ADMIN_WRITE = (401, 403, 404, 409, 422, 503)
+
+
+@router.get("/products", response_model=Page[Product], responses=problem_responses(422))
+async def list_products(
+    filters: Annotated[ProductFilters, Depends(product_filters)],
+    page: PageQuery,
+    engine: ReadEngine,
+) -> Page[Product]:
+    """Live products matching every filter given, newest first."""
+    return await product_manager.list_products(engine=engine, filters=filters, page=page)
+
+
+@router.get("/products/{product_id}", response_model=Product, responses=problem_responses(404, 422))
+async def get_product(product_id: UUID, engine: ReadEngine) -> Product:
+    """One live product."""
+    return await product_manager.get_product(engine=engine, product_id=product_id)
+
+
+@router.post(
+    "/products",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Product,
+    responses=problem_responses(
+        400, 401, 403, 409, 422, 503, descriptions={409: "Another live product has this SKU."}
+    ),
+)
+async def create_product(
+    product: ProductCreate, connection: DbConnection, _: AdminPrincipal
+) -> Product:
+    """Add a product (admin)."""
+    return await product_manager.create_product(connection=connection, product=product)
+
+
+@router.patch(
+    "/products/{product_id}",
+    response_model=Product,
+    responses=problem_responses(
+        400,
+        *_ADMIN_WRITE,
+        descriptions={409: "The SKU is taken, or stock would drop below what is held."},
+    ),
+)
+async def update_product(
+    product_id: UUID, update: ProductUpdate, connection: DbConnection, _: AdminPrincipal
+) -> Product:
+    """Change some fields of a product (admin)."""
+    return await product_manager.update_product(
+        connection=connection, product_id=product_id, update=update
+    )
+
+
+@router.delete(
+    "/products/{product_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(
+        *_ADMIN_WRITE, descriptions={409: "Reservations hold stock of this product."}
+    ),
+)
+async def delete_product(product_id: UUID, connection: DbConnection, _: AdminPrincipal) -> None:
+    """Delete a product (admin); refused while reservations hold stock of it."""
+    await product_manager.delete_product(connection=connection, product_id=product_id)

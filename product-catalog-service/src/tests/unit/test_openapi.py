@@ -1,0 +1,60 @@
+"""The published OpenAPI schema tells the truth about errors and access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+
+@pytest.fixture
+def schema(offline_app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document."""
+    return offline_app.openapi()
+
+
+def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+def test_every_error_answer_is_documented_as_problem_json(schema: dict[str, Any]) -> None:
+    for method, path, operation in _operations(schema):
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                assert list(response["content"]) == ["application/problem+json"], (
+                    method,
+                    path,
+                    status,
+                )
+    assert "Problem" in schema["components"]["schemas"]
+
+
+def test_operations_that_need_a_token_document_401_and_403(schema: dict[str, Any]) -> None:
+    protected = [(m, p, op) for m, p, op in _operations(schema) if op.get("security")]
+
+    assert {(m, p) for m, p, _ in protected} == {
+        ("POST", "/products"),
+        ("PATCH", "/products/{product_id}"),
+        ("DELETE", "/products/{product_id}"),
+        ("POST", "/inventory/reservations"),
+        ("POST", "/inventory/reservations/{reservation_id}/commit"),
+        ("POST", "/inventory/reservations/{reservation_id}/release"),
+    }
+    for _, _, operation in protected:
+        assert {"401", "403", "503"} <= set(operation["responses"])
+
+
+async def test_method_not_allowed_lists_every_method_of_the_path(
+    offline_client: httpx.AsyncClient,
+) -> None:
+    response = await offline_client.put("/products")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    assert response.headers["content-type"] == "application/problem+json"
