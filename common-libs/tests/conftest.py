@@ -49,7 +49,11 @@ def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     level = root.level
     uvicorn_state = {
-        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
+        name: (
+            list(logging.getLogger(name).handlers),
+            logging.getLogger(name).propagate,
+            logging.getLogger(name).level,
+        )
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
     }
     yield
@@ -59,7 +63,8 @@ def restore_logging() -> Iterator[None]:
         if not any(isinstance(f, RequestContextFilter) for f in handler.filters)
     ]
     root.setLevel(level)
-    for name, (handlers, propagate) in uvicorn_state.items():
+    for name, (handlers, propagate, logger_level) in uvicorn_state.items():
         logger = logging.getLogger(name)
         logger.handlers[:] = handlers
         logger.propagate = propagate
+        logger.setLevel(logger_level)

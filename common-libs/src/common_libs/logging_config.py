@@ -48,5 +48,9 @@ def configure_logging(*, service: str, level: str | int = "INFO", json: bool = T
     root.setLevel(level)
     for name in _UVICORN_LOGGERS:
         uvicorn_logger = logging.getLogger(name)
+        # uvicorn --no-access-log leaves its access logger without handlers and not propagating:
+        # that choice stands. Otherwise its records go through the root handler, at the root level.
+        disabled = not uvicorn_logger.handlers and not uvicorn_logger.propagate
         uvicorn_logger.handlers.clear()
-        uvicorn_logger.propagate = True
+        uvicorn_logger.setLevel(logging.NOTSET)
+        uvicorn_logger.propagate = not disabled

@@ -78,6 +78,30 @@ def test_uvicorn_records_go_through_the_same_json_handler(
     )
 
 
+def test_access_log_switched_off_by_uvicorn_stays_off(capsys: pytest.CaptureFixture[str]) -> None:
+    access = logging.getLogger("uvicorn.access")
+    # What `uvicorn --no-access-log` leaves behind.
+    access.handlers.clear()
+    access.propagate = False
+
+    configure_logging(service="orders")
+    access.info("GET /health 200")
+
+    assert json_lines(capsys.readouterr().err) == []
+
+
+def test_uvicorn_loggers_follow_the_configured_level(capsys: pytest.CaptureFixture[str]) -> None:
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(logging.NullHandler())
+    access.setLevel(logging.INFO)  # as uvicorn's own logging config sets it
+
+    configure_logging(service="orders", level="WARNING")
+    access.info("GET /health 200")
+    access.warning("slow request")
+
+    assert [line["message"] for line in json_lines(capsys.readouterr().err)] == ["slow request"]
+
+
 def test_uvicorn_colour_copy_of_the_message_is_left_out(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

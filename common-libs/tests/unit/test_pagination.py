@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import inspect
+import typing
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -165,3 +167,9 @@ def test_page_validates_its_items() -> None:
 def test_page_refuses_unknown_fields() -> None:
     with pytest.raises(ValidationError):
         Page[Item].model_validate({"items": [], "next_cursor": None, "total": 3})
+
+
+def test_page_query_dependency_runs_on_the_event_loop() -> None:
+    # FastAPI runs plain-function dependencies in its thread pool: a hot list path pays for that.
+    (depends,) = [meta for meta in typing.get_args(PageQuery)[1:] if hasattr(meta, "dependency")]
+    assert inspect.iscoroutinefunction(depends.dependency)
