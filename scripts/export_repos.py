@@ -4,7 +4,8 @@
 
 Each folder (default: common-libs, the four services, api-gateway-service) becomes OUT_DIR/<folder>, a
 Git repository whose root is that folder and whose history is the folder's history (``git subtree
-split``), on a branch ``main``: what each team would push to its own remote.
+split``), on a branch ``main``: what each team would push to its own remote. A last commit moves the
+pipeline from ``cicd/ci-cd.yml`` to ``.github/workflows/ci-cd.yml``, where GitHub runs it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ def export(folder: str, out_dir: Path) -> Path:
     git("init", "--quiet", "--initial-branch=main", cwd=target)
     git("fetch", "--quiet", str(ROOT), commit, cwd=target)
     git("reset", "--quiet", "--hard", "FETCH_HEAD", cwd=target)
+    workflow = target / "cicd" / "ci-cd.yml"
+    if workflow.exists():
+        (target / ".github" / "workflows").mkdir(parents=True)
+        git("mv", "cicd/ci-cd.yml", ".github/workflows/ci-cd.yml", cwd=target)
+        git(
+            "-c", "user.name=fleet export", "-c", "user.email=export@fleet.invalid",
+            "commit", "--quiet", "-m", "Move the pipeline where GitHub Actions runs it",
+            cwd=target,
+        )
     return target
 
 
