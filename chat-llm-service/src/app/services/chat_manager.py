@@ -84,6 +84,10 @@ async def _grounding(services: ChatServices, message: str) -> str | None:
         return None
     try:
         products = await services.catalog.search_products(query=catalog_query(message), limit=limit)
+        broader = catalog_query(message, any_term=True)
+        if not products and broader != catalog_query(message):
+            # A long question rarely has every word in one product: accept any of its words.
+            products = await services.catalog.search_products(query=broader, limit=limit)
     except CatalogUnavailable as exc:
         _logger.warning("catalog search failed; answering without grounding: %s", exc)
         return grounding_text(None)

@@ -82,15 +82,21 @@ class Prompt:
     history_used: int
 
 
-def catalog_query(message: str) -> str:
-    """The search terms of a message: its words minus stop words, in order, deduplicated."""
+def catalog_query(message: str, *, any_term: bool = False) -> str:
+    """The search terms of a message: its words minus stop words, in order, deduplicated.
+
+    The catalog's search wants every term; with ``any_term`` the terms are alternatives
+    (``websearch_to_tsquery`` syntax: ``red or shoes``), the fallback when all of them find nothing.
+    """
     terms: list[str] = []
     for word in _WORD.findall(message.lower()):
         if len(word) > 1 and word not in _STOP_WORDS and word not in terms:
             terms.append(word)
         if len(terms) == _MAX_QUERY_TERMS:
             break
-    query = " ".join(terms) if terms else " ".join(message.split())
+    if not terms:
+        return " ".join(message.split())[:_MAX_QUERY_CHARS]
+    query = " or ".join(terms) if any_term else " ".join(terms)
     return query[:_MAX_QUERY_CHARS]
 
 

@@ -33,11 +33,33 @@ async def test_upstream_receives_model_system_prompt_and_the_products_found(
     assert sent["messages"][-1] == {"role": "user", "content": question}
     grounding = sent["messages"][-2]
     assert grounding["role"] == "system"
-    for shoe in SHOES:
-        assert shoe["name"] in grounding["content"]
-        assert f"{shoe['price']} USD" in grounding["content"]
+    trail_shoe, road_shoe = SHOES
+    assert trail_shoe["name"] in grounding["content"]
+    assert f"{trail_shoe['price']} USD" in grounding["content"]
+    # The catalog wants every word: the road shoe is not for trails.
+    assert road_shoe["name"] not in grounding["content"]
     assert "Kettle" not in grounding["content"]
     assert await catalog.queries() == [{"q": "running shoes trails", "limit": 3}]
+
+
+async def test_question_whose_words_no_product_has_all_of_falls_back_to_any_word(
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm, catalog: CatalogStub
+) -> None:
+    await catalog.set_products([*SHOES, KETTLE])
+
+    response = await client.post(
+        "/chat/generate_response", json={"message": "Any shoes for rainy days?"}, headers=user
+    )
+
+    assert response.status_code == 200, response.text
+    [sent] = await fake_llm.chat_requests()
+    for shoe in SHOES:
+        assert shoe["name"] in sent["messages"][-2]["content"]
+    assert "Kettle" not in sent["messages"][-2]["content"]
+    assert await catalog.queries() == [
+        {"q": "shoes rainy days", "limit": 3},
+        {"q": "shoes or rainy or days", "limit": 3},
+    ]
 
 
 async def test_reply_carries_conversation_content_usage_and_model(

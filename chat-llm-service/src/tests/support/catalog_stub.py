@@ -2,7 +2,8 @@
 
 ``GET /products?q=&limit=`` answers ``{items: [product...], next_cursor}`` where a product is
 ``{id, sku, name, description, category, price, currency, stock_available, created_at,
-updated_at}``; a product matches when any word of ``q`` is in its name or description. Tests set
+updated_at}``; ``q`` matches as the catalog's full-text search does (``websearch_to_tsquery``):
+every word must be in the name or description, and ``or`` separates alternatives. Tests set
 the products and read the queries received through ``/_stub/...``; ``/_stub/mode`` makes it fail
 (``error``: 500) or stall (``slow``: no answer until the caller hangs up).
 
@@ -21,9 +22,17 @@ from starlette.routing import Route
 STUB: dict[str, Any] = {"products": [], "queries": [], "mode": "ok"}
 
 
+def _stem(word: str) -> str:
+    # A crude stand-in for PostgreSQL's English stemming: plurals match their singular.
+    return word[:-1] if word.endswith("s") and len(word) > 3 else word
+
+
 def _matches(product: dict[str, Any], query: str) -> bool:
-    text = f"{product['name']} {product['description']}".lower()
-    return not query or any(word in text for word in query.lower().split())
+    words = {_stem(word) for word in f"{product['name']} {product['description']}".lower().split()}
+    alternatives = [part.split() for part in f" {query.lower()} ".split(" or ")]
+    return not query.strip() or any(
+        part and all(_stem(word) in words for word in part) for part in alternatives
+    )
 
 
 async def list_products(request: Request) -> JSONResponse:

@@ -31,6 +31,10 @@ def test_catalog_query_keeps_the_product_words_in_order() -> None:
     )
 
 
+def test_catalog_query_with_any_term_joins_the_words_as_alternatives() -> None:
+    assert catalog_query("Any RED running shoes?", any_term=True) == "red or running or shoes"
+
+
 def test_catalog_query_of_only_stop_words_is_the_message_itself() -> None:
     assert catalog_query("  what is   this  ") == "what is this"
 
