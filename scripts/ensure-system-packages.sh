@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the fleet runs on, only when they are missing:
 # nginx-light (the gateway), postgresql (server binaries for local runs and tests), shellcheck (used
-# by actionlint on the CI workflows) and docker-compose (validates the Compose file; needs no daemon).
+# by actionlint on the CI workflows), curl (the examples make up prints) and docker-compose (validates the Compose file; needs no daemon).
 set -euo pipefail
 
 missing=()
@@ -12,6 +12,7 @@ if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bi
   missing+=(postgresql)
 fi
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -4,265 +4,272 @@
     python scripts/fleet.py down   # stop a fleet left running (by its pid file)
 
 PostgreSQL runs from the local server binaries with its data in ``.fleet/pgdata`` (kept across
-restarts). The services and nginx run under honcho, which stops them all when one exits or when
-this process gets SIGINT/SIGTERM; PostgreSQL is stopped last.
+restarts; see ``fleet_postgres.py``). The services and nginx run under honcho, which stops them
+all when one exits or when this process gets SIGINT/SIGTERM; PostgreSQL is stopped last. On an
+empty catalog the first ``up`` loads the demo catalog (``scripts/demo-catalog.json``, see
+``demo_catalog.py``). Once the fleet is ready it prints the gateway URL, the admin login and a
+few ``curl`` commands to try.
+
+Variables, all optional: FLEET_DATA_DIR (``.fleet``), GATEWAY_PORT (8080), USER_SERVICE_PORT,
+CATALOG_SERVICE_PORT, ORDER_SERVICE_PORT, CHAT_SERVICE_PORT (8001..8004), FLEET_PG_PORT (55432),
+FLEET_ADMIN_EMAIL (``admin@example.com``), FLEET_ADMIN_PASSWORD (else one generated once into
+``<data>/secrets.json``; it sets the password of an admin account created from now on, not of
+one that exists), FLEET_READY_TIMEOUT (90 s). The whole environment passes through to every
+process, so the services' own variables work too: OPENAI_API_KEY, OPENAI_BASE_URL, CHAT_MODEL
+and EMBEDDING_MODEL for chat-llm-service, for example.
+
+The parts (``FleetConfig``, ``running_postgres`` from ``fleet_postgres.py``,
+``prepare_databases``, ``local_secrets``, ``service_env``, ``service_command``) import without
+honcho, so that a test can run some of the services as child processes of its own.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
-import hashlib
 import json
 import os
-import shutil
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from secrets import token_urlsafe
+from typing import Any
 
-from honcho.manager import Manager
+import demo_catalog
+from fleet_postgres import PostgresError, psql, running_postgres, say
+
+__all__ = [
+    "CATALOG",
+    "CHAT",
+    "ORDERS",
+    "SERVICES",
+    "USERS",
+    "FleetConfig",
+    "FleetError",
+    "Service",
+    "answers",
+    "local_secrets",
+    "prepare_databases",
+    "running_postgres",
+    "service_command",
+    "service_env",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("FLEET_DATA_DIR", ROOT / ".fleet")).resolve()
-PID_FILE = DATA / "run" / "fleet.pid"
-READY_TIMEOUT = float(os.environ.get("FLEET_READY_TIMEOUT", "90"))
+
+
+class FleetError(Exception):
+    """Something that stops the runner; ``main`` prints it as ``fleet: <message>``."""
 
 
 @dataclass(frozen=True)
 class Service:
+    """One of the four services: its folder, settings prefix, database and port variable."""
+
     name: str
     prefix: str
     database: str
-    port: int
+    port_variable: str
+    default_port: int
 
     @property
     def workdir(self) -> Path:
         return ROOT / self.name / "src"
 
 
-SERVICES = (
-    Service("user-service", "USERS_", "users", int(os.environ.get("USER_SERVICE_PORT", "8001"))),
-    Service(
-        "product-catalog-service",
-        "CATALOG_",
-        "catalog",
-        int(os.environ.get("CATALOG_SERVICE_PORT", "8002")),
-    ),
-    Service(
-        "order-processing-service",
-        "ORDERS_",
-        "orders",
-        int(os.environ.get("ORDER_SERVICE_PORT", "8003")),
-    ),
-    Service("chat-llm-service", "CHAT_", "chat", int(os.environ.get("CHAT_SERVICE_PORT", "8004"))),
-)
-GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
-ADMIN_EMAIL = os.environ.get("FLEET_ADMIN_EMAIL", "admin@example.com")
-PG_PORT = int(os.environ.get("FLEET_PG_PORT", "55432"))
+USERS = Service("user-service", "USERS_", "users", "USER_SERVICE_PORT", 8001)
+CATALOG = Service("product-catalog-service", "CATALOG_", "catalog", "CATALOG_SERVICE_PORT", 8002)
+ORDERS = Service("order-processing-service", "ORDERS_", "orders", "ORDER_SERVICE_PORT", 8003)
+CHAT = Service("chat-llm-service", "CHAT_", "chat", "CHAT_SERVICE_PORT", 8004)
+SERVICES = (USERS, CATALOG, ORDERS, CHAT)
 
 
-def say(message: str) -> None:
-    print(f"fleet | {message}", flush=True)
+@dataclass(frozen=True)
+class FleetConfig:
+    """Where the fleet keeps its data and which ports it uses (``from_environ`` reads them)."""
 
+    data_dir: Path
+    service_ports: Mapping[str, int]
+    gateway_port: int = 8080
+    pg_port: int = 55432
+    admin_email: str = "admin@example.com"
+    # FLEET_ADMIN_PASSWORD; None: the password generated once into the data folder.
+    admin_password: str | None = None
+    ready_timeout: float = 90.0
+    # What every process of the fleet inherits (OPENAI_API_KEY, CHAT_MODEL, ... pass through).
+    environ: Mapping[str, str] = field(default_factory=dict)
 
-# --- PostgreSQL -------------------------------------------------------------------------------
-
-
-def postgres_bindir() -> Path:
-    """The directory of initdb/postgres/psql: PG_BINDIR, PATH, or Debian's newest version."""
-    explicit = os.environ.get("PG_BINDIR")
-    if explicit:
-        return Path(explicit)
-    found = shutil.which("initdb")
-    if found:
-        return Path(os.path.realpath(found)).parent
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda path: int(Path(path).parent.parent.name),
-    )
-    if not candidates:
-        sys.exit("fleet: PostgreSQL server binaries not found; run 'make up' (it installs them).")
-    return Path(candidates[-1]).parent
-
-
-def server_user() -> str | None:
-    """PostgreSQL refuses to run as root; as root it runs as the 'postgres' account."""
-    return "postgres" if os.geteuid() == 0 else None
-
-
-def as_server_user(argv: list[str]) -> list[str]:
-    user = server_user()
-    return ["runuser", "-u", user, "--", *argv] if user else argv
-
-
-def postgres_data_dir() -> Path:
-    """``.fleet/pgdata``; a symlink to a place the postgres account can reach when it cannot."""
-    link = DATA / "pgdata"
-    if link.exists() or server_user() is None:
-        return link.resolve()
-    probe = subprocess.run(as_server_user(["test", "-x", str(DATA)]), check=False)
-    if probe.returncode == 0:
-        return link
-    # The checkout lives where the postgres account cannot enter (a home directory, say):
-    # keep the cluster under /var/lib and point .fleet/pgdata at it.
-    digest = hashlib.sha256(str(DATA).encode()).hexdigest()[:12]
-    target = Path("/var/lib/fleet-postgres") / digest
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.chown(target.parent, user="postgres", group="postgres")
-    link.symlink_to(target)
-    return target
-
-
-def init_postgres(bindir: Path, datadir: Path) -> None:
-    if (datadir / "PG_VERSION").exists():
-        return
-    datadir.mkdir(parents=True, exist_ok=True)
-    user = server_user()
-    if user:
-        shutil.chown(datadir, user=user, group=user)
-    say(f"creating the PostgreSQL cluster in {datadir}")
-    subprocess.run(
-        as_server_user(
-            [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
-        ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-
-
-def start_postgres(bindir: Path, datadir: Path) -> subprocess.Popen[bytes]:
-    log = (DATA / "logs" / "postgres.log").open("ab")
-    argv = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(PG_PORT)]
-    # TCP on loopback only; no Unix socket (its path length limit would depend on the checkout).
-    argv += ["-h", "127.0.0.1", "-c", "unix_socket_directories="]
-    # Its own session: a Ctrl-C in the terminal reaches this runner, which stops PostgreSQL last.
-    return subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, user=server_user(), start_new_session=True
-    )
-
-
-def psql(bindir: Path, sql: str) -> str:
-    argv = [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres"]
-    argv += ["-d", "postgres", "-tAc", sql]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr.strip())
-    return result.stdout.strip()
-
-
-def wait_for_postgres(bindir: Path, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            sys.exit(f"fleet: PostgreSQL exited; see {DATA / 'logs' / 'postgres.log'}")
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> FleetConfig:
+        """The configuration ``make up`` documents: FLEET_DATA_DIR, the *_PORT variables, ..."""
         try:
-            psql(bindir, "SELECT 1")
-            return
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                sys.exit("fleet: PostgreSQL did not accept connections within 30 s")
-            time.sleep(0.1)
+            ports = {s.name: int(environ.get(s.port_variable, s.default_port)) for s in SERVICES}
+            return cls(
+                data_dir=Path(environ.get("FLEET_DATA_DIR", ROOT / ".fleet")).resolve(),
+                service_ports=ports,
+                gateway_port=int(environ.get("GATEWAY_PORT", "8080")),
+                pg_port=int(environ.get("FLEET_PG_PORT", "55432")),
+                admin_email=environ.get("FLEET_ADMIN_EMAIL") or "admin@example.com",
+                admin_password=environ.get("FLEET_ADMIN_PASSWORD") or None,
+                ready_timeout=float(environ.get("FLEET_READY_TIMEOUT", "90")),
+                environ=dict(environ),
+            )
+        except ValueError as exc:
+            raise FleetError(f"invalid port or timeout in the environment: {exc}") from None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "run" / "fleet.pid"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def port(self, service: Service) -> int:
+        return self.service_ports[service.name]
+
+    def url(self, service: Service) -> str:
+        return f"http://127.0.0.1:{self.port(service)}"
 
 
-def database_url(service: Service) -> str:
-    return f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{service.database}"
+# --- databases ----------------------------------------------------------------------------------
 
 
-def prepare_databases(bindir: Path, secrets: dict[str, str]) -> None:
-    """Create each service's database when missing, then migrate all four at once."""
-    for service in SERVICES:
-        exists = psql(bindir, f"SELECT 1 FROM pg_database WHERE datname = '{service.database}'")
+def database_url(config: FleetConfig, service: Service) -> str:
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{config.pg_port}/{service.database}"
+
+
+def prepare_databases(
+    config: FleetConfig,
+    bindir: Path,
+    secrets: Mapping[str, str],
+    services: Iterable[Service] = SERVICES,
+) -> None:
+    """Create each service's database when missing, then migrate them all at once."""
+    services = tuple(services)
+    for service in services:
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{service.database}'"  # noqa: S608
+        exists = psql(bindir, config.pg_port, query)
         if not exists:
-            psql(bindir, f'CREATE DATABASE "{service.database}"')
+            psql(bindir, config.pg_port, f'CREATE DATABASE "{service.database}"')
     migrations = {
         service: subprocess.Popen(
             [str(service.workdir / ".venv" / "bin" / "alembic"), "upgrade", "head"],
             cwd=service.workdir,
-            env={**os.environ, **service_env(service, secrets)},
+            env={**config.environ, **service_env(config, service, secrets)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        for service in SERVICES
+        for service in services
     }
-    for service, process in migrations.items():
-        output, _ = process.communicate()
-        if process.returncode != 0:
-            sys.stdout.write(output.decode(errors="replace"))
-            raise SystemExit(f"fleet: migrating {service.name} failed")
-        say(f"{service.name}: database '{service.database}' migrated")
+    failed = []
+    try:
+        for service, process in migrations.items():
+            output, _ = process.communicate()
+            if process.returncode != 0:
+                sys.stdout.write(output.decode(errors="replace"))
+                failed.append(service.name)
+            else:
+                say(f"{service.name}: database '{service.database}' migrated")
+    except BaseException:  # Ctrl-C or 'make down' while migrating: leave nothing running
+        for process in migrations.values():
+            process.kill()
+            process.wait()
+        raise
+    if failed:
+        raise FleetError(f"migrating {', '.join(failed)} failed")
 
 
 # --- the services and the gateway -------------------------------------------------------------
 
 
-def local_secrets() -> dict[str, str]:
-    """Secrets made once for this checkout's local fleet, kept in ``.fleet/secrets.json`` (0600).
+def local_secrets(config: FleetConfig) -> dict[str, str]:
+    """Secrets made once for this data folder, kept in ``<data>/secrets.json`` (0600).
 
     FLEET_ADMIN_PASSWORD, when set, wins over the generated admin password.
     """
-    path = DATA / "secrets.json"
+    path = config.data_dir / "secrets.json"
     secrets: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     for name in ("admin_password", "orders_client_secret"):
         secrets.setdefault(name, token_urlsafe(18))
     if "orders_client_secret_hash" not in secrets:
-        users = SERVICES[0]
         secrets["orders_client_secret_hash"] = subprocess.run(
-            [str(users.workdir / ".venv" / "bin" / "python"), "-m", "app.hash_secret"],
+            [str(USERS.workdir / ".venv" / "bin" / "python"), "-m", "app.hash_secret"],
             input=secrets["orders_client_secret"],
-            cwd=users.workdir,
+            cwd=USERS.workdir,
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
     path.touch(mode=0o600)
     path.write_text(json.dumps(secrets, indent=2))
-    if os.environ.get("FLEET_ADMIN_PASSWORD"):
-        secrets["admin_password"] = os.environ["FLEET_ADMIN_PASSWORD"]
+    if config.admin_password:
+        secrets["admin_password"] = config.admin_password
     return secrets
 
 
-def service_env(service: Service, secrets: dict[str, str]) -> dict[str, str]:
+def service_env(
+    config: FleetConfig, service: Service, secrets: Mapping[str, str]
+) -> dict[str, str]:
     """The environment of one service: its database, where its peers are, its secrets."""
-    users, catalog = SERVICES[0], SERVICES[1]
     prefix = service.prefix
     env = {
-        f"{prefix}DATABASE_URL": database_url(service),
-        f"{prefix}JWKS_URL": f"http://127.0.0.1:{users.port}/auth/jwks",
+        f"{prefix}DATABASE_URL": database_url(config, service),
+        f"{prefix}JWKS_URL": f"{config.url(USERS)}/auth/jwks",
         f"{prefix}ENVIRONMENT": "development",
     }
-    if service is users:
-        env["USERS_SIGNING_KEY_FILE"] = str(DATA / "keys" / "user-service-signing-key.pem")
-        env["USERS_ADMIN_EMAIL"] = ADMIN_EMAIL
+    if service is USERS:
+        env["USERS_SIGNING_KEY_FILE"] = str(
+            config.data_dir / "keys" / "user-service-signing-key.pem"
+        )
+        env["USERS_ADMIN_EMAIL"] = config.admin_email
         env["USERS_ADMIN_PASSWORD"] = secrets["admin_password"]
         env["USERS_SERVICE_CLIENTS"] = json.dumps(
             {"order-processing-service": secrets["orders_client_secret_hash"]}
         )
-    elif service.prefix == "ORDERS_":
-        env["ORDERS_CATALOG_URL"] = f"http://127.0.0.1:{catalog.port}"
-        env["ORDERS_USERS_URL"] = f"http://127.0.0.1:{users.port}"
+    elif service is ORDERS:
+        env["ORDERS_CATALOG_URL"] = config.url(CATALOG)
+        env["ORDERS_USERS_URL"] = config.url(USERS)
         env["ORDERS_SERVICE_CLIENT_ID"] = "order-processing-service"
         env["ORDERS_SERVICE_CLIENT_SECRET"] = secrets["orders_client_secret"]
-    elif service.prefix == "CHAT_":
-        env["CHAT_CATALOG_URL"] = f"http://127.0.0.1:{catalog.port}"
+    elif service is CHAT:
+        env["CHAT_CATALOG_URL"] = config.url(CATALOG)
     return env
 
 
-def gateway_env() -> dict[str, str]:
-    env = {"GATEWAY_LISTEN": f"127.0.0.1:{GATEWAY_PORT}"}
+def service_command(config: FleetConfig, service: Service) -> list[str]:
+    """The uvicorn command line of one service (run it with ``cwd=service.workdir``)."""
+    uvicorn = str(service.workdir / ".venv" / "bin" / "uvicorn")
+    return [
+        uvicorn,
+        "app.main:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(config.port(service)),
+    ]
+
+
+def gateway_env(config: FleetConfig) -> dict[str, str]:
+    env = {"GATEWAY_LISTEN": f"127.0.0.1:{config.gateway_port}"}
     names = ("USER", "CATALOG", "ORDER", "CHAT")
     for name, service in zip(names, SERVICES, strict=True):
-        env[f"{name}_SERVICE_UPSTREAM"] = f"127.0.0.1:{service.port}"
+        env[f"{name}_SERVICE_UPSTREAM"] = f"127.0.0.1:{config.port(service)}"
     return env
 
 
 def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 right now."""
     try:
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own URL
             return bool(response.status == 200)
@@ -270,85 +277,156 @@ def answers(url: str) -> bool:
         return False
 
 
-def watch_readiness(manager: Manager, gave_up: threading.Event, admin_password: str) -> None:
-    urls = [f"http://127.0.0.1:{GATEWAY_PORT}/healthz"]
-    urls += [f"http://127.0.0.1:{service.port}/ready" for service in SERVICES]
-    deadline = time.monotonic() + READY_TIMEOUT
+def readiness_urls(config: FleetConfig, services: Iterable[Service] = SERVICES) -> list[str]:
+    return [f"{config.url(service)}/ready" for service in services]
+
+
+def wait_until_ready(urls: list[str], *, timeout: float) -> bool:
+    """Poll until every URL answers 200 (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
     while not all(answers(url) for url in urls):
         if time.monotonic() > deadline:
-            say(f"the fleet did not become ready within {READY_TIMEOUT:g} s; stopping it")
-            gave_up.set()
-            manager.terminate()
-            return
+            return False
         time.sleep(0.2)
-    base = f"http://127.0.0.1:{GATEWAY_PORT}"
-    say("the fleet is ready")
-    say(f"  gateway   {base}   (try: curl -i {base}/healthz  or  curl -i {base}/api/products)")
+    return True
+
+
+def llm_summary(config: FleetConfig) -> str:
+    """Which OpenAI-compatible API the chat service will use (never the key itself)."""
+    env = config.environ
+    base_url = env.get("OPENAI_BASE_URL") or env.get("CHAT_OPENAI_BASE_URL")
+    has_key = bool(env.get("OPENAI_API_KEY") or env.get("CHAT_OPENAI_API_KEY"))
+    model = env.get("CHAT_MODEL") or "gpt-4o-mini"
+    if not base_url and not has_key:
+        return (
+            "chat: no LLM configured, /api/chat answers 503 (set OPENAI_API_KEY or OPENAI_BASE_URL)"
+        )
+    where = base_url or "https://api.openai.com/v1"
+    return f"chat: model {model} at {where}" + ("" if has_key else " (no OPENAI_API_KEY)")
+
+
+def announce_ready(
+    config: FleetConfig, admin_password: str, say_line: Callable[[str], None]
+) -> None:
+    """Load the demo catalog when the catalog is empty, then print how to use the fleet."""
+    for line in demo_catalog.ensure_loaded(
+        gateway_url=config.gateway_url,
+        admin_email=config.admin_email,
+        admin_password=admin_password,
+        state_file=config.data_dir / "demo-catalog.state.json",
+    ):
+        say_line(line)
+    base = config.gateway_url
+    examples = demo_catalog.example_commands(base, demo_catalog.first_product_id(base))
+    say_line("the fleet is ready")
+    say_line(f"  gateway   {base}   (the only entry point for clients)")
     for service in SERVICES:
-        say(f"  {service.name:<25} http://127.0.0.1:{service.port}  (direct, not for clients)")
-    say(f"  admin login: {ADMIN_EMAIL} / {admin_password}  (FLEET_ADMIN_EMAIL, FLEET_ADMIN_PASSWORD)")
-    say("press Ctrl-C to stop everything")
+        say_line(f"  {service.name:<25} {config.url(service)}  (direct, not for clients)")
+    login = f"{config.admin_email} / {admin_password}"
+    say_line(f"  admin login: {login}  (FLEET_ADMIN_EMAIL, FLEET_ADMIN_PASSWORD)")
+    say_line(f"  {llm_summary(config)}")
+    say_line("  try:")
+    for command in examples:
+        say_line(f"    $ {command}")
+    say_line("press Ctrl-C to stop everything (or run 'make down' in another terminal)")
 
 
-def check_not_running() -> None:
-    if PID_FILE.exists():
-        pid = int(PID_FILE.read_text().strip() or 0)
+def watch_readiness(
+    manager: Any, config: FleetConfig, gave_up: threading.Event, admin_password: str
+) -> None:
+    """Wait until the gateway and every service answer, then announce; stop the fleet if never."""
+    from honcho.printer import Message
+
+    def say_line(text: str) -> None:
+        # Through honcho's own queue, so that these lines never interleave with a service's.
+        manager.events.put(
+            Message(type="line", data=text + "\n", time=datetime.now(), name="fleet", colour=None)
+        )
+
+    urls = [f"{config.gateway_url}/healthz", *readiness_urls(config)]
+    if not wait_until_ready(urls, timeout=config.ready_timeout):
+        say_line(f"the fleet did not become ready within {config.ready_timeout:g} s; stopping it")
+        gave_up.set()
+        manager.terminate()
+        return
+    try:
+        announce_ready(config, admin_password, say_line)
+    except Exception as exc:  # the fleet runs on; the developer sees why
+        say_line(f"the fleet runs, but announcing it failed: {exc!r}")
+
+
+def check_not_running(config: FleetConfig) -> None:
+    if config.pid_file.exists():
+        pid = int(config.pid_file.read_text().strip() or 0)
         if running(pid):
-            sys.exit(f"fleet: already running (pid {pid}); stop it with 'make down' first.")
-        PID_FILE.unlink()
-    busy = [port for port in (GATEWAY_PORT, PG_PORT, *(s.port for s in SERVICES)) if in_use(port)]
+            raise FleetError(f"already running (pid {pid}); stop it with 'make down' first.")
+        config.pid_file.unlink()
+    ports = (config.gateway_port, config.pg_port, *config.service_ports.values())
+    busy = [port for port in ports if in_use(port)]
     if busy:
-        sys.exit(f"fleet: port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1.")
+        raise FleetError(f"port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1.")
 
 
 def in_use(port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def up() -> int:
-    check_not_running()
-    for sub in ("run", "logs", "gateway", "keys"):
-        (DATA / sub).mkdir(parents=True, exist_ok=True)
-    PID_FILE.write_text(str(os.getpid()))
-    bindir = postgres_bindir()
-    datadir = postgres_data_dir()
-    init_postgres(bindir, datadir)
-    postgres = start_postgres(bindir, datadir)
-    say(f"PostgreSQL on 127.0.0.1:{PG_PORT} (data in {DATA / 'pgdata'})")
-    try:
-        wait_for_postgres(bindir, postgres)
-        secrets = local_secrets()
-        prepare_databases(bindir, secrets)
-        manager = Manager()
-        for service in SERVICES:
-            manager.add_process(
-                service.name,
-                f"exec .venv/bin/uvicorn app.main:create_app --factory "
-                f"--host 127.0.0.1 --port {service.port}",
-                env={**os.environ, **service_env(service, secrets)},
-                cwd=str(service.workdir),
-            )
+def run_fleet(config: FleetConfig, secrets: Mapping[str, str]) -> int:
+    """The four services and nginx under honcho until one exits or we are asked to stop."""
+    from honcho.manager import Manager
+
+    manager = Manager()
+    for service in SERVICES:
         manager.add_process(
-            "gateway",
-            f"exec {sys.executable} scripts/run_local.py --workdir {DATA / 'gateway'}",
-            env={**os.environ, **gateway_env()},
-            cwd=str(ROOT / "api-gateway-service"),
+            service.name,
+            "exec " + shlex.join(service_command(config, service)),
+            env={**config.environ, **service_env(config, service, secrets)},
+            cwd=str(service.workdir),
         )
-        gave_up = threading.Event()
-        threading.Thread(target=watch_readiness, args=(manager, gave_up, secrets["admin_password"]), daemon=True).start()
-        manager.loop()
-        if gave_up.is_set():
-            return 1
-        # 130/143: stopped on request (Ctrl-C, SIGTERM, make down); anything else is a failure.
-        return 0 if manager.returncode in (None, 0, 130, 143) else manager.returncode
+    manager.add_process(
+        "gateway",
+        "exec "
+        + shlex.join(
+            [sys.executable, "scripts/run_local.py", "--workdir", str(config.data_dir / "gateway")]
+        ),
+        env={**config.environ, **gateway_env(config)},
+        cwd=str(ROOT / "api-gateway-service"),
+    )
+    gave_up = threading.Event()
+    watcher = threading.Thread(
+        target=watch_readiness,
+        args=(manager, config, gave_up, secrets["admin_password"]),
+        daemon=True,
+    )
+    watcher.start()
+    manager.loop()
+    if gave_up.is_set():
+        return 1
+    # 130/143: stopped on request (Ctrl-C, SIGTERM, make down); anything else is a failure.
+    returncode: int | None = manager.returncode
+    return 0 if returncode in (None, 0, 130, 143) else returncode
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def up(config: FleetConfig) -> int:
+    check_not_running(config)
+    # 'make down' (SIGTERM) before honcho runs unwinds like Ctrl-C, so PostgreSQL stops too;
+    # honcho installs its own handlers once it starts the services.
+    signal.signal(signal.SIGTERM, _interrupt)
+    for sub in ("run", "logs", "gateway", "keys"):
+        (config.data_dir / sub).mkdir(parents=True, exist_ok=True)
+    config.pid_file.write_text(str(os.getpid()))
+    try:
+        with running_postgres(config.data_dir, config.pg_port) as bindir:
+            secrets = local_secrets(config)
+            prepare_databases(config, bindir, secrets)
+            return run_fleet(config, secrets)
     finally:
-        postgres.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
-        postgres.wait(30)
-        say("PostgreSQL stopped")
-        PID_FILE.unlink(missing_ok=True)
+        config.pid_file.unlink(missing_ok=True)
 
 
 def running(pid: int) -> bool:
@@ -360,18 +438,19 @@ def running(pid: int) -> bool:
     return state != "Z"
 
 
-def down() -> int:
-    if not PID_FILE.exists():
+def down(config: FleetConfig) -> int:
+    pid_file = config.pid_file
+    if not pid_file.exists():
         say("no fleet is running")
         return 0
-    pid = int(PID_FILE.read_text().strip())
+    pid = int(pid_file.read_text().strip())
     if not running(pid):
-        PID_FILE.unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
         say("no fleet is running (removed a stale pid file)")
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
-    while running(pid) and PID_FILE.exists():
+    while running(pid) and pid_file.exists():
         if time.monotonic() > deadline:
             say(f"the fleet (pid {pid}) did not stop within 60 s")
             return 1
@@ -384,10 +463,18 @@ def down() -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("command", choices=["up", "down"])
     args = parser.parse_args()
-    return up() if args.command == "up" else down()
+    try:
+        config = FleetConfig.from_environ(os.environ)
+        return up(config) if args.command == "up" else down(config)
+    except (FleetError, PostgresError) as exc:
+        print(f"fleet: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        say("stopped before the fleet was up")
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,20 +1,98 @@
-"""A running fleet shared by the tests that only read from it."""
+"""A running fleet shared by the tests that drive it through the gateway.
+
+The session fleet is started the way a developer would run ``make up`` with these variables
+exported: an admin of their choosing, the OpenAI-compatible test server as the LLM, and models
+that are not the defaults (so that the tests see each variable arrive where it belongs).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.fleet import Fleet, new_fleet
+from tests.support.fake_llm import FakeLlm
+from tests.support.shop import Account, Endpoints, Shop
+
+ADMIN_EMAIL = "shop-admin@example.com"
+ADMIN_PASSWORD = "e2e-admin-password-1"
+CHAT_MODEL = "gpt-4o-mini-2024-07-18"
+EMBEDDING_MODEL = "text-embedding-3-large"
 
 
 @pytest.fixture(scope="session")
-def fleet() -> Iterator[Fleet]:
-    """The whole fleet, started once for the session and stopped (Ctrl-C) afterwards."""
-    running = new_fleet().start()
+def fake_llm() -> Iterator[FakeLlm]:
+    """The OpenAI-compatible test server, on a free port of 127.0.0.1."""
+    server = FakeLlm().start()
     try:
-        yield running
+        yield server
+    finally:
+        server.stop()
+
+
+def fleet_environment(llm: FakeLlm) -> dict[str, str]:
+    """The variables exported before ``make up`` for the session fleet."""
+    return {
+        "FLEET_ADMIN_EMAIL": ADMIN_EMAIL,
+        "FLEET_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "OPENAI_BASE_URL": llm.base_url,
+        "OPENAI_API_KEY": llm.api_key,
+        "CHAT_MODEL": CHAT_MODEL,
+        "EMBEDDING_MODEL": EMBEDDING_MODEL,
+    }
+
+
+@pytest.fixture(scope="session")
+def fleet(fake_llm: FakeLlm) -> Iterator[Fleet]:
+    """The whole fleet, started once for the session and stopped (Ctrl-C) afterwards."""
+    running = new_fleet(fleet_environment(fake_llm))
+    try:
+        yield running.start()
     finally:
         running.stop()
         running.remove()
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as session_client:
+        yield session_client
+
+
+@pytest.fixture(scope="session")
+def shop(fleet: Fleet, client: httpx.Client) -> Shop:
+    """The public API of the session fleet, reached only through its gateway."""
+    return Shop(Endpoints.through_gateway(fleet.gateway), client)
+
+
+@pytest.fixture(scope="session")
+def admin(shop: Shop) -> Account:
+    """The admin that ``make up`` created from FLEET_ADMIN_EMAIL / FLEET_ADMIN_PASSWORD."""
+    return shop.account(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+@dataclass(frozen=True)
+class TracedOrder:
+    request_id: str
+    order: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def first_order(shop: Shop, admin: Account) -> TracedOrder:
+    """The session fleet's first order, placed under a known request id.
+
+    The order service caches its service token, so only a fleet's first order makes it ask
+    user-service for one. Every test that places orders on the session fleet uses this
+    fixture, so that this order is the first whatever the tests' order, and its request id
+    reaches every service an order can touch.
+    """
+    product = shop.add_product(admin, stock=3)
+    customer = shop.new_customer()
+    request_id = "e2e-traced-first-order"
+    response = shop.place_order(customer, (product["id"], 1), request_id=request_id)
+    assert response.status_code == 201, response.text
+    return TracedOrder(request_id=request_id, order=response.json())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -27,14 +28,39 @@ PORT_VARIABLES = (
     "FLEET_PG_PORT",
 )
 _STARTED = re.compile(r"started \(pid=(\d+)\)")
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_ports() -> range:
+    """The kernel's range for the local ports of outgoing connections (and of ``bind(0)``)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A TCP port free on 127.0.0.1 right now, not handed out before, outside the ephemeral range.
+
+    A port from the ephemeral range (what binding port 0 gives) can become the local port of
+    any outgoing connection, the fleet's own included, before the server that should listen
+    there starts; below the range only servers bind.
+    """
+    ephemeral = _ephemeral_ports()
+    low = 20000 if ephemeral.start > 22000 else 1024
+    for _ in range(200):
+        port = random.randrange(low, ephemeral.start)  # noqa: S311 - not for security
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
         return port
+    raise RuntimeError("no free TCP port found on 127.0.0.1")
 
 
 def port_open(port: int) -> bool:
@@ -82,6 +108,18 @@ class Fleet:
         """Everything the fleet printed so far (honcho prefixes each line with its process)."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def lines_of(self, process: str) -> list[str]:
+        """What one process (``gateway``, ``user-service``, ``fleet``, ...) printed, unprefixed.
+
+        honcho writes ``HH:MM:SS <process name, padded> | <line>``.
+        """
+        lines = []
+        for line in self.log().splitlines():
+            prefix, bar, text = line.partition(" | ")
+            if bar and prefix.split(" ", 1)[-1].strip() == process:
+                lines.append(text)
+        return lines
+
     def run_fleet_command(self, command: str) -> subprocess.CompletedProcess[str]:
         """Run ``scripts/fleet.py <command>`` against this fleet's data folder and wait for it."""
         return subprocess.run(
@@ -94,8 +132,8 @@ class Fleet:
             check=False,
         )
 
-    def start(self) -> Fleet:
-        """Run ``fleet.py up`` in the background and wait until it says the fleet is ready."""
+    def launch(self) -> Fleet:
+        """Run ``fleet.py up`` in the background (its output replaces the previous log)."""
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [FLEET_PYTHON, str(ROOT / "scripts" / "fleet.py"), "up"],
@@ -104,7 +142,19 @@ class Fleet:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_until(self._ready, timeout=120, message="fleet ready")
+        return self
+
+    def start(self) -> Fleet:
+        """Run ``fleet.py up`` in the background and wait until it says the fleet is ready.
+
+        If it never does, the runner is stopped (Ctrl-C) before the error is raised.
+        """
+        self.launch()
+        try:
+            wait_until(self._ready, timeout=120, message="fleet ready")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _ready(self) -> bool:
@@ -134,13 +184,18 @@ class Fleet:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def new_fleet() -> Fleet:
-    """A fleet description with a fresh data folder and free ports (not started yet)."""
-    data_dir = Path(tempfile.mkdtemp(prefix="fleet-e2e-"))
-    # PostgreSQL runs as the unprivileged 'postgres' account when the tests run as root.
-    data_dir.chmod(0o755)
+def new_fleet(extra_env: dict[str, str] | None = None, data_dir: Path | None = None) -> Fleet:
+    """A fleet description with free ports and a fresh data folder (or ``data_dir``), not started.
+
+    ``extra_env`` is added to the environment ``fleet.py up`` runs with, as a developer would
+    export variables before ``make up``.
+    """
+    if data_dir is None:
+        data_dir = Path(tempfile.mkdtemp(prefix="fleet-e2e-"))
+        # PostgreSQL runs as the unprivileged 'postgres' account when the tests run as root.
+        data_dir.chmod(0o755)
     ports = {name: free_port() for name in PORT_VARIABLES}
-    env = {**os.environ, "FLEET_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "FLEET_DATA_DIR": str(data_dir), **(extra_env or {})}
     env.update({name: str(port) for name, port in ports.items()})
     return Fleet(data_dir=data_dir, ports=ports, env=env)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from tests.fleet import Fleet, new_fleet, pid_alive, port_open, wait_until
+from tests.fleet import Fleet, get, new_fleet, pid_alive, port_open, wait_until
 
 
 def _assert_everything_stopped(fleet: Fleet, pids: list[int]) -> None:
@@ -17,8 +17,9 @@ def _assert_everything_stopped(fleet: Fleet, pids: list[int]) -> None:
 
 
 def test_ctrl_c_stops_every_process_of_the_fleet() -> None:
-    fleet = new_fleet().start()
+    fleet = new_fleet()
     try:
+        fleet.start()
         pids = fleet.pids()
         assert len(pids) == 6  # four services, nginx, PostgreSQL
 
@@ -26,13 +27,14 @@ def test_ctrl_c_stops_every_process_of_the_fleet() -> None:
 
         _assert_everything_stopped(fleet, pids)
     finally:
-        fleet.stop(signal.SIGKILL)
+        fleet.stop()
         fleet.remove()
 
 
 def test_second_up_says_the_fleet_is_running_and_down_stops_it() -> None:
-    fleet = new_fleet().start()
+    fleet = new_fleet()
     try:
+        fleet.start()
         pids = fleet.pids()
 
         second = fleet.run_fleet_command("up")
@@ -46,5 +48,44 @@ def test_second_up_says_the_fleet_is_running_and_down_stops_it() -> None:
 
         _assert_everything_stopped(fleet, pids)
     finally:
-        fleet.stop(signal.SIGKILL)
+        fleet.stop()
+        fleet.remove()
+
+
+def test_down_while_the_fleet_is_starting_stops_postgresql_too() -> None:
+    fleet = new_fleet()
+    try:
+        fleet.launch()
+        postmaster = fleet.data_dir / "pgdata" / "postmaster.pid"
+        # PostgreSQL is starting; the runner has its secrets and migrations still to do before
+        # honcho takes over the signals.
+        wait_until(postmaster.exists, timeout=60, message="PostgreSQL starts")
+        pids = fleet.pids()
+
+        down = fleet.run_fleet_command("down")
+
+        assert down.returncode == 0
+        assert fleet.process is not None
+        assert fleet.process.wait(60) in (0, 130)
+        _assert_everything_stopped(fleet, pids)
+    finally:
+        fleet.stop()
+        fleet.remove()
+
+
+def test_up_after_a_down_during_initdb_starts_on_a_complete_cluster() -> None:
+    fleet = new_fleet()
+    try:
+        fleet.launch()
+        # initdb writes into a staging folder that becomes pgdata only once it is complete.
+        wait_until((fleet.data_dir / "pgdata.initdb").exists, timeout=60, message="initdb runs")
+        assert fleet.run_fleet_command("down").returncode == 0
+        assert fleet.process is not None
+        assert fleet.process.wait(60) in (0, 130)
+
+        fleet.start()
+
+        assert get(fleet.gateway + "/healthz").status_code == 200
+    finally:
+        fleet.stop()
         fleet.remove()
