@@ -1,6 +1,7 @@
 # The fleet's entry points:
 #   make up     start the whole fleet locally (gateway on http://127.0.0.1:8080); Ctrl-C stops it
-#   make test   run every test suite (common-libs, the four services, the gateway, e2e)
+#   make test   run every test suite (common-libs, the four services, the gateway, e2e); the
+#               consumers' pacts are copied to the providers before the providers verify them
 #   make down   stop a fleet left running
 # Each installs what it needs: uv and honcho into .tools/, one venv per folder, and Debian's
 # nginx-light / postgresql when they are missing.

@@ -2,12 +2,20 @@
 
 Each suite runs in its own folder with its own venv (``make lint test`` there). A suite fails when
 its command fails or when it ran no test. The last line reads ``total: N passed, N failed``.
+
+Consumer-driven contracts: the services that call others (the consumers) run first; their tests
+write their pacts into their own repositories (``<consumer>/src/pacts/<consumer>-<provider>.json``,
+the published contracts). Before the first provider's suite, each of those files is copied to
+``<provider>/src/tests/contract/pacts/`` (only when its content differs), where the provider's
+suite verifies it against the real provider. Between separate repositories a Pact Broker plays
+that part.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -39,13 +47,13 @@ class Result:
         return self.returncode == 0 and self.failed == 0 and self.passed > 0
 
 
+# Consumers publish pacts, providers verify them: consumers run first.
+CONSUMERS = ("order-processing-service", "chat-llm-service")
+PROVIDERS = ("user-service", "product-catalog-service")
+
+
 def suites(make_args: list[str]) -> list[tuple[str, list[str]]]:
-    services = [
-        "user-service",
-        "product-catalog-service",
-        "order-processing-service",
-        "chat-llm-service",
-    ]
+    services = [*CONSUMERS, *PROVIDERS]
     plan = [("common-libs", ["make", "-C", "common-libs", "lint", "test", *make_args])]
     plan += [(name, ["make", "-C", f"{name}/src", "lint", "test", *make_args]) for name in services]
     plan.append(("api-gateway-service", ["make", "-C", "api-gateway-service", "lint", "test", *make_args]))
@@ -72,11 +80,33 @@ def run(name: str, argv: list[str]) -> Result:
     return Result(name, process.returncode, counts, time.monotonic() - started)
 
 
+def sync_pacts() -> None:
+    """Copy every consumer's published pacts to the providers that verify them (a broker's job)."""
+    print("\n===== pact sync: consumers' pacts -> providers' contract tests =====", flush=True)
+    for consumer in CONSUMERS:
+        for provider in PROVIDERS:
+            for source in sorted((ROOT / consumer / "src" / "pacts").glob(f"*-{provider}.json")):
+                target = ROOT / provider / "src" / "tests" / "contract" / "pacts" / source.name
+                if target.exists() and target.read_bytes() == source.read_bytes():
+                    outcome = "unchanged"
+                else:
+                    outcome = "updated" if target.exists() else "added"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source, target)
+                print(f"{source.relative_to(ROOT)} -> {target.relative_to(ROOT)}: {outcome}")
+
+
 def main() -> int:
     make_args = sys.argv[1:]
     only = os.environ.get("SUITES")
     plan = [s for s in suites(make_args) if not only or s[0] in only.split(",")]
-    results = [run(name, argv) for name, argv in plan]
+    results = []
+    synced = False
+    for name, argv in plan:
+        if name in PROVIDERS and not synced:
+            sync_pacts()
+            synced = True
+        results.append(run(name, argv))
     print("\n" + f"{'suite':<26} {'result':<8} {'passed':>7} {'failed':>7} {'skipped':>8} {'time':>8}")
     for r in results:
         verdict = "ok" if r.ok else ("NO TESTS" if r.returncode == 0 and r.passed == 0 else "FAILED")

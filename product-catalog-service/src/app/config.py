@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     reservation_sweep_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     reservation_sweep_batch_size: int = Field(default=100, ge=1, le=10_000)
 
+    # Contract tests only: mounts POST /_pact/provider-states, which creates products and
+    # reservations without a token so that the pact verifier can set up consumers' states.
+    provider_states_enabled: bool = False
+
     @model_validator(mode="after")
     def _ttl_bounds_are_ordered(self) -> Self:
         low, default, high = (
@@ -47,6 +51,14 @@ class Settings(BaseSettings):
         )
         if not low <= default <= high:
             raise ValueError("reservation TTLs must satisfy min <= default <= max")
+        return self
+
+    @model_validator(mode="after")
+    def _provider_states_stay_out_of_production(self) -> Self:
+        if self.provider_states_enabled and self.environment == "production":
+            raise ValueError(
+                "CATALOG_PROVIDER_STATES_ENABLED is for contract tests and refused in production"
+            )
         return self
 
 

@@ -21,7 +21,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from app.config import SERVICE_NAME, Settings, get_settings
 from app.db.session import create_engine, ping_database
 from app.models.problem_models import install_problem_schema
-from app.routers import category_routes, product_routes, reservation_routes
+from app.routers import (
+    category_routes,
+    product_routes,
+    provider_state_routes,
+    reservation_routes,
+)
 from app.routers.method_not_allowed import install_method_not_allowed_handler
 from app.services.reservation_manager import TtlPolicy
 from app.services.reservation_sweeper import run_reservation_sweeper
@@ -94,5 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(product_routes.router)
     app.include_router(category_routes.router)
     app.include_router(reservation_routes.router)
+    if settings.provider_states_enabled:
+        app.include_router(provider_state_routes.router)
     install_problem_schema(app)
     return app

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
     password_hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
 
+    # Contract tests only: mounts POST /_pact/provider-states for the pact verifier.
+    provider_states_enabled: bool = False
+
     @field_validator("service_clients")
     @classmethod
     def _check_service_clients(cls, clients: dict[str, SecretStr]) -> dict[str, SecretStr]:
@@ -100,6 +103,8 @@ class Settings(BaseSettings):
         if self.is_local:
             return []
         problems = []
+        if self.provider_states_enabled:
+            problems.append("USERS_PROVIDER_STATES_ENABLED is for contract tests only")
         if self.signing_key_pem is None:
             problems.append("USERS_SIGNING_KEY_PEM is required (a generated key is for local runs)")
         if self.admin_password is not None:

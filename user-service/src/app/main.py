@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import SERVICE_NAME, InsecureSettingsError, Settings, get_settings
 from app.db.session import create_engine, ping_database, unit_of_work
 from app.http_conventions import document_errors_as_problems, list_all_allowed_methods
-from app.routers import auth_routes, user_routes
+from app.routers import auth_routes, provider_state_routes, user_routes
 from app.security.passwords import Argon2Parameters, PasswordHashing
 from app.security.signing_keys import load_key_ring
 from app.security.tokens import TokenIssuer
@@ -138,5 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(auth_routes.router)
     app.include_router(user_routes.router)
+    if settings.provider_states_enabled:
+        app.include_router(provider_state_routes.router)
     document_errors_as_problems(app)
     return app

@@ -136,9 +136,13 @@ class CatalogClient:
                 if product_id is None:
                     raise ReservationUnusable("the reservation id is taken by other items")
                 raise InsufficientStock(str(problem.get("detail", "")), product_id=product_id)
-            if response.status_code == 422 and "errors" not in problem:
-                detail = str(problem.get("detail", ""))
-                raise UnknownProduct(detail, product_id=_product_id(problem))
+            if response.status_code == 422:
+                # The catalog's unknown-product answer names the product (it also lists
+                # `errors`, like any 422); a 422 without `product_id` is a request it refused.
+                product_id = _product_id(problem)
+                if product_id is not None:
+                    detail = str(problem.get("detail", ""))
+                    raise UnknownProduct(detail, product_id=product_id)
             raise self._unexpected(response)
 
         return await self._call(attempt, deadline)

@@ -7,7 +7,8 @@ Speaks the documented contract (service token required):
   -> ``201`` (``200`` for a known id with the same items; no more stock taken)
   ``{reservation_id, status, expires_at, items: [{product_id, name, unit_price, currency,
   quantity}]}``; not enough stock ``409`` problem with ``product_id``; unknown product ``422``
-  problem with ``product_id``; a known id with other items ``409``. All items or none.
+  problem with ``product_id`` and ``errors`` (like every 422 of the catalog); a known id with
+  other items ``409``. All items or none.
 - ``POST /inventory/reservations/{id}/commit`` -> ``200`` committed (idempotent); unknown ``404``;
   released ``409``.
 - ``POST /inventory/reservations/{id}/release`` -> ``200`` released (idempotent); unknown ``404``.
@@ -260,11 +261,16 @@ class CatalogStub:
                 if known.items != items:
                     return 409, {"detail": "this reservation id holds other items"}
                 return 200, self._view(known)
-            for product_id, quantity in items:
+            for index, (product_id, quantity) in enumerate(items):
                 product = self.products.get(product_id)
                 if product is None:
                     detail = f"unknown product {product_id}"
-                    return 422, {"detail": detail, "product_id": str(product_id)}
+                    location = ["body", "items", index, "product_id"]
+                    return 422, {
+                        "detail": detail,
+                        "product_id": str(product_id),
+                        "errors": [{"loc": location, "msg": "Unknown product"}],
+                    }
                 if product.stock - product.held < quantity:
                     detail = f"not enough stock for {product.name}"
                     return 409, {"detail": detail, "product_id": str(product_id)}

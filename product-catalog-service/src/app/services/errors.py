@@ -11,12 +11,14 @@ __all__ = [
     "OutOfStock",
     "ProductHasHeldStock",
     "ProductNotFound",
+    "ProviderStateUnmet",
     "ReservationMismatch",
     "ReservationNotFound",
     "ReservationNotHeld",
     "StockBelowHeld",
     "TtlOutOfBounds",
     "UnknownProduct",
+    "UnknownProviderState",
 ]
 
 _TYPE = "urn:fleet:product-catalog:"
@@ -148,3 +150,21 @@ class ReservationNotHeld(Conflict):
             f"Reservation {reservation_id} is {status} and can no longer be committed.",
             extra={"reservation_id": str(reservation_id), "status": status},
         )
+
+
+class UnknownProviderState(UnprocessableContent):
+    """The pact verifier asked for a provider state this service does not know (contract tests)."""
+
+    type = _TYPE + "unknown-provider-state"
+
+    def __init__(self, state: str, *, known: list[str]) -> None:
+        super().__init__(f"Unknown provider state {state!r}.", extra={"known_states": known})
+
+
+class ProviderStateUnmet(Conflict):
+    """A provider state cannot be set up (contract tests): the interaction would not be fair."""
+
+    type = _TYPE + "provider-state-unmet"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)

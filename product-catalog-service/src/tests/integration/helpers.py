@@ -1,11 +1,15 @@
-"""Small helpers the integration tests share: unique products and waiting on a condition."""
+"""Small helpers the tests share: unique products, waiting on a condition, a stub JWKS."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -62,3 +66,30 @@ async def eventually(
         if time.monotonic() >= deadline:
             raise AssertionError(f"{message} not met within {within:g} s")
         await asyncio.sleep(0.05)
+
+
+@contextmanager
+def serve_jwks(jwks: dict[str, Any]) -> Iterator[str]:
+    """A stub of user-service's ``GET /auth/jwks`` on 127.0.0.1; yields the JWKS URL."""
+    body = json.dumps(jwks).encode()
+
+    class JwksHandler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status = 200 if self.path == "/auth/jwks" else 404
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the test output is not the place for access logs."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), JwksHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/auth/jwks"
+    finally:
+        server.shutdown()
+        server.server_close()

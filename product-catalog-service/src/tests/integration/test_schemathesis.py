@@ -8,15 +8,11 @@ must answer without a 5xx and conform to the schema (status, content type, body)
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +25,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from app.main import create_app
 from tests.conftest import make_settings
 from tests.integration.conftest import SERVICE_ROOT
+from tests.integration.helpers import serve_jwks
 
 MAX_EXAMPLES = 15
 SCHEMATHESIS_CASES = pytest.StashKey[list[int]]()
@@ -41,28 +38,8 @@ _REJECTS_SCHEMA_VALID_INPUT = {("POST", "/inventory/reservations"), ("GET", "/pr
 @pytest.fixture(scope="module")
 def jwks_url(issuer: TestTokenIssuer) -> Iterator[str]:
     """A stub of user-service's ``GET /auth/jwks``, serving the test issuer's public key."""
-    body = json.dumps(issuer.jwks()).encode()
-
-    class JwksHandler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status = 200 if self.path == "/auth/jwks" else 404
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the test output is not the place for access logs."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), JwksHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/auth/jwks"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_jwks(issuer.jwks()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

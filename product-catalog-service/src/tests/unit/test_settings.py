@@ -48,3 +48,8 @@ def test_reservation_settings_are_read_from_prefixed_environment(
 
     assert settings.reservation_sweep_interval_seconds == 0.5
     assert settings.reservation_max_ttl_seconds == 900
+
+
+def test_provider_states_are_refused_in_production() -> None:
+    with pytest.raises(ValidationError, match="CATALOG_PROVIDER_STATES_ENABLED"):
+        Settings(environment="production", provider_states_enabled=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common_libs.errors import Conflict, Forbidden, NotFound, Unauthorized
+from common_libs.errors import Conflict, Forbidden, NotFound, Unauthorized, UnprocessableContent
 
 from app.db.session import KeepsChanges
 
@@ -58,3 +58,17 @@ class WrongCurrentPassword(Forbidden):
 
     def __init__(self) -> None:
         super().__init__("The current password is not correct.")
+
+
+class UnknownProviderState(UnprocessableContent):
+    """The pact verifier asked for a provider state this service does not know (contract tests)."""
+
+    def __init__(self, state: str, *, known: list[str]) -> None:
+        super().__init__(f"Unknown provider state {state!r}.", extra={"known_states": known})
+
+
+class ProviderStateUnmet(Conflict):
+    """A provider state does not hold and cannot be set up here (contract tests)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)

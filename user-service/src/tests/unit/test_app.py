@@ -37,3 +37,11 @@ async def test_metrics_are_prometheus_text(offline_client: httpx.AsyncClient) ->
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert 'http_request_duration_seconds_count{method="GET",route="/health"' in response.text
+
+
+async def test_provider_state_endpoint_is_absent_unless_enabled(
+    offline_client: httpx.AsyncClient,
+) -> None:
+    response = await offline_client.post("/_pact/provider-states", json={"state": ""})
+
+    assert response.status_code == 404

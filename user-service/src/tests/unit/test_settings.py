@@ -91,6 +91,17 @@ def test_production_with_weak_admin_password_refuses_to_start() -> None:
     assert "password123" not in str(caught.value)
 
 
+def test_production_with_provider_states_refuses_to_start() -> None:
+    settings = Settings(
+        environment="production",
+        signing_key_pem=PEM,  # type: ignore[arg-type]
+        provider_states_enabled=True,
+    )
+
+    with pytest.raises(InsecureSettingsError, match="USERS_PROVIDER_STATES_ENABLED"):
+        create_app(settings)
+
+
 def test_production_with_key_and_strong_admin_password_starts() -> None:
     settings = Settings(
         environment="production",
