@@ -58,6 +58,8 @@ def suites(make_args: list[str]) -> list[tuple[str, list[str]]]:
     plan += [(name, ["make", "-C", f"{name}/src", "lint", "test", *make_args]) for name in services]
     plan.append(("api-gateway-service", ["make", "-C", "api-gateway-service", "lint", "test", *make_args]))
     plan.append(("e2e", ["make", "-C", "e2e", "lint", "test", *make_args]))
+    # Every repository exported alone, with only the common-libs wheel, passes its README's tests.
+    plan.append(("exported-repositories", ["make", "-C", "e2e", "test-exports", *make_args]))
     return plan
 
 
