@@ -18,12 +18,13 @@ SERVICES := user-service product-catalog-service order-processing-service chat-l
 MAKE_ARGS := UV=$(UV) COMMON_LIBS_WHEELS=$(WHEELS) FLEET_PYTHON=$(TOOLS_PY)
 export UV_PYTHON_PREFERENCE := only-system
 
-.PHONY: help up down test venvs tools wheel system-packages docker-context compose-check clean
+.PHONY: help up down test bench venvs tools wheel system-packages docker-context clean
 
 help:
 	@echo "make up      start the fleet locally (gateway on http://127.0.0.1:$${GATEWAY_PORT:-8080})"
 	@echo "make test    run every test suite"
 	@echo "make down    stop a fleet left running"
+	@echo "make bench   measure the fleet (ratios in one run) into bench-results/"
 	@echo "make docker-context   put the common-libs wheel where the Dockerfiles expect it"
 	@echo "make clean   remove venvs, wheels and tools (keeps .fleet/ data)"
 
@@ -56,6 +57,10 @@ test: venvs system-packages
 
 up: venvs system-packages
 	$(TOOLS_PY) scripts/fleet.py up
+
+# Benchmarks of the whole fleet (ratios measured in one run): bench-results/bench.md and bench.json.
+bench: venvs system-packages
+	$(MAKE) -C e2e bench $(MAKE_ARGS)
 
 down: tools
 	$(TOOLS_PY) scripts/fleet.py down

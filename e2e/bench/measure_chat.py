@@ -1,0 +1,99 @@
+"""Item 6: what the fleet adds to the model's time to first token, through the gateway.
+
+A client on a raw socket (no HTTP library in the way) posts a streamed chat turn to
+``/api/chat/generate_response`` with its own ``X-Request-ID`` and notes when the first
+``data: {"delta"...`` event arrives. The chat service forwards the request id to the LLM, where
+the benchmark's test server noted when that request came in and when it flushed its first
+content chunk. Added = client's time to first token - server's time to first token: the
+gateway, authentication, the conversation, the catalog search for grounding, the prompt and
+token budget, the quota, the SDK, and the way back. The turn is then read to its end.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from urllib.parse import urlsplit
+
+from bench.fixtures import new_customer_token
+from bench.fleet_access import Target
+from bench.report import Row, below, median, say
+
+__all__ = ["measure_chat"]
+
+MESSAGE = "Do you have a walnut desk?"
+_FIRST_DELTA = b'data: {"delta"'
+
+
+def _first_token_seconds(gateway: str, token: str, request_id: str) -> float:
+    """Post one streamed turn; seconds from sending it to its first delta event."""
+    address = urlsplit(gateway)
+    host, port = address.hostname or "127.0.0.1", address.port or 80
+    body = json.dumps({"message": MESSAGE, "stream": True}).encode()
+    head = (
+        f"POST /api/chat/generate_response HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Accept: text/event-stream\r\nX-Request-ID: {request_id}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    first: float | None = None
+    received = b""
+    with socket.create_connection((host, port), timeout=30) as connection:
+        started = time.perf_counter()
+        connection.sendall(head + body)
+        while chunk := connection.recv(65536):
+            received += chunk
+            if first is None and _FIRST_DELTA in received:
+                first = time.perf_counter()
+    if not received.startswith(b"HTTP/1.1 200") or first is None or b"event: done" not in received:
+        raise RuntimeError(f"the streamed turn failed: {received[:500]!r}")
+    return first - started
+
+
+def measure_chat(target: Target, *, runs: int, requests: int) -> list[Row]:
+    """Median over ``runs`` runs of the median added time of ``requests`` sequential turns."""
+    measure = "Chat: time to first token added by the fleet"
+    if target.llm is None:
+        reason = "skipped: a running fleet's LLM is not the benchmark's test server"
+        return [Row(6, measure, None, "ms", "< 5 ms", "skipped", reason)]
+    llm = target.llm
+    token = new_customer_token(target)
+    nonce = uuid.uuid4().hex[:8]
+
+    def turn(label: str) -> tuple[float, float]:
+        request_id = f"bench-chat-{nonce}-{label}"
+        client = _first_token_seconds(target.gateway, token, request_id)
+        server = llm.first_token(request_id)
+        if server is None:
+            raise RuntimeError(f"the test LLM saw no streamed completion for {request_id}")
+        return client * 1000, server.seconds * 1000
+
+    for number in range(2):
+        turn(f"warm-up-{number}")
+    run_medians = []
+    for run in range(runs):
+        turns = [turn(f"{run}-{number}") for number in range(requests)]
+        added = median(client - server for client, server in turns)
+        run_medians.append(
+            {
+                "added_ms": round(added, 2),
+                "client_ttft_ms": round(median(client for client, _ in turns), 2),
+                "server_ttft_ms": round(median(server for _, server in turns), 3),
+            }
+        )
+        say(f"6 chat run {run + 1}: {run_medians[-1]}")
+    row = below(6, measure, median(float(run["added_ms"]) for run in run_medians), "ms", 5)
+    row.detail = (
+        f"{runs} runs of {requests} sequential streamed turns (after 2 warm-up turns), each a "
+        f"new conversation asking '{MESSAGE}' (the catalog is searched once for grounding: "
+        "both words match products); "
+        "per turn: time to the first delta event at a raw-socket client through the gateway "
+        "minus the test LLM server's own time from request to first content chunk; median per "
+        f"run, median of the runs; client TTFT median "
+        f"{median(float(run['client_ttft_ms']) for run in run_medians):.1f} ms, server TTFT "
+        f"median {median(float(run['server_ttft_ms']) for run in run_medians):.2f} ms"
+    )
+    row.runs = list(run_medians)
+    return [row]

@@ -1,0 +1,117 @@
+"""Item 4: orders placed through the gateway at a fixed concurrency, by the real services.
+
+wrk posts ``POST /api/orders`` (one item of a product with a billion in stock) with a token
+from a list of logged-in customers per request and a unique Idempotency-Key per request, so
+that every request is a new order: claim the key, the pending order, the catalog's
+reservation and commit (the order service's service token from user-service, cached), the
+confirmation. Any answer but a 2xx, and any socket error or timeout, is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import fleet as runner
+import httpx
+
+from bench.fixtures import Fixtures
+from bench.fleet_access import Target
+from bench.processes import cpu_seconds, listening_pid
+from bench.report import Row, at_least, below, median, say
+from bench.runs import Settings
+from bench.wrk import WrkResult, order_script, run_wrk
+
+__all__ = ["measure_orders"]
+
+_IN_THE_LOOP = (runner.USERS, runner.CATALOG, runner.ORDERS)
+
+
+def _order_body(product_id: str) -> str:
+    address = {
+        "name": "Grace Hopper",
+        "line1": "1 Navy Yard Road",
+        "city": "Arlington",
+        "postal_code": "22202",
+        "country": "US",
+    }
+    items = [{"product_id": product_id, "quantity": 1}]
+    return json.dumps({"items": items, "shipping_address": address})
+
+
+def _orders_per_second(result: WrkResult) -> float:
+    return (result.requests - result.non_2xx) / result.seconds
+
+
+def measure_orders(
+    target: Target, fixtures: Fixtures, settings: Settings, workdir: Path
+) -> list[Row]:
+    """Orders per second, p50 and p99, and errors, each over ``settings.rounds`` runs."""
+    url = f"{target.gateway}/api/orders"
+    body = _order_body(fixtures.order_product["id"])
+    connections = settings.order_connections
+
+    def run(seconds: float) -> WrkResult:
+        script = order_script(workdir, tokens=fixtures.customer_tokens, body=body)
+        return run_wrk(url, script=script, seconds=seconds, connections=connections)
+
+    found = {service.name: listening_pid(target.port(service)) for service in _IN_THE_LOOP}
+    pids = {name: pid for name, pid in found.items() if pid is not None}
+
+    # One order alone first: the order service fetches its service token on its first order,
+    # which belongs to its start-up, not to its steady state.
+    first = httpx.post(
+        url,
+        content=body,
+        headers={
+            "Authorization": f"Bearer {fixtures.customer_tokens[0]}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"bench-first-{uuid.uuid4().hex}",
+        },
+        timeout=30,
+    )
+    if first.status_code != 201:
+        raise RuntimeError(f"the first order answered {first.status_code}: {first.text[:300]}")
+    warm_up = run(2)
+    say(f"4 orders warm-up: {warm_up.requests} requests, answers {warm_up.codes}")
+    results = []
+    cpu_ms: dict[str, list[float]] = {name: [] for name in pids}
+    for number in range(settings.rounds):
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        result = run(settings.order_seconds)
+        for name, pid in pids.items():
+            used = cpu_seconds(pid) - before[name]
+            cpu_ms[name].append(used / max(result.requests, 1) * 1000)
+        results.append(result)
+        say(
+            f"4 orders run {number + 1}: {_orders_per_second(result):.0f} orders/s, p50 "
+            f"{result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, answers {result.codes}, "
+            f"errors {result.errors}"
+        )
+    how = (
+        f"wrk -t1 -c{connections}, {settings.rounds} runs of {settings.order_seconds:g} s "
+        "(after one order alone and a 2 s warm-up), POST /api/orders through the gateway, one "
+        f"item each, {len(fixtures.customer_tokens)} customers' tokens in rotation, a new "
+        "Idempotency-Key per request; orders/s counts 2xx answers; p50/p99 from wrk's latency "
+        "histogram of all answers; figures are medians of the runs, errors their sum"
+    )
+    rate = at_least(
+        4, "Orders through the gateway", median(map(_orders_per_second, results)), "orders/s", 250
+    )
+    cpu = ", ".join(f"{name} {median(values):.1f} ms" for name, values in cpu_ms.items())
+    rate.detail = f"{how}; CPU time per order (median of the runs): {cpu}"
+    rate.runs = [result.as_json() for result in results]
+    p50 = Row(4, "Orders: p50 latency", median(r.p50_ms for r in results), "ms", "none set", "info")
+    p99 = below(4, "Orders: p99 latency", median(r.p99_ms for r in results), "ms", 150)
+    errors = sum(result.errors for result in results)
+    failed = Row(4, "Orders: errors", errors, "", "0", "pass" if errors == 0 else "miss")
+    answers: dict[int, int] = {}
+    for result in results:
+        for code, count in result.codes.items():
+            answers[code] = answers.get(code, 0) + count
+    samples = sorted({sample for result in results for sample in result.error_samples})
+    failed.detail = f"answers by status over the runs: {dict(sorted(answers.items()))}"
+    if samples:
+        failed.detail += f"; first failed answers: {' / '.join(samples)[:600]}"
+    return [rate, p50, p99, failed]

@@ -1,0 +1,130 @@
+"""Run every measurement once, in an order that keeps them apart, and write the results.
+
+Items 1-3 (reads) first, while the fleet's processes are fresh; then 4 (orders) and 6 (chat);
+then the services' RSS (7, after that load); then 5 (catalog scale, with processes and data of
+its own); then start-to-ready (7). A measurement that fails becomes an ``error`` row and the
+others still run. Results go to ``bench-results/bench.md`` and ``bench.json`` at the root of
+the repository (git-ignored), and the table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.fixtures import make_fixtures
+from bench.fleet_access import Target, fleet_target
+from bench.measure_chat import measure_chat
+from bench.measure_orders import measure_orders
+from bench.measure_processes import measure_ready, measure_rss
+from bench.measure_reads import bench_apps, measure_floor, measure_gateway, measure_hop
+from bench.measure_scale import measure_scale
+from bench.report import Row, say, write_results
+from bench.runs import Settings
+from bench.wrk import require_wrk, summary_script
+from tests.fleet import ROOT
+
+__all__ = ["main"]
+
+RESULTS_DIR = ROOT / "bench-results"
+
+
+def _attempt(item: int, label: str, measure: Callable[[], list[Row]]) -> list[Row]:
+    say(f"{item} {label}")
+    try:
+        return measure()
+    except Exception as exc:
+        say(f"{item} {label} failed: {exc!r}")
+        return [Row(item, label, None, "", "—", "error", f"error: {exc!r}"[:600])]
+
+
+def _measure_all(target: Target, settings: Settings, workdir: Path) -> list[Row]:
+    say("making products and customers")
+    fixtures = make_fixtures(target, customers=settings.customers)
+    script = summary_script(workdir)
+    rows: list[Row] = []
+    with bench_apps(target, fixtures, workdir) as apps:
+        rows += _attempt(
+            1, "Gateway overhead", lambda: measure_gateway(target, fixtures, settings, script)
+        )
+        rows += _attempt(
+            2, "Read path vs floor", lambda: measure_floor(target, fixtures, apps, settings, script)
+        )
+        rows += _attempt(
+            3, "One hop vs local", lambda: measure_hop(apps, fixtures, settings, script)
+        )
+    rows += _attempt(4, "Orders", lambda: measure_orders(target, fixtures, settings, workdir))
+    rows += _attempt(
+        6,
+        "Chat time to first token",
+        lambda: measure_chat(target, runs=settings.rounds, requests=settings.chat_requests),
+    )
+    rows += _attempt(7, "RSS after the load", lambda: measure_rss(target))
+    rows += _attempt(5, "Catalog scale", lambda: measure_scale(target, settings, workdir, script))
+    rows += _attempt(
+        7, "Start to /ready", lambda: measure_ready(target, workdir, starts=settings.rounds)
+    )
+    return rows
+
+
+def _commit() -> str:
+    result = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, read-only
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "unknown"
+
+
+def _load() -> str:
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def main() -> int:
+    """Measure, write ``bench-results/``, print the table; 1 if a measurement failed."""
+    settings = Settings.from_environ(os.environ)
+    require_wrk()
+    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    clock = time.monotonic()
+    load_before = _load()
+    workdir = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+    rows: list[Row] = []
+    fleet = "a running fleet (BENCH_GATEWAY_URL)"
+    try:
+        with fleet_target() as target:
+            if target.own:
+                fleet = "a fleet started by the benchmark (scripts/fleet.py up, rate limits raised)"
+            rows = _measure_all(target, settings, workdir)
+    finally:
+        if any(row.status == "error" for row in rows) or not rows:
+            say(f"logs of the benchmark's processes are kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    rows.sort(key=lambda row: row.item)
+    context: dict[str, Any] = {
+        "started": started_at,
+        "commit": _commit(),
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": _load(),
+        "fleet": fleet,
+        "method": (
+            f"every figure the median of {settings.rounds} runs; every ratio the median of "
+            "per-round ratios of two runs measured back to back"
+        ),
+        "seconds": round(time.monotonic() - clock, 1),
+        "settings": asdict(settings),
+    }
+    print(write_results(RESULTS_DIR, rows, context), flush=True)
+    say(f"written: bench-results/bench.md and bench.json ({context['seconds']:.0f} s)")
+    return 1 if any(row.status == "error" for row in rows) else 0
