@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 import struct
 import threading
 import time
@@ -157,6 +158,12 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     # An idle keep-alive connection is closed after this long (the thread then ends).
     timeout = 120
+
+    def setup(self) -> None:
+        # As servers on asyncio do: without TCP_NODELAY, Nagle's algorithm holds each small
+        # streamed chunk until the previous one is acknowledged (up to a delayed ACK, 40 ms).
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: what matters is recorded in ``FakeLlm.received``."""
