@@ -34,10 +34,14 @@ from tests.fleet import ROOT
 
 __all__ = ["main"]
 
-RESULTS_DIR = ROOT / "bench-results"
+RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR", ROOT / "bench-results"))
 
 
-def _attempt(item: int, label: str, measure: Callable[[], list[Row]]) -> list[Row]:
+def _attempt(
+    settings: Settings, item: int, label: str, measure: Callable[[], list[Row]]
+) -> list[Row]:
+    if item not in settings.items:
+        return []
     say(f"{item} {label}")
     try:
         return measure()
@@ -51,26 +55,44 @@ def _measure_all(target: Target, settings: Settings, workdir: Path) -> list[Row]
     fixtures = make_fixtures(target, customers=settings.customers)
     script = summary_script(workdir)
     rows: list[Row] = []
-    with bench_apps(target, fixtures, workdir) as apps:
-        rows += _attempt(
-            1, "Gateway overhead", lambda: measure_gateway(target, fixtures, settings, script)
-        )
-        rows += _attempt(
-            2, "Read path vs floor", lambda: measure_floor(target, fixtures, apps, settings, script)
-        )
-        rows += _attempt(
-            3, "One hop vs local", lambda: measure_hop(apps, fixtures, settings, script)
-        )
-    rows += _attempt(4, "Orders", lambda: measure_orders(target, fixtures, settings, workdir))
     rows += _attempt(
+        settings,
+        1,
+        "Gateway overhead",
+        lambda: measure_gateway(target, fixtures, settings, script),
+    )
+    if settings.items & {2, 3}:
+        with bench_apps(target, fixtures, workdir) as apps:
+            rows += _attempt(
+                settings,
+                2,
+                "Read path vs floor",
+                lambda: measure_floor(target, fixtures, apps, settings, script),
+            )
+            rows += _attempt(
+                settings,
+                3,
+                "One hop vs local",
+                lambda: measure_hop(apps, fixtures, settings, script),
+            )
+    rows += _attempt(
+        settings, 4, "Orders", lambda: measure_orders(target, fixtures, settings, workdir)
+    )
+    rows += _attempt(
+        settings,
         6,
         "Chat time to first token",
         lambda: measure_chat(target, runs=settings.rounds, requests=settings.chat_requests),
     )
-    rows += _attempt(7, "RSS after the load", lambda: measure_rss(target))
-    rows += _attempt(5, "Catalog scale", lambda: measure_scale(target, settings, workdir, script))
+    rows += _attempt(settings, 7, "RSS after the load", lambda: measure_rss(target))
     rows += _attempt(
-        7, "Start to /ready", lambda: measure_ready(target, workdir, starts=settings.rounds)
+        settings, 5, "Catalog scale", lambda: measure_scale(target, settings, workdir, script)
+    )
+    rows += _attempt(
+        settings,
+        7,
+        "Start to /ready",
+        lambda: measure_ready(target, workdir, starts=settings.rounds),
     )
     return rows
 

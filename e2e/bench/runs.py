@@ -33,11 +33,13 @@ class Settings:
     scale_large: int = 1_000_000
     customers: int = 32
     chat_requests: int = 10
+    items: frozenset[int] = frozenset(range(1, 8))
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         """BENCH_ROUNDS, BENCH_SECONDS, BENCH_ORDER_SECONDS; BENCH_SCALE_1M=0 skips item 5,
-        BENCH_SCALE_LARGE makes its large catalog smaller (for a quick trial of the harness)."""
+        BENCH_SCALE_LARGE makes its large catalog smaller (for a quick trial of the harness),
+        BENCH_ITEMS (say ``4`` or ``1,2,3``) measures only those items."""
         large = int(environ.get("BENCH_SCALE_LARGE", cls.scale_large))
         if environ.get("BENCH_SCALE_1M", "1") == "0":
             large = 0
@@ -46,7 +48,15 @@ class Settings:
             seconds=float(environ.get("BENCH_SECONDS", cls.seconds)),
             order_seconds=float(environ.get("BENCH_ORDER_SECONDS", cls.order_seconds)),
             scale_large=large,
+            items=_items(environ.get("BENCH_ITEMS", "")) or cls.items,
         )
+
+
+def _items(text: str) -> frozenset[int]:
+    items = frozenset(int(part) for part in text.replace(",", " ").split())
+    if not items <= frozenset(range(1, 8)):
+        raise ValueError(f"BENCH_ITEMS names items 1 to 7, not {text!r}")
+    return items
 
 
 @dataclass(frozen=True)
