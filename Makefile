@@ -3,7 +3,7 @@
 #   make test   run every test suite (common-libs, the four services, the gateway, e2e); the
 #               consumers' pacts are copied to the providers before the providers verify them
 #   make down   stop a fleet left running
-# Each installs what it needs: uv and honcho into .tools/, one venv per folder, and Debian's
+# Each installs what it needs: uv into .tools/, one venv per folder, and Debian's
 # nginx-light / postgresql when they are missing.
 
 SHELL := /bin/bash

@@ -4,8 +4,10 @@
     python scripts/fleet.py down   # stop a fleet left running (by its pid file)
 
 PostgreSQL runs from the local server binaries with its data in ``.fleet/pgdata`` (kept across
-restarts; see ``fleet_postgres.py``). The services and nginx run under honcho, which stops them
-all when one exits or when this process gets SIGINT/SIGTERM; PostgreSQL is stopped last. On an
+restarts; see ``fleet_postgres.py``). The services and nginx run under ``fleet_supervisor.py``,
+which stops them all when one exits or when this process gets SIGINT/SIGTERM; PostgreSQL is
+stopped last. They write straight to this process's stdout/stderr: JSON lines naming their
+``service``; the runner's own lines read ``HH:MM:SS fleet | ...``. On an
 empty catalog the first ``up`` loads the demo catalog (``scripts/demo-catalog.json``, see
 ``demo_catalog.py``). Once the fleet is ready it prints the gateway URL, the admin login and a
 few ``curl`` commands to try.
@@ -19,8 +21,8 @@ process, so the services' own variables work too: OPENAI_API_KEY, OPENAI_BASE_UR
 and EMBEDDING_MODEL for chat-llm-service, for example.
 
 The parts (``FleetConfig``, ``running_postgres`` from ``fleet_postgres.py``,
-``prepare_databases``, ``local_secrets``, ``service_env``, ``service_command``) import without
-honcho, so that a test can run some of the services as child processes of its own.
+``prepare_databases``, ``local_secrets``, ``service_env``, ``service_command``) can be imported,
+so that a test can run some of the services as child processes of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -39,13 +40,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from secrets import token_urlsafe
-from typing import Any
 
 import demo_catalog
 from fleet_postgres import PostgresError, psql, running_postgres, say
+from fleet_supervisor import Supervisor, say_line
 
 __all__ = [
     "CATALOG",
@@ -332,27 +332,23 @@ def announce_ready(
 
 
 def watch_readiness(
-    manager: Any, config: FleetConfig, gave_up: threading.Event, admin_password: str
+    supervisor: Supervisor, config: FleetConfig, gave_up: threading.Event, admin_password: str
 ) -> None:
     """Wait until the gateway and every service answer, then announce; stop the fleet if never."""
-    from honcho.printer import Message
 
-    def say_line(text: str) -> None:
-        # Through honcho's own queue, so that these lines never interleave with a service's.
-        manager.events.put(
-            Message(type="line", data=text + "\n", time=datetime.now(), name="fleet", colour=None)
-        )
+    def fleet_line(text: str) -> None:
+        say_line("fleet", text)
 
     urls = [f"{config.gateway_url}/healthz", *readiness_urls(config)]
     if not wait_until_ready(urls, timeout=config.ready_timeout):
-        say_line(f"the fleet did not become ready within {config.ready_timeout:g} s; stopping it")
+        fleet_line(f"the fleet did not become ready within {config.ready_timeout:g} s; stopping it")
         gave_up.set()
-        manager.terminate()
+        supervisor.request_stop()
         return
     try:
-        announce_ready(config, admin_password, say_line)
+        announce_ready(config, admin_password, fleet_line)
     except Exception as exc:  # the fleet runs on; the developer sees why
-        say_line(f"the fleet runs, but announcing it failed: {exc!r}")
+        fleet_line(f"the fleet runs, but announcing it failed: {exc!r}")
 
 
 def check_not_running(config: FleetConfig) -> None:
@@ -373,38 +369,32 @@ def in_use(port: int) -> bool:
 
 
 def run_fleet(config: FleetConfig, secrets: Mapping[str, str]) -> int:
-    """The four services and nginx under honcho until one exits or we are asked to stop."""
-    from honcho.manager import Manager
-
-    manager = Manager()
+    """The four services and nginx until one exits or we are asked to stop."""
+    supervisor = Supervisor()
     for service in SERVICES:
-        manager.add_process(
+        supervisor.add(
             service.name,
-            "exec " + shlex.join(service_command(config, service)),
+            service_command(config, service),
             env={**config.environ, **service_env(config, service, secrets)},
-            cwd=str(service.workdir),
+            cwd=service.workdir,
         )
-    manager.add_process(
+    supervisor.add(
         "gateway",
-        "exec "
-        + shlex.join(
-            [sys.executable, "scripts/run_local.py", "--workdir", str(config.data_dir / "gateway")]
-        ),
+        [sys.executable, "scripts/run_local.py", "--workdir", str(config.data_dir / "gateway")],
         env={**config.environ, **gateway_env(config)},
-        cwd=str(ROOT / "api-gateway-service"),
+        cwd=ROOT / "api-gateway-service",
     )
     gave_up = threading.Event()
     watcher = threading.Thread(
         target=watch_readiness,
-        args=(manager, config, gave_up, secrets["admin_password"]),
+        args=(supervisor, config, gave_up, secrets["admin_password"]),
         daemon=True,
     )
     watcher.start()
-    manager.loop()
+    returncode = supervisor.run()
     if gave_up.is_set():
         return 1
     # 130/143: stopped on request (Ctrl-C, SIGTERM, make down); anything else is a failure.
-    returncode: int | None = manager.returncode
     return 0 if returncode in (None, 0, 130, 143) else returncode
 
 
@@ -414,8 +404,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def up(config: FleetConfig) -> int:
     check_not_running(config)
-    # 'make down' (SIGTERM) before honcho runs unwinds like Ctrl-C, so PostgreSQL stops too;
-    # honcho installs its own handlers once it starts the services.
+    # 'make down' (SIGTERM) before the supervisor runs unwinds like Ctrl-C, so PostgreSQL stops
+    # too; the supervisor installs its own handlers while it runs the services.
     signal.signal(signal.SIGTERM, _interrupt)
     for sub in ("run", "logs", "gateway", "keys"):
         (config.data_dir / sub).mkdir(parents=True, exist_ok=True)

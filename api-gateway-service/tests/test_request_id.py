@@ -121,6 +121,7 @@ def test_access_log_is_json_with_request_id_upstream_status_and_timings(
 
     wait_until(lambda: bool(logged()), timeout=5, message="access log line written")
     (line,) = logged()
+    assert line["service"] == "api-gateway-service"
     assert line["request"] == "GET /api/categories?limit=2 HTTP/1.1"
     assert line["status"] == 200
     assert line["upstream"] == "catalog_service"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -27,6 +28,7 @@ PORT_VARIABLES = (
     "CHAT_SERVICE_PORT",
     "FLEET_PG_PORT",
 )
+_SERVICE_OF = {"gateway": "api-gateway-service"}
 _STARTED = re.compile(r"started \(pid=(\d+)\)")
 _HANDED_OUT: set[int] = set()
 
@@ -105,16 +107,26 @@ class Fleet:
         return self.data_dir / "fleet-output.log"
 
     def log(self) -> str:
-        """Everything the fleet printed so far (honcho prefixes each line with its process)."""
+        """Everything the fleet printed so far: the processes write straight to it."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def lines_of(self, process: str) -> list[str]:
-        """What one process (``gateway``, ``user-service``, ``fleet``, ...) printed, unprefixed.
+        """What one process (``gateway``, ``user-service``, ``fleet``, ...) printed.
 
-        honcho writes ``HH:MM:SS <process name, padded> | <line>``.
+        The runner's own lines read ``HH:MM:SS <name> | <text>`` (the text is returned); the
+        services and the gateway write JSON objects naming their ``service`` (returned whole).
         """
+        service = _SERVICE_OF.get(process, process)
         lines = []
         for line in self.log().splitlines():
+            if line.startswith("{"):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and record.get("service") == service:
+                    lines.append(line)
+                continue
             prefix, bar, text = line.partition(" | ")
             if bar and prefix.split(" ", 1)[-1].strip() == process:
                 lines.append(text)
@@ -164,7 +176,7 @@ class Fleet:
         return "the fleet is ready" in self.log()
 
     def pids(self) -> list[int]:
-        """Every process the fleet started: honcho's children and the PostgreSQL postmaster."""
+        """Every process the fleet started: the supervisor's children, PostgreSQL's postmaster."""
         pids = [int(pid) for pid in _STARTED.findall(self.log())]
         postmaster = self.data_dir / "pgdata" / "postmaster.pid"
         if postmaster.exists():

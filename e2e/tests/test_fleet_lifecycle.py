@@ -58,7 +58,7 @@ def test_down_while_the_fleet_is_starting_stops_postgresql_too() -> None:
         fleet.launch()
         postmaster = fleet.data_dir / "pgdata" / "postmaster.pid"
         # PostgreSQL is starting; the runner has its secrets and migrations still to do before
-        # honcho takes over the signals.
+        # the supervisor takes over the signals.
         wait_until(postmaster.exists, timeout=60, message="PostgreSQL starts")
         pids = fleet.pids()
 

@@ -4,8 +4,8 @@ PostgreSQL, then user-service, product-catalog-service and order-processing-serv
 uvicorn child process of the test with its own database. Everything is set up with
 ``scripts/fleet.py`` (PostgreSQL, databases and migrations, the local secrets, each service's
 environment and command line), so these processes run exactly as under ``make up``; only the
-process management is the test's own, because honcho stops the whole fleet when one process dies
-and these tests kill, stop and restart single services on purpose.
+process management is the test's own, because the fleet's supervisor stops the whole fleet when
+one process dies and these tests kill, stop and restart single services on purpose.
 """
 
 from __future__ import annotations
