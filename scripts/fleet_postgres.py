@@ -117,6 +117,9 @@ def start_postgres(
     argv = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port)]
     # TCP on loopback only; no Unix socket (its path length limit would depend on the checkout).
     argv += ["-h", "127.0.0.1", "-c", "unix_socket_directories="]
+    # Four services, each with a pool of up to 20-30 connections (pool plus overflow), and the
+    # benchmark's throwaway catalogs: more than the default 100 at full load.
+    argv += ["-c", "max_connections=300"]
     # Its own session: a Ctrl-C in the terminal reaches this runner, which stops PostgreSQL last.
     with log:
         return subprocess.Popen(

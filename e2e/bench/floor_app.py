@@ -4,8 +4,8 @@ It runs the catalog's by-id statement exactly as SQLAlchemy compiles it for asyn
 columns, same condition on live rows) against the same database, and answers the same JSON
 body, byte for byte in shape: ids as strings, the price as a two-place decimal string, times in
 ISO 8601 with ``Z``. Nothing else: no middleware, no validation models, no logging of its own.
-The pool has the service's bounds: up to 20 connections, as the catalog's 10 plus 10 overflow
-(asyncpg keeps them all open once made; SQLAlchemy closes overflow connections when returned).
+The pool holds up to 20 connections, as the catalog's pool does (the catalog may open 10 more
+as overflow, which SQLAlchemy closes when they are returned).
 
 Run by uvicorn exactly as the fleet runs a service (one worker, same flags), from the bench
 venv, which has the catalog's pinned uvicorn, Starlette and asyncpg:

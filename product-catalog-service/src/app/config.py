@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/catalog")
-    database_pool_size: int = Field(default=10, ge=1, le=100)
+    database_pool_size: int = Field(default=20, ge=1, le=100)
     database_max_overflow: int = Field(default=10, ge=0, le=100)
     # A pooled connection idle this long is pinged before use (instead of pinging every time).
     database_idle_ping_seconds: float = Field(default=10.0, ge=0, le=3600)

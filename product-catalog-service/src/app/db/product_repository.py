@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -93,6 +94,27 @@ async def fetch_product(connection: AsyncConnection, *, product_id: UUID) -> Any
     """The live product with this id, as the API shows it."""
     result = await connection.execute(_FETCH_PRODUCT, {"product_id": product_id})
     return result.first()
+
+
+# The same statement as SQLAlchemy compiles it for asyncpg, for ``fetch_product_record``.
+_FETCH_PRODUCT_SQL = str(_FETCH_PRODUCT.compile(dialect=asyncpg_dialect()))  # type: ignore[no-untyped-call]
+
+
+async def fetch_product_record(
+    connection: AsyncConnection, *, product_id: UUID
+) -> Mapping[str, Any] | None:
+    """``fetch_product`` straight on the driver: the hottest read of the fleet.
+
+    The statement is SQLAlchemy's own (compiled once, above); asyncpg prepares it once per
+    connection and returns the column types the API needs (UUID, Decimal, aware datetimes), so
+    SQLAlchemy's execution context and result processing (about a sixth of the CPU of a
+    ``GET /products/{id}``) have nothing to add. The connection still comes from, and goes back
+    to, SQLAlchemy's pool.
+    """
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    record: Mapping[str, Any] | None = await driver.fetchrow(_FETCH_PRODUCT_SQL, product_id)
+    return record
 
 
 async def fetch_product_state(connection: AsyncConnection, *, product_id: UUID) -> AnyRow | None:

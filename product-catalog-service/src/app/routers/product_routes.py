@@ -35,9 +35,11 @@ async def list_products(
 
 
 @router.get("/products/{product_id}", response_model=Product, responses=problem_responses(404, 422))
-async def get_product(product_id: UUID, engine: ReadEngine) -> Product:
+async def get_product(product_id: UUID, engine: ReadEngine) -> Response:
     """One live product."""
-    return await product_manager.get_product(engine=engine, product_id=product_id)
+    body = await product_manager.get_product_json(engine=engine, product_id=product_id)
+    # Already the response model's JSON: FastAPI would validate and serialise it a second time.
+    return Response(body, media_type="application/json")
 
 
 @router.post(

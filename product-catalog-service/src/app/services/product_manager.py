@@ -25,6 +25,7 @@ __all__ = [
     "create_product",
     "delete_product",
     "get_product",
+    "get_product_json",
     "list_categories",
     "list_products",
     "update_product",
@@ -50,6 +51,19 @@ async def get_product(*, engine: AsyncEngine, product_id: UUID) -> Product:
     """The live product with this id."""
     async with engine.connect() as connection:
         return await _fetch_product(connection, product_id)
+
+
+_PRODUCT_SERIALIZER = Product.__pydantic_serializer__
+
+
+async def get_product_json(*, engine: AsyncEngine, product_id: UUID) -> bytes:
+    """The live product with this id as the API's JSON body (``Product``'s own serialiser)."""
+    async with engine.connect() as connection:
+        record = await product_repository.fetch_product_record(connection, product_id=product_id)
+    if record is None:
+        raise ProductNotFound(product_id)
+    product = Product.model_construct(**{name: record[name] for name in _PRODUCT_FIELDS})
+    return _PRODUCT_SERIALIZER.to_json(product)
 
 
 def _cursor_for(row: AnyRow) -> str:

@@ -58,6 +58,7 @@ async def test_anyone_reads_a_product_by_id(
     response = await client.get(f"/products/{created['id']}")
 
     assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
     assert response.json() == created
 
 
