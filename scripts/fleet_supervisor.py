@@ -14,8 +14,10 @@ it is stopped) and when the runner gets SIGTERM (``make down``).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -28,6 +30,19 @@ from types import FrameType
 __all__ = ["Supervisor", "say_line"]
 
 _LINE_LOCK = threading.Lock()
+
+
+def append_only(fd: int) -> None:
+    """Make writes to ``fd`` appends when it is a regular file (``make up > fleet.log``).
+
+    The children share this process's stdout and stderr, and nginx opens ``/dev/stdout`` anew
+    for its access log, appending. Writes through a shared description opened without O_APPEND
+    go to its own offset, which knows nothing of what nginx appended: they would write over
+    nginx's lines. With O_APPEND every write lands at the end. (Pipes and terminals need
+    nothing.)
+    """
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
 
 
 def say_line(name: str, text: str) -> None:
@@ -79,6 +94,8 @@ class Supervisor:
     def run(self) -> int | None:
         """Run until a child exits (its return code) or SIGINT/SIGTERM (130/143, or None)."""
         previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for fd in (1, 2):
+            append_only(fd)
         try:
             for spec in self._specs:
                 process = subprocess.Popen(

@@ -145,7 +145,7 @@ def main() -> int:
             "per-round ratios of two runs measured back to back"
         ),
         "seconds": round(time.monotonic() - clock, 1),
-        "settings": asdict(settings),
+        "settings": {**asdict(settings), "items": sorted(settings.items)},
     }
     print(write_results(RESULTS_DIR, rows, context), flush=True)
     say(f"written: bench-results/bench.md and bench.json ({context['seconds']:.0f} s)")

@@ -1,0 +1,77 @@
+"""The fleet's supervisor: children write straight to the runner's output, and no line is lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.fleet import ROOT
+
+LINES = 20_000
+
+# Two children print LINES numbered lines each, at the same time: "a" to the stdout it inherits,
+# "b" to /dev/stdout opened anew for appending, as nginx opens its access log (without
+# O_APPEND on the shared file, "a" would write over what "b" appended). Neither exits before
+# both are done: "a" then reads a FIFO until "b", done too, has opened and closed it. So the
+# supervisor, which stops the other child once one exits, never cuts a child short.
+RUNNER = textwrap.dedent(
+    """
+    import os, sys
+    sys.path.insert(0, sys.argv[1])
+    from pathlib import Path
+    from fleet_supervisor import Supervisor
+
+    fifo = sys.argv[2]
+    os.mkfifo(fifo)
+    child = (
+        "import sys\\n"
+        "name, fifo = sys.argv[1], sys.argv[2]\\n"
+        "out = sys.stdout if name == 'a' else open('/dev/stdout', 'a')\\n"
+        "for i in range({lines}):\\n"
+        "    print(f'{{name}} {{i:06d}} ' + 'x' * 60, file=out, flush=True)\\n"
+        "mode = 'r' if name == 'a' else 'w'\\n"
+        "with open(fifo, mode) as done:\\n"
+        "    done.read() if name == 'a' else None\\n"
+    )
+    supervisor = Supervisor(grace=60)
+    for name in ("a", "b"):
+        argv = [sys.executable, "-c", child, name, fifo]
+        supervisor.add(name, argv, env={{}}, cwd=Path.cwd())
+    sys.exit(supervisor.run())
+    """
+).format(lines=LINES)
+
+
+def run_supervisor(output: Path) -> int:
+    with output.open("wb") as out:  # no O_APPEND: what `make up > fleet.log` opens
+        result = subprocess.run(
+            [sys.executable, "-c", RUNNER, str(ROOT / "scripts"), str(output.with_suffix(".fifo"))],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=False,
+        )
+    return result.returncode
+
+
+def test_every_line_of_two_children_writing_at_once_reaches_a_file(tmp_path: Path) -> None:
+    output = tmp_path / "fleet.log"
+
+    returncode = run_supervisor(output)
+
+    lines = output.read_text().splitlines()
+    for name in ("a", "b"):
+        printed = [line for line in lines if line.startswith(f"{name} ")]
+        assert printed == [f"{name} {i:06d} " + "x" * 60 for i in range(LINES)]
+    # The runner's own lines: "HH:MM:SS <name> | <text>" (the child stopped second may have
+    # been stopped by the supervisor: its return code is not checked).
+    runner = sorted(line.split(" ", 1)[1] for line in lines if not line.startswith(("a ", "b ")))
+    assert [text.split(" (")[0] for text in runner] == [
+        "a | started",
+        "a | stopped",
+        "b | started",
+        "b | stopped",
+    ]
+    assert returncode == 0
