@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/users")
     database_pool_size: int = Field(default=10, ge=1, le=100)
     database_max_overflow: int = Field(default=10, ge=0, le=100)
+    database_idle_ping_seconds: float = Field(default=10.0, ge=0, le=3600)
 
     jwt_issuer: str = "fleet-user-service"
     jwt_audience: str = "fleet"

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import SERVICE_NAME, InsecureSettingsError, Settings, get_settings
 from app.db.session import create_engine, ping_database, unit_of_work
 from app.http_conventions import document_errors_as_problems, list_all_allowed_methods
+from app.memory import pin_malloc_mmap_threshold
 from app.routers import auth_routes, provider_state_routes, user_routes
 from app.security.passwords import Argon2Parameters, PasswordHashing
 from app.security.signing_keys import load_key_ring
@@ -65,6 +66,8 @@ async def purge_refresh_tokens_forever(
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the pool, load the keys, create the admin; close and stop everything on shutdown."""
     settings: Settings = app.state.settings
+    # Before the first hash: each hash's memory (memory_cost KiB) is unmapped when it is done.
+    returns_hash_memory = pin_malloc_mmap_threshold()
     keys = load_key_ring(settings)
     passwords = PasswordHashing(
         Argon2Parameters(
@@ -101,7 +104,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ),
             name="purge-refresh-tokens",
         )
-        _logger.info("password hashing: %s", passwords.parameters.describe())
+        _logger.info(
+            "password hashing: %s; memory returned after each hash: %s",
+            passwords.parameters.describe(),
+            "yes" if returns_hash_memory else "no (not glibc)",
+        )
         yield
     finally:
         if purge_task is not None:
