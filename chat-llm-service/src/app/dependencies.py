@@ -18,13 +18,15 @@ DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 AdminPrincipal = Annotated[Principal, Depends(require_roles("admin"))]
 
 
-def get_app_settings(request: Request) -> Settings:
+# Both are ``async def`` though they do no I/O: FastAPI runs a plain ``def`` dependency in its
+# thread pool, a hop to a worker thread and back on every request.
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_chat_services(request: Request) -> ChatServices:
+async def get_chat_services(request: Request) -> ChatServices:
     """The chat collaborators made in the lifespan."""
     services: ChatServices = request.app.state.chat_services
     return services

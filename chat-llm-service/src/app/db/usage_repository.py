@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +18,34 @@ __all__ = [
     "release_tokens",
     "reserve_tokens",
     "settle_tokens",
+    "skip_commit_flush",
 ]
+
+_DAILY_USAGE = cast(Table, DailyUsage.__table__)
+_daily = _DAILY_USAGE.c
+_new_hold = pg_insert(_DAILY_USAGE).values(
+    user_id=bindparam("user_id"), day=bindparam("day"), reserved_tokens=bindparam("tokens")
+)
+# Built once (a Core statement on the table, its cache key computed once): a chat turn runs it
+# right before calling the model. Admits while used + reserved < limit, in one statement.
+_RESERVE = _new_hold.on_conflict_do_update(
+    index_elements=[_daily.user_id, _daily.day],
+    set_={"reserved_tokens": _daily.reserved_tokens + _new_hold.excluded.reserved_tokens},
+    where=(_daily.total_tokens + _daily.reserved_tokens) < bindparam("limit"),
+).returning(_daily.user_id)
+_SKIP_COMMIT_FLUSH = text("SET LOCAL synchronous_commit TO OFF")
+
+
+async def skip_commit_flush(session: AsyncSession) -> None:
+    """Let this transaction's COMMIT return before its WAL record reaches the disk.
+
+    For quota holds only (``synchronous_commit`` for one transaction; see PostgreSQL's
+    "Asynchronous Commit"): the hold is visible to every other transaction at once, exactly as
+    with a flushed commit, so admission stays atomic; only a crash of the database server
+    itself can forget the holds committed in its last moments (a forgotten hold admits a few
+    more calls that day; what they use is still recorded by :func:`settle_tokens`).
+    """
+    await session.execute(_SKIP_COMMIT_FLUSH)
 
 
 async def reserve_tokens(
@@ -28,13 +56,8 @@ async def reserve_tokens(
     One conditional upsert: concurrent requests cannot all pass a check made before any of
     them wrote, so the quota is overshot by at most the one request that crossed it.
     """
-    new_row = pg_insert(DailyUsage).values(user_id=user_id, day=day, reserved_tokens=tokens)
-    statement = new_row.on_conflict_do_update(
-        index_elements=[DailyUsage.user_id, DailyUsage.day],
-        set_={"reserved_tokens": DailyUsage.reserved_tokens + new_row.excluded.reserved_tokens},
-        where=(DailyUsage.total_tokens + DailyUsage.reserved_tokens) < limit,
-    ).returning(DailyUsage.user_id)
-    return (await session.execute(statement)).first() is not None
+    parameters = {"user_id": user_id, "day": day, "tokens": tokens, "limit": limit}
+    return (await session.execute(_RESERVE, parameters)).first() is not None
 
 
 async def settle_tokens(
@@ -46,15 +69,29 @@ async def settle_tokens(
     prompt_tokens: int,
     completion_tokens: int,
 ) -> None:
-    """Replace a reservation by the tokens actually used."""
+    """Replace a reservation by the tokens actually used.
+
+    An upsert, so the tokens are counted even when the day's row is missing (its hold was
+    forgotten by a database crash, see :func:`skip_commit_flush`).
+    """
+    used = prompt_tokens + completion_tokens
+    new_row = pg_insert(DailyUsage).values(
+        user_id=user_id,
+        day=day,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=used,
+        reserved_tokens=0,
+    )
     await session.execute(
-        update(DailyUsage)
-        .where(DailyUsage.user_id == user_id, DailyUsage.day == day)
-        .values(
-            reserved_tokens=func.greatest(DailyUsage.reserved_tokens - reserved, 0),
-            prompt_tokens=DailyUsage.prompt_tokens + prompt_tokens,
-            completion_tokens=DailyUsage.completion_tokens + completion_tokens,
-            total_tokens=DailyUsage.total_tokens + prompt_tokens + completion_tokens,
+        new_row.on_conflict_do_update(
+            index_elements=[DailyUsage.user_id, DailyUsage.day],
+            set_={
+                "reserved_tokens": func.greatest(DailyUsage.reserved_tokens - reserved, 0),
+                "prompt_tokens": DailyUsage.prompt_tokens + prompt_tokens,
+                "completion_tokens": DailyUsage.completion_tokens + completion_tokens,
+                "total_tokens": DailyUsage.total_tokens + used,
+            },
         )
     )
 

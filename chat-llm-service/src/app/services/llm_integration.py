@@ -1,21 +1,27 @@
 """Calling the OpenAI-compatible API through the official SDK, and mapping its failures.
 
-One ``AsyncOpenAI`` per process (made in the lifespan) on the SDK's aiohttp transport. Upstream
-failures become problems a client can act on, never a 500: 429 stays 429 with ``Retry-After``,
-5xx and connection errors become 502, timeouts 504, and no configuration at all 503.
+One ``AsyncOpenAI`` per process on the SDK's aiohttp transport. Upstream failures become problems
+a client can act on, never a 500: 429 stays 429 with ``Retry-After``, 5xx and connection errors
+become 502, timeouts 504, and no configuration at all 503.
+
+The SDK is imported when the client is built, not with this module: importing it (its thousands
+of typed models) is a third of the process's start-up. The lifespan builds the client in the
+background (:meth:`LlmClient.start`: the import runs in a worker thread); a call made before it
+is ready waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
-import openai
 from common_libs.errors import (
     BadGateway,
     GatewayTimeout,
@@ -24,10 +30,16 @@ from common_libs.errors import (
     TooManyRequests,
 )
 from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
-from openai import AsyncOpenAI, DefaultAioHttpClient
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, AsyncStream
+    from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+    from openai.types.chat.completion_create_params import (
+        CompletionCreateParamsNonStreaming,
+        CompletionCreateParamsStreaming,
+    )
 
 __all__ = [
     "Completion",
@@ -47,6 +59,11 @@ PLACEHOLDER_API_KEY = "no-key-configured"
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_RETRY_AFTER_SECONDS = 5
 CONNECT_TIMEOUT_SECONDS = 5.0
+CHAT_COMPLETIONS_PATH = "/chat/completions"
+
+
+class StartingUp(RuntimeError):
+    """Something the service needs is still being prepared (a readiness check's failure)."""
 
 
 class LlmNotConfigured(ServiceUnavailable):
@@ -144,6 +161,8 @@ def _is_timeout(exc: BaseException) -> bool:
 @contextmanager
 def upstream_errors() -> Iterator[None]:
     """Turn the SDK's exceptions into the problems this service answers."""
+    import openai  # imported by now: only a client that exists makes calls
+
     try:
         yield
     except openai.RateLimitError as exc:
@@ -174,6 +193,31 @@ def _request_headers() -> dict[str, str]:
     return {REQUEST_ID_HEADER: request_id} if request_id else {}
 
 
+# Chat completions go through the SDK's own ``post`` (its documented way to make a request
+# with a body of your own) rather than ``chat.completions.create``: the same request, the same
+# retries, timeouts, errors and stream parsing, without ``create``'s per-call transformation of
+# the parameters. That pass walks every message against the SDK's TypedDicts (about 2 ms of
+# CPU per call, before the request leaves) and changes nothing for the plain ``role`` and
+# ``content`` strings sent here. The bodies are typed with the SDK's own parameter TypedDicts,
+# so mypy still checks them.
+def _chat_body(
+    model: str, messages: Sequence[PromptMessage], max_tokens: int
+) -> CompletionCreateParamsNonStreaming:
+    return {"model": model, "messages": _message_params(messages), "max_tokens": max_tokens}
+
+
+def _chat_stream_body(
+    model: str, messages: Sequence[PromptMessage], max_tokens: int
+) -> CompletionCreateParamsStreaming:
+    return {
+        "model": model,
+        "messages": _message_params(messages),
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
 def _message_params(messages: Sequence[PromptMessage]) -> list[ChatCompletionMessageParam]:
     params: list[ChatCompletionMessageParam] = []
     for message in messages:
@@ -189,7 +233,7 @@ def _message_params(messages: Sequence[PromptMessage]) -> list[ChatCompletionMes
 class CompletionStream:
     """An open streamed reply: iterate :meth:`deltas`; ``usage`` is set by its final chunk."""
 
-    def __init__(self, stream: openai.AsyncStream[ChatCompletionChunk]) -> None:
+    def __init__(self, stream: AsyncStream[ChatCompletionChunk]) -> None:
         self._stream = stream
         self.usage: ReportedUsage | None = None
 
@@ -211,43 +255,92 @@ class CompletionStream:
         await self._stream.close()
 
 
+_SDK_IMPORT = threading.Lock()
+
+
+def _import_sdk() -> None:
+    """Import the SDK, one thread at a time.
+
+    Two threads importing the SDK at once (two clients being built, as in a test suite) can meet
+    its package-internal circular imports half done and fail with ImportError; one after the
+    other, the second finds it imported.
+    """
+    with _SDK_IMPORT:
+        importlib.import_module("openai")
+
+
 class LlmClient:
-    """The service's handle on the OpenAI-compatible API (None inside when not configured)."""
+    """The service's handle on the OpenAI-compatible API (no client when not configured)."""
 
     def __init__(self, settings: Settings) -> None:
         self.deadline_seconds = settings.openai_timeout_seconds
+        self._settings = settings
         self._client: AsyncOpenAI | None = None
-        if settings.is_llm_configured:
-            key = settings.openai_api_key
-            self._client = AsyncOpenAI(
-                api_key=key.get_secret_value() if key else PLACEHOLDER_API_KEY,
-                base_url=settings.openai_base_url or OPENAI_DEFAULT_BASE_URL,
-                timeout=openai.Timeout(
-                    settings.openai_timeout_seconds,
-                    connect=min(CONNECT_TIMEOUT_SECONDS, settings.openai_timeout_seconds),
-                ),
-                max_retries=settings.openai_max_retries,
-                http_client=DefaultAioHttpClient(),
-            )
+        self._building: asyncio.Task[AsyncOpenAI] | None = None
 
-    def require(self) -> AsyncOpenAI:
-        """The SDK client, or LlmNotConfigured (503 with guidance)."""
-        if self._client is None:
-            raise LlmNotConfigured
+    def start(self) -> None:
+        """Build the SDK client in the background (the SDK is imported in a worker thread)."""
+        if self._settings.is_llm_configured and self._building is None:
+            self._building = asyncio.create_task(self._build(), name="openai-client")
+
+    async def _build(self) -> AsyncOpenAI:
+        await asyncio.to_thread(_import_sdk)
+        import openai
+
+        settings = self._settings
+        key = settings.openai_api_key
+        self._client = openai.AsyncOpenAI(
+            api_key=key.get_secret_value() if key else PLACEHOLDER_API_KEY,
+            base_url=settings.openai_base_url or OPENAI_DEFAULT_BASE_URL,
+            timeout=openai.Timeout(
+                settings.openai_timeout_seconds,
+                connect=min(CONNECT_TIMEOUT_SECONDS, settings.openai_timeout_seconds),
+            ),
+            max_retries=settings.openai_max_retries,
+            http_client=openai.DefaultAioHttpClient(),
+        )
         return self._client
+
+    async def built(self) -> None:
+        """Readiness: returns once the client is built (or there is none to build), raises before.
+
+        ``/ready`` answers 200 only when a chat turn would not have to wait for the SDK.
+        """
+        if self._building is None or self._client is not None:
+            return
+        if not self._building.done():
+            raise StartingUp("the OpenAI SDK client is still being built")
+        self._building.result()  # raises what the build raised
+
+    def require(self) -> None:
+        """Raise LlmNotConfigured (503 with guidance) when no API is configured."""
+        if not self._settings.is_llm_configured:
+            raise LlmNotConfigured
+
+    async def _sdk(self) -> AsyncOpenAI:
+        """The SDK client, once built (raises LlmNotConfigured when there is none to build)."""
+        self.require()
+        if self._client is not None:
+            return self._client
+        self.start()
+        assert self._building is not None
+        # Shielded: a request that gives up must not cancel the build others wait for.
+        return await asyncio.shield(self._building)
 
     async def complete(
         self, *, model: str, messages: Sequence[PromptMessage], max_tokens: int
     ) -> Completion:
         """Ask for a whole reply; the configured timeout bounds it, the SDK's retries included."""
-        client = self.require()
+        client = await self._sdk()  # first: the SDK is imported once the client is built
+        from openai.types.chat import ChatCompletion
+
         with upstream_errors():
             async with asyncio.timeout(self.deadline_seconds):
-                response = await client.chat.completions.create(
-                    model=model,
-                    messages=_message_params(messages),
-                    max_tokens=max_tokens,
-                    extra_headers=_request_headers(),
+                response = await client.post(
+                    CHAT_COMPLETIONS_PATH,
+                    cast_to=ChatCompletion,
+                    body=_chat_body(model, messages, max_tokens),
+                    options={"headers": _request_headers()},
                 )
         content = response.choices[0].message.content if response.choices else None
         usage = response.usage
@@ -260,22 +353,25 @@ class LlmClient:
         self, *, model: str, messages: Sequence[PromptMessage], max_tokens: int
     ) -> CompletionStream:
         """Start a streamed reply; returns once the upstream has accepted it (same deadline)."""
-        client = self.require()
+        client = await self._sdk()  # first: the SDK is imported once the client is built
+        from openai import AsyncStream
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
         with upstream_errors():
             async with asyncio.timeout(self.deadline_seconds):
-                stream = await client.chat.completions.create(
-                    model=model,
-                    messages=_message_params(messages),
-                    max_tokens=max_tokens,
+                stream = await client.post(
+                    CHAT_COMPLETIONS_PATH,
+                    cast_to=ChatCompletion,
+                    body=_chat_stream_body(model, messages, max_tokens),
+                    options={"headers": _request_headers()},
                     stream=True,
-                    stream_options={"include_usage": True},
-                    extra_headers=_request_headers(),
+                    stream_cls=AsyncStream[ChatCompletionChunk],
                 )
         return CompletionStream(stream)
 
     async def embed(self, *, model: str, inputs: Sequence[str]) -> Embeddings:
         """Embed ``inputs``; vectors come back in input order."""
-        client = self.require()
+        client = await self._sdk()
         with upstream_errors():
             async with asyncio.timeout(self.deadline_seconds):
                 response = await client.embeddings.create(
@@ -294,6 +390,8 @@ class LlmClient:
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
+        """Close the HTTP client (once it is built, when it is being built)."""
+        if self._building is not None:
+            await asyncio.gather(self._building, return_exceptions=True)
         if self._client is not None:
             await self._client.close()

@@ -63,7 +63,10 @@ async def reserve_tokens(
 ) -> Reservation:
     """Hold ``tokens`` of today's quota (committed at once), or raise QuotaExceeded."""
     day = _now().date()
+    # A chat turn reserves right before it calls the model: its commit does not wait for the
+    # disk (the hold is a transient, see usage_repository.skip_commit_flush).
     async with sessions.begin() as session:
+        await usage_repository.skip_commit_flush(session)
         admitted = await usage_repository.reserve_tokens(
             session, user_id=user_id, day=day, tokens=tokens, limit=limit
         )
@@ -79,6 +82,7 @@ async def release_tokens(
     with anyio.CancelScope(shield=True):
         try:
             async with sessions.begin() as session:
+                await usage_repository.skip_commit_flush(session)
                 await usage_repository.release_tokens(
                     session,
                     user_id=reservation.user_id,

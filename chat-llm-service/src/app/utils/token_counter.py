@@ -36,6 +36,7 @@ __all__ = [
     "count_texts_async",
     "encoding_for_model",
     "encoding_for_model_async",
+    "load_encoding",
     "prepare_encodings",
 ]
 
@@ -52,6 +53,8 @@ DEFAULT_CACHE_DIR = Path(sys.prefix) / "share" / "chat-llm-service" / "tiktoken"
 
 _lock = threading.Lock()
 _prepared_dir: Path | None = None
+# Encodings loaded in this process (tiktoken keeps them; this says whether a load is needed).
+_loaded: set[str] = set()
 
 
 class EncodingIntegrityError(RuntimeError):
@@ -136,11 +139,12 @@ def install_encoding(name: str, cache_dir: Path) -> Path:
 
 
 def prepare_encodings(cache_dir: Path | None = None) -> Path:
-    """Install and load every shipped encoding once per process; return the cache directory.
+    """Install every shipped encoding file once per process; return the cache directory.
 
     The directory is ``cache_dir``, else ``TIKTOKEN_CACHE_DIR``, else
     ``share/chat-llm-service/tiktoken`` inside the Python environment. It is exported as
-    ``TIKTOKEN_CACHE_DIR`` because that is the only place tiktoken reads it from.
+    ``TIKTOKEN_CACHE_DIR`` because that is the only place tiktoken reads it from. The files are
+    verified here; an encoding is loaded into memory only when first used (:func:`load_encoding`).
     """
     global _prepared_dir
     with _lock:
@@ -151,10 +155,29 @@ def prepare_encodings(cache_dir: Path | None = None) -> Path:
         for name in SHIPPED_ENCODINGS:
             install_encoding(name, directory)
         os.environ["TIKTOKEN_CACHE_DIR"] = str(directory)
-        for name in SHIPPED_ENCODINGS:
-            tiktoken.get_encoding(name)
         _prepared_dir = directory
         return directory
+
+
+def load_encoding(name: str) -> tiktoken.Encoding:
+    """The shipped encoding ``name``, loaded on first use (a few tenths of a second, 30-70 MiB).
+
+    Loading builds tiktoken's tables from the verified file; tiktoken keeps one per process.
+    """
+    prepare_encodings()
+    encoding = tiktoken.get_encoding(name)
+    _loaded.add(name)
+    return encoding
+
+
+def _encoding_name(model: str, fallback: str) -> tuple[str, bool]:
+    try:
+        name = tiktoken.encoding_name_for_model(model)
+    except KeyError:
+        name = ""
+    if name in SHIPPED_ENCODINGS:
+        return name, False
+    return fallback, True
 
 
 def encoding_for_model(model: str, *, fallback: str) -> ModelEncoding:
@@ -164,24 +187,20 @@ def encoding_for_model(model: str, *, fallback: str) -> ModelEncoding:
     fallback gives a close estimate, not an exact count. Legacy encodings that are not shipped
     (``r50k_base``, ``p50k_base``) also fall back rather than reach for the network.
     """
-    prepare_encodings()
-    try:
-        name = tiktoken.encoding_name_for_model(model)
-    except KeyError:
-        name = ""
-    is_fallback = name not in SHIPPED_ENCODINGS
-    if is_fallback:
-        name = fallback
+    name, is_fallback = _encoding_name(model, fallback)
     return ModelEncoding(
-        model=model, name=name, encoding=tiktoken.get_encoding(name), is_fallback=is_fallback
+        model=model, name=name, encoding=load_encoding(name), is_fallback=is_fallback
     )
 
 
 async def encoding_for_model_async(model: str, *, fallback: str) -> ModelEncoding:
-    """Like :func:`encoding_for_model`; the one-time preparation runs in a worker thread."""
-    if _prepared_dir is None:
-        await asyncio.to_thread(prepare_encodings)
-    return encoding_for_model(model, fallback=fallback)
+    """Like :func:`encoding_for_model`; the one-time loading runs in a worker thread."""
+    name, is_fallback = _encoding_name(model, fallback)
+    if name in _loaded:
+        encoding = tiktoken.get_encoding(name)
+    else:
+        encoding = await asyncio.to_thread(load_encoding, name)
+    return ModelEncoding(model=model, name=name, encoding=encoding, is_fallback=is_fallback)
 
 
 def count_text(encoding: tiktoken.Encoding, text: str) -> int:

@@ -49,7 +49,7 @@ def test_image_command_serves_health_and_ready_with_the_manifests_environment(
 
     run_to_completion(job["command"], image_environment() | container_environment(job, secrets))
     with serving(
-        argv, environment=environment, ready_url=base_url + "/health", log_path=log_path
+        argv, environment=environment, ready_url=base_url + "/ready", log_path=log_path
     ) as process:
         probe_paths = {container[kind]["httpGet"]["path"] for kind in PROBE_KINDS}
         answers = {

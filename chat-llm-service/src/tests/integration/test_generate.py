@@ -128,6 +128,9 @@ async def test_configured_key_and_request_id_reach_the_upstream(
     [received] = (await fake_llm.state())["requests"]
     assert received["authorization"] == "Bearer sk-test-key"
     assert received["x_request_id"] == "trace-me-42"
+    # Exactly the body the SDK's chat.completions.create would send with these arguments.
+    assert received["path"] == "/v1/chat/completions"
+    assert sorted(received["body"]) == ["max_tokens", "messages", "model"]
 
 
 async def test_base_url_alone_is_enough_and_sends_a_placeholder_key(

@@ -26,7 +26,9 @@ def uvicorn_process(
     argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--factory"] if factory else ["--log-level", "warning"]
     base = f"http://127.0.0.1:{port}"
-    ready = base + ("/health" if app != "tests.support.issuer_stub:app" else "/auth/jwks")
+    # The service itself is up once /ready answers 200 (its background start-up work is done).
+    paths = {"tests.support.issuer_stub:app": "/auth/jwks", "app.main:create_app": "/ready"}
+    ready = base + paths.get(app, "/health")
     with ServerProcess(argv, env=env, cwd=SERVICE_ROOT, log_path=log_path, ready_url=ready):
         yield base
 

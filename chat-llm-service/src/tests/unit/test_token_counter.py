@@ -145,3 +145,37 @@ async def test_large_text_is_counted_off_the_event_loop() -> None:
 
     assert tokens == len(encoding.encode(text))
     assert any(started < moment < finished for moment in ticks)
+
+
+# A fresh process: which encodings tiktoken holds after preparing, then after one model's use.
+LAZY_SCRIPT = r"""
+import asyncio, json
+import tiktoken.registry
+from app.utils import token_counter
+
+token_counter.prepare_encodings()
+prepared = sorted(tiktoken.registry.ENCODINGS)
+model = token_counter.encoding_for_model_async("gpt-4o-mini", fallback="o200k_base")
+encoding = asyncio.run(model)
+tokens = token_counter.count_text(encoding.encoding, "hi")
+used = sorted(tiktoken.registry.ENCODINGS)
+print(json.dumps({"prepared": prepared, "used": used, "name": encoding.name, "tokens": tokens}))
+"""
+
+
+def test_encodings_are_loaded_on_first_use_only(tiktoken_cache_dir: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", LAZY_SCRIPT],
+        cwd=SERVICE_ROOT,
+        env={**os.environ, "TIKTOKEN_CACHE_DIR": tiktoken_cache_dir},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout.splitlines()[-1])
+    assert result["prepared"] == []
+    assert result["used"] == ["o200k_base"]
+    assert (result["name"], result["tokens"]) == ("o200k_base", 1)
