@@ -14,7 +14,6 @@ from common_libs.metrics import MetricsMiddleware
 from common_libs.problems import install_problem_handlers
 from common_libs.request_id import RequestIdMiddleware
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.clients.catalog_client import CatalogClient
 from app.clients.service_token import ServiceTokenProvider
@@ -49,17 +48,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         stack.push_async_callback(catalog_http.aclose)
 
-        sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         tokens = ServiceTokenProvider(
             http=users_client,
             client_id=settings.service_client_id,
             client_secret=settings.service_client_secret,
         )
         catalog = CatalogClient(http=catalog_http, tokens=tokens)
-        saga = OrderSaga(sessionmaker=sessionmaker, client=catalog, settings=settings)
+        saga = OrderSaga(engine=engine, client=catalog, settings=settings)
         stack.push_async_callback(saga.aclose)
         reconciler = Reconciler(
-            sessionmaker=sessionmaker,
+            engine=engine,
             client=catalog,
             saga=saga,
             interval_seconds=settings.reconcile_interval_seconds,
@@ -67,7 +65,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
 
         app.state.engine = engine
-        app.state.sessionmaker = sessionmaker
         app.state.token_verifier = TokenVerifier(
             RemoteKeySource(settings.jwks_url, client=jwks_client),
             issuer=settings.jwt_issuer,

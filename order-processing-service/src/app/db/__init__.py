@@ -1,1 +1,1 @@
-"""Persistence: tables, repositories (every query lives here) and the session."""
+"""Persistence: tables, repositories (every query lives here) and the engine."""

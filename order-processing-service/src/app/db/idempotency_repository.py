@@ -1,21 +1,22 @@
-"""Every query on idempotency keys: the atomic claim, the stored answer, the purge."""
+"""Every query on idempotency keys: the claim, the stored answer, the purge.
+
+The claim itself is part of the statement that inserts the pending order
+(``order_repository.place_pending_order``).
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, null, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import IdempotencyKey
 
 __all__ = [
     "KeyRecord",
-    "claim_key",
     "drop_key",
     "get_key",
     "purge_expired_keys",
@@ -33,46 +34,10 @@ class KeyRecord:
     response_body: dict[str, Any] | None
 
 
-async def claim_key(
-    session: AsyncSession,
-    *,
-    user_id: str,
-    key: str,
-    request_hash: str,
-    order_id: uuid.UUID,
-    ttl: timedelta,
-) -> bool:
-    """Claim ``(user_id, key)`` for ``order_id`` in one statement; False when someone holds it.
-
-    ``INSERT ... ON CONFLICT DO UPDATE ... WHERE expired``: a live claim is left alone (nothing is
-    returned), an expired one that the purge has not removed yet is taken over atomically.
-    """
-    inserting = insert(IdempotencyKey).values(
-        user_id=user_id,
-        key=key,
-        request_hash=request_hash,
-        order_id=order_id,
-        expires_at=func.now() + ttl,
-    )
-    statement = inserting.on_conflict_do_update(
-        index_elements=[IdempotencyKey.user_id, IdempotencyKey.key],
-        set_={
-            "request_hash": inserting.excluded.request_hash,
-            "order_id": inserting.excluded.order_id,
-            "response_status": null(),
-            "response_body": null(),
-            "created_at": func.now(),
-            "expires_at": inserting.excluded.expires_at,
-        },
-        where=IdempotencyKey.expires_at < func.now(),
-    ).returning(IdempotencyKey.order_id)
-    return (await session.execute(statement)).first() is not None
-
-
-async def get_key(session: AsyncSession, *, user_id: str, key: str) -> KeyRecord | None:
+async def get_key(connection: AsyncConnection, *, user_id: str, key: str) -> KeyRecord | None:
     """The claim on ``(user_id, key)``, or None when there is none."""
     row = (
-        await session.execute(
+        await connection.execute(
             select(
                 IdempotencyKey.request_hash,
                 IdempotencyKey.order_id,
@@ -87,22 +52,22 @@ async def get_key(session: AsyncSession, *, user_id: str, key: str) -> KeyRecord
 
 
 async def store_response(
-    session: AsyncSession, *, order_id: uuid.UUID, status: int, body: dict[str, Any]
+    connection: AsyncConnection, *, order_id: uuid.UUID, status: int, body: dict[str, Any]
 ) -> None:
     """Record the final answer of the request that created ``order_id``, for replays."""
-    await session.execute(
+    await connection.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.order_id == order_id)
         .values(response_status=status, response_body=body)
     )
 
 
-async def drop_key(session: AsyncSession, *, order_id: uuid.UUID) -> None:
+async def drop_key(connection: AsyncConnection, *, order_id: uuid.UUID) -> None:
     """Forget the claim that created ``order_id``, so that a retry with its key starts afresh."""
-    await session.execute(delete(IdempotencyKey).where(IdempotencyKey.order_id == order_id))
+    await connection.execute(delete(IdempotencyKey).where(IdempotencyKey.order_id == order_id))
 
 
-async def purge_expired_keys(session: AsyncSession, *, limit: int) -> int:
+async def purge_expired_keys(connection: AsyncConnection, *, limit: int) -> int:
     """Delete up to ``limit`` expired keys; returns how many went."""
     expired = (
         select(IdempotencyKey.user_id, IdempotencyKey.key)
@@ -110,7 +75,7 @@ async def purge_expired_keys(session: AsyncSession, *, limit: int) -> int:
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    result = await session.execute(
+    result = await connection.execute(
         delete(IdempotencyKey)
         .where(tuple_(IdempotencyKey.user_id, IdempotencyKey.key).in_(expired))
         .returning(IdempotencyKey.key)

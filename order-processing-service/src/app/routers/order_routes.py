@@ -8,7 +8,7 @@ from typing import Annotated
 from common_libs.pagination import Page, PageQuery
 from fastapi import APIRouter, Header, Query
 
-from app.dependencies import AdminPrincipal, CurrentPrincipal, DbSession, OrderingPrincipal, Saga
+from app.dependencies import AdminPrincipal, CurrentPrincipal, DbConnection, OrderingPrincipal, Saga
 from app.models.order_models import OrderCreate, OrderOut, OrderStatus, StatusChange
 from app.models.problem_models import problem_responses
 from app.services import order_manager
@@ -67,20 +67,22 @@ async def place_order(
 @router.get("", summary="List orders", responses=problem_responses(401, 422, 503))
 async def list_orders(
     principal: CurrentPrincipal,
-    session: DbSession,
+    connection: DbConnection,
     page: PageQuery,
     status: Annotated[OrderStatus | None, Query(description="Only orders in this status.")] = None,
 ) -> Page[OrderOut]:
     """The caller's orders, newest first (an admin's: every order)."""
-    return await order_manager.list_orders(session, principal=principal, status=status, page=page)
+    return await order_manager.list_orders(
+        connection, principal=principal, status=status, page=page
+    )
 
 
 @router.get("/{order_id}", summary="Get an order", responses=problem_responses(401, 404, 422, 503))
 async def get_order(
-    order_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
+    order_id: uuid.UUID, principal: CurrentPrincipal, connection: DbConnection
 ) -> OrderOut:
     """One order; someone else's answers 404 like a missing one."""
-    return await order_manager.get_order(session, principal=principal, order_id=order_id)
+    return await order_manager.get_order(connection, principal=principal, order_id=order_id)
 
 
 @router.post(
@@ -115,7 +117,7 @@ async def cancel_order(order_id: uuid.UUID, principal: CurrentPrincipal, saga: S
     ),
 )
 async def change_status(
-    order_id: uuid.UUID, body: StatusChange, principal: AdminPrincipal, session: DbSession
+    order_id: uuid.UUID, body: StatusChange, principal: AdminPrincipal, connection: DbConnection
 ) -> OrderOut:
     """Admins move orders ``confirmed -> shipped -> delivered``."""
-    return await order_manager.change_status(session, order_id=order_id, status=body.status)
+    return await order_manager.change_status(connection, order_id=order_id, status=body.status)

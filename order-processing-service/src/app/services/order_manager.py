@@ -1,4 +1,4 @@
-"""Reading orders and the admin's status moves (through the request's session)."""
+"""Reading orders and the admin's status moves (through the request's connection)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 
 from common_libs.auth import Principal
 from common_libs.pagination import InvalidCursor, Page, PageParams, encode_cursor
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import order_repository
 from app.models.order_models import OrderOut, OrderStatus
@@ -26,11 +26,11 @@ def owner_filter(principal: Principal) -> str | None:
 
 
 async def get_order(
-    session: AsyncSession, *, principal: Principal, order_id: uuid.UUID
+    connection: AsyncConnection, *, principal: Principal, order_id: uuid.UUID
 ) -> OrderOut:
     """The order, when the caller owns it or is an admin; else OrderNotFound."""
     record = await order_repository.get_order(
-        session, order_id=order_id, owner_id=owner_filter(principal)
+        connection, order_id=order_id, owner_id=owner_filter(principal)
     )
     if record is None:
         raise OrderNotFound()
@@ -52,12 +52,16 @@ def _position(cursor: dict[str, object] | None) -> tuple[datetime, uuid.UUID] | 
 
 
 async def list_orders(
-    session: AsyncSession, *, principal: Principal, status: OrderStatus | None, page: PageParams
+    connection: AsyncConnection,
+    *,
+    principal: Principal,
+    status: OrderStatus | None,
+    page: PageParams,
 ) -> Page[OrderOut]:
     """The caller's orders (an admin's: everyone's), newest first."""
     after = _position(page.cursor)
     records = await order_repository.list_orders(
-        session,
+        connection,
         owner_id=owner_filter(principal),
         status=status,
         limit=page.limit + 1,
@@ -72,14 +76,14 @@ async def list_orders(
 
 
 async def change_status(
-    session: AsyncSession, *, order_id: uuid.UUID, status: OrderStatus
+    connection: AsyncConnection, *, order_id: uuid.UUID, status: OrderStatus
 ) -> OrderOut:
     """Move an order ``confirmed -> shipped -> delivered`` (admins only); anything else 409."""
     required = _ADMIN_MOVES.get(status)
     moved = required is not None and await order_repository.move_status(
-        session, order_id=order_id, from_status=required, to_status=status
+        connection, order_id=order_id, from_status=required, to_status=status
     )
-    record = await order_repository.get_order(session, order_id=order_id, owner_id=None)
+    record = await order_repository.get_order(connection, order_id=order_id, owner_id=None)
     if record is None:
         raise OrderNotFound()
     if not moved:

@@ -1,11 +1,12 @@
 """The order saga: placing and cancelling orders, which talk to the catalog between commits.
 
-Placing an order: claim the key and insert the ``pending`` order in one transaction and commit it
-BEFORE the catalog is called (a crash then leaves a row the reconciler finds); reserve with the
-order's id as reservation id; commit the reservation; confirm the order in a second short
-transaction. A refusal or an error fails the order and releases the reservation. Every commit
-goes through :func:`app.db.session.unit_of_work`, the one documented exception to "managers never
-commit".
+Placing an order: claim the key and insert the ``pending`` order in one atomic statement that
+commits BEFORE the catalog is called (a crash then leaves a row the reconciler finds); reserve
+the stock at the catalog with the order's id as reservation id, then commit that reservation;
+confirm the order in a second atomic statement. A refusal or an error fails the order and
+releases the reservation. Those two statements run on an autocommit connection; every other
+commit goes through :func:`app.db.session.unit_of_work`, the one documented exception to
+"managers never commit".
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import uuid
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.clients import catalog_client as catalog
 from app.clients.resilience import Deadline
@@ -58,11 +59,12 @@ class OrderSaga:
     def __init__(
         self,
         *,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         client: catalog.CatalogClient,
         settings: Settings,
     ) -> None:
-        self._sessionmaker = sessionmaker
+        self._engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._client = client
         self.timing = SagaTiming(
             deadline_seconds=settings.catalog_deadline_seconds,
@@ -83,16 +85,16 @@ class OrderSaga:
         claim = await self._claim(user_id, idempotency_key, hashed, request)
         if isinstance(claim, KeyRecord):
             return idempotency.replay(claim, hashed_request=hashed)
-        return await self._settle(claim, request)
+        return await self._settle(claim, user_id, request)
 
     async def cancel_order(self, *, order_id: uuid.UUID, owner_id: str | None) -> OrderOut:
         """Cancel a ``confirmed`` order and return its stock to the catalog."""
-        async with unit_of_work(self._sessionmaker) as session:
+        async with unit_of_work(self._engine) as connection:
             if not await order_repository.cancel_confirmed_order(
-                session, order_id=order_id, owner_id=owner_id
+                connection, order_id=order_id, owner_id=owner_id
             ):
                 current = await order_repository.get_order(
-                    session, order_id=order_id, owner_id=owner_id
+                    connection, order_id=order_id, owner_id=owner_id
                 )
                 if current is None:
                     raise OrderNotFound()
@@ -102,8 +104,8 @@ class OrderSaga:
         # The cancellation is durable with its release marker: if the catalog does not answer
         # now, the reconciler releases the stock later.
         await self.release_reservation(order_id=order_id)
-        async with unit_of_work(self._sessionmaker) as session:
-            record = await order_repository.get_order(session, order_id=order_id, owner_id=None)
+        async with unit_of_work(self._engine) as connection:
+            record = await order_repository.get_order(connection, order_id=order_id, owner_id=None)
         assert record is not None
         return to_order_out(record)
 
@@ -116,8 +118,8 @@ class OrderSaga:
         except catalog.CatalogUnavailable as exc:
             _logger.warning("release of order_id=%s postponed: %s", order_id, exc)
             return False
-        async with unit_of_work(self._sessionmaker) as session:
-            await order_repository.clear_release_marker(session, order_id=order_id)
+        async with unit_of_work(self._engine) as connection:
+            await order_repository.clear_release_marker(connection, order_id=order_id)
         return True
 
     async def aclose(self) -> None:
@@ -131,32 +133,31 @@ class OrderSaga:
         self, user_id: str, key: str, hashed: str, request: OrderCreate
     ) -> uuid.UUID | KeyRecord:
         """The new order's id when this request claims the key, else the existing claim."""
-        for _ in range(_CLAIM_ATTEMPTS):
-            order_id = uuid.uuid4()
-            async with unit_of_work(self._sessionmaker) as session:
-                claimed = await idempotency_repository.claim_key(
-                    session,
+        items = [(item.product_id, item.quantity) for item in request.items]
+        shipping_address = request.shipping_address.model_dump(mode="json")
+        # Claim and pending order are one statement: autocommit, no BEGIN/COMMIT round trips.
+        async with self._autocommit.connect() as connection:
+            for _ in range(_CLAIM_ATTEMPTS):
+                order_id = uuid.uuid4()
+                if await order_repository.place_pending_order(
+                    connection,
+                    order_id=order_id,
                     user_id=user_id,
                     key=key,
                     request_hash=hashed,
-                    order_id=order_id,
                     ttl=self._key_ttl,
-                )
-                if claimed:
-                    await order_repository.insert_pending_order(
-                        session,
-                        order_id=order_id,
-                        user_id=user_id,
-                        shipping_address=request.shipping_address.model_dump(mode="json"),
-                        items=[(item.product_id, item.quantity) for item in request.items],
-                    )
+                    shipping_address=shipping_address,
+                    items=items,
+                ):
                     return order_id
-                existing = await idempotency_repository.get_key(session, user_id=user_id, key=key)
-            if existing is not None:
-                return existing
+                existing = await idempotency_repository.get_key(
+                    connection, user_id=user_id, key=key
+                )
+                if existing is not None:
+                    return existing
         raise RequestInFlight()
 
-    async def _settle(self, order_id: uuid.UUID, request: OrderCreate) -> OrderOut:
+    async def _settle(self, order_id: uuid.UUID, user_id: str, request: OrderCreate) -> OrderOut:
         """Run the catalog steps for a fresh ``pending`` order and write the outcome."""
         items = [(item.product_id, item.quantity) for item in request.items]
         try:
@@ -164,21 +165,31 @@ class OrderSaga:
                 client=self._client, order_id=order_id, items=items, timing=self.timing
             )
         except OrderRefused as refusal:
-            async with unit_of_work(self._sessionmaker) as session:
-                await write_refusal(session, order_id=order_id, error=refusal)
+            async with unit_of_work(self._engine) as connection:
+                await write_refusal(connection, order_id=order_id, error=refusal)
             self._release_in_background(order_id)
             raise
         except (catalog.CatalogUnavailable, catalog.ReservationUnusable) as exc:
             _logger.warning("order_id=%s failed: catalog: %s", order_id, exc)
-            async with unit_of_work(self._sessionmaker) as session:
-                await write_abandonment(session, order_id=order_id)
+            async with unit_of_work(self._engine) as connection:
+                await write_abandonment(connection, order_id=order_id)
             self._release_in_background(order_id)
             raise CatalogUnavailable(retry_after=self._retry_after) from None
-        async with unit_of_work(self._sessionmaker) as session:
-            order = await write_confirmation(session, order_id=order_id, pricing=pricing)
+        # The confirmation is one statement: autocommit, no BEGIN/COMMIT round trips.
+        async with self._autocommit.connect() as connection:
+            order = await write_confirmation(
+                connection,
+                order_id=order_id,
+                user_id=user_id,
+                shipping_address=request.shipping_address.model_dump(mode="json"),
+                items=items,
+                pricing=pricing,
+            )
             if order is None:
                 # Only the reconciler settles a pending order besides us; take its outcome.
-                record = await order_repository.get_order(session, order_id=order_id, owner_id=None)
+                record = await order_repository.get_order(
+                    connection, order_id=order_id, owner_id=None
+                )
                 assert record is not None
                 order = to_order_out(record)
         if order.status != "confirmed":

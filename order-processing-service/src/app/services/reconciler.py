@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from common_libs.request_id import request_id_var
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.clients import catalog_client as catalog
 from app.clients.resilience import Deadline
@@ -60,13 +60,13 @@ class Reconciler:
     def __init__(
         self,
         *,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         client: catalog.CatalogClient,
         saga: OrderSaga,
         interval_seconds: float,
         pending_max_age_seconds: float,
     ) -> None:
-        self._sessionmaker = sessionmaker
+        self._engine = engine
         self._client = client
         self._saga = saga
         self._interval = interval_seconds
@@ -90,9 +90,9 @@ class Reconciler:
         report = ReconcileReport()
         await self._settle_stale_orders(report)
         await self._retry_releases(report)
-        async with unit_of_work(self._sessionmaker) as session:
+        async with unit_of_work(self._engine) as connection:
             report.purged_keys = await idempotency_repository.purge_expired_keys(
-                session, limit=1000
+                connection, limit=1000
             )
         if report:
             _logger.info("reconciler pass: %s", report)
@@ -122,9 +122,9 @@ class Reconciler:
         self, tried: set[uuid.UUID], report: ReconcileReport
     ) -> tuple[uuid.UUID | None, bool]:
         """Settle the oldest stale order; returns its id and whether it must now be released."""
-        async with unit_of_work(self._sessionmaker) as session:
+        async with unit_of_work(self._engine) as connection:
             record = await order_repository.lock_stale_pending_order(
-                session, max_age=self._max_age, skip=tried
+                connection, max_age=self._max_age, skip=tried
             )
             if record is None:
                 return None, False
@@ -144,23 +144,30 @@ class Reconciler:
                 report.left_pending += 1
                 return record.id, False
             except OrderRefused as refusal:
-                await write_refusal(session, order_id=record.id, error=refusal)
+                await write_refusal(connection, order_id=record.id, error=refusal)
                 report.failed += 1
                 return record.id, True
             except catalog.ReservationUnusable as exc:
                 _logger.warning("pending order_id=%s failed: %s", record.id, exc)
-                await write_abandonment(session, order_id=record.id)
+                await write_abandonment(connection, order_id=record.id)
                 report.failed += 1
                 return record.id, True
-            await write_confirmation(session, order_id=record.id, pricing=pricing)
+            await write_confirmation(
+                connection,
+                order_id=record.id,
+                user_id=record.user_id,
+                shipping_address=record.shipping_address,
+                items=items,
+                pricing=pricing,
+            )
             report.confirmed += 1
             return record.id, False
 
     async def _retry_releases(self, report: ReconcileReport) -> None:
         tried: set[uuid.UUID] = set()
         while len(tried) < _BATCH:
-            async with unit_of_work(self._sessionmaker) as session:
-                order_id = await order_repository.lock_release_pending_order(session, skip=tried)
+            async with unit_of_work(self._engine) as connection:
+                order_id = await order_repository.lock_release_pending_order(connection, skip=tried)
                 if order_id is None:
                     return
                 tried.add(order_id)
@@ -172,5 +179,5 @@ class Reconciler:
                 except catalog.CatalogUnavailable as exc:
                     _logger.warning("release of order_id=%s postponed: %s", order_id, exc)
                     return
-                await order_repository.clear_release_marker(session, order_id=order_id)
+                await order_repository.clear_release_marker(connection, order_id=order_id)
                 report.released += 1

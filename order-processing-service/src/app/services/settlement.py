@@ -19,14 +19,16 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clients import catalog_client as catalog
 from app.clients.resilience import Deadline
 from app.db import idempotency_repository, order_repository
-from app.db.order_repository import OrderRecord, PricedItem
+from app.db.order_repository import ItemRecord, OrderRecord, PricedItem
 from app.models.order_models import OrderItemOut, OrderOut, ShippingAddress
 from app.services.errors import (
     MixedCurrencies,
@@ -95,7 +97,8 @@ async def reserve_and_commit(
     """Hold the items under the order's id, then commit them; raises OrderRefused on a refusal.
 
     Reserve and commit share one deadline. Repeating this for the same order is safe: the catalog
-    answers a known reservation id with the same reservation and takes no more stock.
+    answers a known reservation id with the same reservation and takes no more stock, and a
+    commit of a committed reservation changes nothing.
     """
     deadline = Deadline.within(timing.deadline_seconds)
     try:
@@ -145,41 +148,80 @@ def to_order_out(record: OrderRecord) -> OrderOut:
     )
 
 
+# Stands in for the timestamps of the answer stored with the key: the database sets them.
+_UNSET = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _confirmed_answer(
+    *,
+    order_id: uuid.UUID,
+    user_id: str,
+    shipping_address: dict[str, Any],
+    items: Sequence[tuple[uuid.UUID, int]],
+    pricing: Pricing,
+) -> dict[str, Any]:
+    """The ``201`` body of the order once confirmed, without ``created_at`` and ``updated_at``."""
+    prices = {item.product_id: item for item in pricing.items}
+    record = OrderRecord(
+        id=order_id,
+        user_id=user_id,
+        status="confirmed",
+        currency=pricing.currency,
+        total=pricing.total,
+        shipping_address=shipping_address,
+        created_at=_UNSET,
+        updated_at=_UNSET,
+        items=tuple(
+            ItemRecord(product, quantity, prices[product].name, prices[product].unit_price)
+            for product, quantity in items
+        ),
+    )
+    return to_order_out(record).model_dump(mode="json", exclude={"created_at", "updated_at"})
+
+
 async def write_confirmation(
-    session: AsyncSession, *, order_id: uuid.UUID, pricing: Pricing
+    connection: AsyncConnection,
+    *,
+    order_id: uuid.UUID,
+    user_id: str,
+    shipping_address: dict[str, Any],
+    items: Sequence[tuple[uuid.UUID, int]],
+    pricing: Pricing,
 ) -> OrderOut | None:
-    """Confirm a ``pending`` order and store its ``201`` with the key; None if not pending."""
-    confirmed = await order_repository.confirm_order(
-        session,
+    """Confirm a ``pending`` order and store its ``201`` with the key (one statement); None if
+    it was not pending. ``items`` are the order's ``(product_id, quantity)`` in their order."""
+    record = await order_repository.confirm_order(
+        connection,
         order_id=order_id,
         currency=pricing.currency,
         total=pricing.total,
         priced_items=pricing.items,
+        answer=_confirmed_answer(
+            order_id=order_id,
+            user_id=user_id,
+            shipping_address=shipping_address,
+            items=items,
+            pricing=pricing,
+        ),
     )
-    if not confirmed:
-        return None
-    record = await order_repository.get_order(session, order_id=order_id, owner_id=None)
-    assert record is not None
-    order = to_order_out(record)
-    await idempotency_repository.store_response(
-        session, order_id=order_id, status=201, body=order.model_dump(mode="json")
-    )
-    return order
+    return None if record is None else to_order_out(record)
 
 
-async def write_refusal(session: AsyncSession, *, order_id: uuid.UUID, error: OrderRefused) -> bool:
+async def write_refusal(
+    connection: AsyncConnection, *, order_id: uuid.UUID, error: OrderRefused
+) -> bool:
     """Fail a ``pending`` order and store the refusal with the key; False if not pending."""
-    if not await order_repository.fail_pending_order(session, order_id=order_id):
+    if not await order_repository.fail_pending_order(connection, order_id=order_id):
         return False
     await idempotency_repository.store_response(
-        session, order_id=order_id, status=error.status, body=stored_problem(error)
+        connection, order_id=order_id, status=error.status, body=stored_problem(error)
     )
     return True
 
 
-async def write_abandonment(session: AsyncSession, *, order_id: uuid.UUID) -> bool:
+async def write_abandonment(connection: AsyncConnection, *, order_id: uuid.UUID) -> bool:
     """Fail a ``pending`` order and drop its key; False if not pending."""
-    if not await order_repository.fail_pending_order(session, order_id=order_id):
+    if not await order_repository.fail_pending_order(connection, order_id=order_id):
         return False
-    await idempotency_repository.drop_key(session, order_id=order_id)
+    await idempotency_repository.drop_key(connection, order_id=order_id)
     return True

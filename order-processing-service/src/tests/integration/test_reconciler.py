@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, update
 
 from app.config import Settings
-from app.db import idempotency_repository, order_repository
+from app.db import order_repository
 from app.db.session import unit_of_work
 from app.db.tables import IdempotencyKey, Order
 from app.models.order_models import OrderCreate
@@ -35,23 +35,18 @@ async def crashed_order(
     is in flight (what the saga writes first, then aged past the reconciler's max age)."""
     body = order_body(*items)
     order_id = uuid.uuid4()
-    async with unit_of_work(app.state.sessionmaker) as session:
-        await idempotency_repository.claim_key(
-            session,
+    async with unit_of_work(app.state.engine) as connection:
+        await order_repository.place_pending_order(
+            connection,
+            order_id=order_id,
             user_id=caller.subject,
             key=key,
             request_hash=request_hash(OrderCreate.model_validate(body)),
-            order_id=order_id,
             ttl=timedelta(hours=24),
-        )
-        await order_repository.insert_pending_order(
-            session,
-            order_id=order_id,
-            user_id=caller.subject,
             shipping_address=body["shipping_address"],
             items=items,
         )
-        await session.execute(
+        await connection.execute(
             update(Order).where(Order.id == order_id).values(created_at=func.now() - age)
         )
     return order_id
@@ -81,6 +76,24 @@ async def test_order_pending_with_a_held_reservation_is_confirmed_and_committed(
     assert (order["status"], order["total"]) == ("confirmed", "10.00")
     assert catalog.status(order_id) == "committed"
     assert catalog.on_hand(product) == 6
+
+
+async def test_commit_of_a_held_reservation_failing_leaves_the_order_to_the_next_pass(
+    app: FastAPI, catalog: CatalogStub, customer: Caller, reconciler: Reconciler
+) -> None:
+    product = catalog.add_product(stock=5)
+    order_id = await crashed_order(app, customer, [(product, 2)])
+    catalog.hold(order_id, [(product, 2)])
+    catalog.fail("commit", "error")
+
+    report = await reconciler.run_once()
+
+    assert report.left_pending == 1
+    assert catalog.status(order_id) == "held"
+    catalog.heal()
+    assert (await reconciler.run_once()).confirmed == 1
+    assert catalog.status(order_id) == "committed"
+    assert catalog.on_hand(product) == 3
 
 
 async def test_order_whose_reservation_never_arrived_is_reserved_and_confirmed(
@@ -228,8 +241,8 @@ async def test_expired_keys_are_purged_and_the_key_can_be_used_again(
     reconciler: Reconciler,
 ) -> None:
     first = await place(client, customer, order_body((catalog.add_product(), 1)), key="old-key")
-    async with unit_of_work(app.state.sessionmaker) as session:
-        await session.execute(
+    async with unit_of_work(app.state.engine) as connection:
+        await connection.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.user_id == customer.subject)
             .values(expires_at=func.now() - timedelta(seconds=1))
@@ -247,8 +260,8 @@ async def test_expired_key_not_yet_purged_is_taken_over_by_a_new_request(
     app: FastAPI, client: httpx.AsyncClient, catalog: CatalogStub, customer: Caller
 ) -> None:
     first = await place(client, customer, order_body((catalog.add_product(), 1)), key="stale-key")
-    async with unit_of_work(app.state.sessionmaker) as session:
-        await session.execute(
+    async with unit_of_work(app.state.engine) as connection:
+        await connection.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.user_id == customer.subject)
             .values(expires_at=func.now() - timedelta(seconds=1))

@@ -117,9 +117,6 @@ async def hold_reservation(
         if item.quantity > available:
             raise OutOfStock(item.product_id, requested=item.quantity, available=available)
 
-    await repository.adjust_stock(
-        connection, changes=[(item.product_id, 0, item.quantity) for item in request.items]
-    )
     rows = [
         {
             "product_id": item.product_id,
@@ -130,7 +127,7 @@ async def hold_reservation(
         }
         for item in request.items
     ]
-    await repository.insert_items(connection, reservation_id=request.reservation_id, rows=rows)
+    await repository.hold_items(connection, reservation_id=request.reservation_id, rows=rows)
     reservation = Reservation.model_construct(
         reservation_id=request.reservation_id,
         status="held",
@@ -143,11 +140,17 @@ async def hold_reservation(
 async def _settle(
     connection: AsyncConnection, *, reservation_id: UUID, target: ReservationStatus
 ) -> Reservation:
-    """Commit or release one reservation; repeating either changes nothing."""
-    reservation = await repository.lock_reservation(connection, reservation_id=reservation_id)
+    """Commit or release one reservation; repeating either changes nothing.
+
+    Two statements between BEGIN and COMMIT when stock moves (one when it does not): lock the
+    reservation and read its items; then lock its products (in ascending id order) and move the
+    stock and the status together.
+    """
+    reservation, items = await repository.lock_reservation_with_items(
+        connection, reservation_id=reservation_id
+    )
     if reservation is None:
         raise ReservationNotFound(reservation_id)
-    items = await repository.fetch_items(connection, reservation_ids=[reservation_id])
     status: ReservationStatus = reservation.status
     if status == target:
         return _reservation(reservation_id, status, reservation.expires_at, items)
@@ -157,9 +160,6 @@ async def _settle(
         # Past its expiry a hold is as good as released; the sweeper will release it.
         raise ReservationNotHeld(reservation_id, status="expired")
 
-    await repository.lock_products(
-        connection, product_ids=(item.product_id for item in items), live_only=False
-    )
     if target == "committed":
         # Held stock becomes sold: it leaves both stock and held.
         changes = [(item.product_id, -item.quantity, -item.quantity) for item in items]
@@ -168,8 +168,9 @@ async def _settle(
     else:
         # Releasing a committed reservation puts the sold stock back.
         changes = [(item.product_id, item.quantity, 0) for item in items]
-    await repository.adjust_stock(connection, changes=changes)
-    await repository.set_status(connection, reservation_ids=[reservation_id], status=target)
+    await repository.move_stock(
+        connection, changes=changes, reservation_ids=[reservation_id], status=target
+    )
     return _reservation(reservation_id, target, reservation.expires_at, items)
 
 
@@ -192,9 +193,10 @@ async def release_expired_reservations(*, connection: AsyncConnection, batch_siz
     held = Counter[UUID]()
     for item in items:
         held[item.product_id] += item.quantity
-    await repository.lock_products(connection, product_ids=held, live_only=False)
-    await repository.adjust_stock(
-        connection, changes=[(product_id, 0, -quantity) for product_id, quantity in held.items()]
+    await repository.move_stock(
+        connection,
+        changes=[(product_id, 0, -quantity) for product_id, quantity in held.items()],
+        reservation_ids=reservation_ids,
+        status="released",
     )
-    await repository.set_status(connection, reservation_ids=reservation_ids, status="released")
     return len(reservation_ids)

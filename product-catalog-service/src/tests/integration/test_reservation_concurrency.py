@@ -69,6 +69,37 @@ async def test_oversell_storm_50_holds_of_1_on_stock_10_exactly_10_succeed(
     assert await _held_by_reservations(db_engine, product["id"]) == 10
 
 
+async def test_oversell_storm_50_sales_of_1_mixed_with_holds_on_stock_10_take_exactly_10(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    service_headers: dict[str, str],
+    db_engine: AsyncEngine,
+) -> None:
+    """Half the requests are sales (a hold, then its commit at once), half plain holds; the
+    commits run while other holds still lock the product."""
+    product = await create_product(client, admin_headers, stock=10)
+
+    async def attempt(sale: bool) -> tuple[int, int | None]:
+        body = reservation_body((product["id"], 1))
+        held = await client.post(RESERVATIONS, json=body, headers=service_headers)
+        if not sale or held.status_code != 201:
+            return held.status_code, None
+        path = f"{RESERVATIONS}/{body['reservation_id']}/commit"
+        committed = await client.post(path, headers=service_headers)
+        return held.status_code, committed.status_code
+
+    outcomes = await asyncio.gather(*(attempt(sale=n % 2 == 0) for n in range(50)))
+
+    assert Counter(held for held, _ in outcomes) == {201: 10, 409: 40}
+    sales = [committed for _, committed in outcomes if committed is not None]
+    assert set(sales) <= {200}
+    available = (await client.get(f"/products/{product['id']}")).json()["stock_available"]
+    assert available == 0
+    stock, held = await _stock_and_held(db_engine, product["id"])
+    assert (stock, held) == (10 - len(sales), 10 - len(sales))
+    assert await _held_by_reservations(db_engine, product["id"]) == 10
+
+
 async def test_deadlock_storm_100_two_item_holds_in_opposite_orders(
     client: httpx.AsyncClient,
     admin_headers: dict[str, str],
