@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from common_libs.http_client import create_http_client
+from common_libs.http_client import PeerClient, create_http_client
 from common_libs.request_id import REQUEST_ID_HEADER, RequestIdMiddleware, request_id_var
 
 
@@ -102,3 +102,44 @@ async def test_handler_forwards_its_request_id_to_the_upstream(upstream: str) ->
             response = await client.get("/orders", headers={REQUEST_ID_HEADER: "chain-7"})
 
     assert response.json() == {"catalog_saw": "chain-7"}
+
+
+async def test_a_cookie_set_by_the_peer_is_not_sent_on_later_calls(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await client.get("/set-cookie")
+    assert "session=for-one-user-only" in answer.headers["set-cookie"]
+
+    headers = await headers_seen_upstream(client)
+
+    assert "cookie" not in headers
+    assert not client.cookies
+
+
+def test_a_peer_client_refuses_a_cookie_jar() -> None:
+    with pytest.raises(TypeError, match="no cookies"):
+        PeerClient(cookies={"session": "shared"})
+    client = create_http_client(base_url="http://peer")
+    with pytest.raises(TypeError, match="no cookies"):
+        client.cookies.set("session", "shared")
+    with pytest.raises(TypeError, match="no cookies"):
+        client.cookies = {"session": "shared"}
+    client.cookies = {}
+    assert not client.cookies
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/echo", "/echo?a=1&b=%20two", "/echo/../echo", "/./echo", "echo", "/echo#fragment"],
+)
+@pytest.mark.parametrize("prefix", ["", "/", "/api/..", "/api/../"])
+async def test_paths_join_the_base_url_as_httpx_joins_them(
+    upstream: str, prefix: str, path: str
+) -> None:
+    base = upstream + prefix
+    async with create_http_client(base_url=base) as peer, httpx.AsyncClient(base_url=base) as ref:
+        assert peer.build_request("GET", path).url == ref.build_request("GET", path).url
+        response = await peer.get(path)
+
+    assert response.status_code == 200
+    assert response.json()["url"] == str(ref.build_request("GET", path).url)

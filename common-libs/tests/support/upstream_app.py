@@ -49,7 +49,14 @@ async def not_json() -> PlainTextResponse:
 
 @app.get("/echo")
 async def echo(request: Request) -> dict[str, Any]:
-    return {"headers": dict(request.headers)}
+    return {"headers": dict(request.headers), "url": str(request.url)}
+
+
+@app.get("/set-cookie")
+async def set_cookie() -> Response:
+    response = Response(status_code=204)
+    response.set_cookie("session", "for-one-user-only")
+    return response
 
 
 @app.get("/slow")
