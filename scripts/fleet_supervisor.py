@@ -45,6 +45,12 @@ def append_only(fd: int) -> None:
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
 
 
+def _how_it_ended(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        return f"stopped ({signal.Signals(-returncode).name})"
+    return f"stopped (rc={returncode})"
+
+
 def say_line(name: str, text: str) -> None:
     """A line of the runner's own, ``HH:MM:SS name | text``, in one write: it never interleaves."""
     line = f"{datetime.now():%H:%M:%S} {name} | {text}\n".encode()
@@ -106,7 +112,7 @@ class Supervisor:
             pid, status = os.wait()
             name, process = self._children[pid]
             process.returncode = os.waitstatus_to_exitcode(status)
-            say_line(name, f"stopped (rc={process.returncode})")
+            say_line(name, _how_it_ended(process.returncode))
             self.returncode = process.returncode
         except _Stop as stop:
             if not self._stop_requested.is_set():
@@ -133,4 +139,4 @@ class Supervisor:
                 say_line(name, f"did not stop within {self.grace:g} s; killing it")
                 process.kill()
                 process.wait()
-            say_line(name, f"stopped (rc={process.returncode})")
+            say_line(name, _how_it_ended(process.returncode))
