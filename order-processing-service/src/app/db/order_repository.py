@@ -135,20 +135,22 @@ async def _items_by_order(
 
 async def _with_items(connection: AsyncConnection, rows: Sequence[Row[Any]]) -> list[OrderRecord]:
     items = await _items_by_order(connection, [row.id for row in rows])
-    return [
-        OrderRecord(
-            id=row.id,
-            user_id=row.user_id,
-            status=row.status,
-            currency=row.currency,
-            total=row.total,
-            shipping_address=row.shipping_address,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            items=items.get(row.id, ()),
-        )
-        for row in rows
-    ]
+    return [_record(row, items.get(row.id, ())) for row in rows]
+
+
+def _record(row: Row[Any], items: tuple[ItemRecord, ...]) -> OrderRecord:
+    """An order row (its columns by name) and its items."""
+    return OrderRecord(
+        id=row.id,
+        user_id=row.user_id,
+        status=row.status,
+        currency=row.currency,
+        total=row.total,
+        shipping_address=row.shipping_address,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        items=items,
+    )
 
 
 def _placement_statement() -> Any:
@@ -395,20 +397,10 @@ async def confirm_order(
     ).all()
     if not rows:
         return None
-    first = rows[0]
-    return OrderRecord(
-        id=first.id,
-        user_id=first.user_id,
-        status=first.status,
-        currency=first.currency,
-        total=first.total,
-        shipping_address=first.shipping_address,
-        created_at=first.created_at,
-        updated_at=first.updated_at,
-        items=tuple(
-            ItemRecord(row.product_id, row.quantity, row.item_name, row.unit_price) for row in rows
-        ),
+    items = tuple(
+        ItemRecord(row.product_id, row.quantity, row.item_name, row.unit_price) for row in rows
     )
+    return _record(rows[0], items)
 
 
 async def fail_pending_order(connection: AsyncConnection, *, order_id: uuid.UUID) -> bool:
