@@ -314,24 +314,6 @@ async def test_commit_turns_held_stock_into_sold_stock(
     assert await _available(client, shoe) == 7
 
 
-async def test_commit_twice_changes_nothing_the_second_time(
-    client: httpx.AsyncClient,
-    service_headers: dict[str, str],
-    db_engine: AsyncEngine,
-    shoe: dict[str, Any],
-) -> None:
-    body = reservation_body((shoe["id"], 3))
-    await _hold(client, service_headers, body)
-    path = f"{RESERVATIONS}/{body['reservation_id']}/commit"
-    first = await client.post(path, headers=service_headers)
-
-    second = await client.post(path, headers=service_headers)
-
-    assert second.status_code == 200
-    assert second.json() == first.json()
-    assert await _stock_and_held(db_engine, shoe) == (7, 0)
-
-
 async def test_release_returns_held_stock(
     client: httpx.AsyncClient,
     service_headers: dict[str, str],
@@ -350,22 +332,25 @@ async def test_release_returns_held_stock(
     assert await _stock_and_held(db_engine, shoe) == (10, 0)
 
 
-async def test_release_twice_changes_nothing_the_second_time(
+@pytest.mark.parametrize(("action", "stock_and_held"), [("commit", (7, 0)), ("release", (10, 0))])
+async def test_commit_or_release_twice_changes_nothing_the_second_time(
     client: httpx.AsyncClient,
     service_headers: dict[str, str],
     db_engine: AsyncEngine,
     shoe: dict[str, Any],
+    action: str,
+    stock_and_held: tuple[int, int],
 ) -> None:
     body = reservation_body((shoe["id"], 3))
     await _hold(client, service_headers, body)
-    path = f"{RESERVATIONS}/{body['reservation_id']}/release"
+    path = f"{RESERVATIONS}/{body['reservation_id']}/{action}"
     first = await client.post(path, headers=service_headers)
 
     second = await client.post(path, headers=service_headers)
 
     assert second.status_code == 200
     assert second.json() == first.json()
-    assert await _stock_and_held(db_engine, shoe) == (10, 0)
+    assert await _stock_and_held(db_engine, shoe) == stock_and_held
 
 
 async def test_release_of_a_committed_reservation_returns_its_stock(
