@@ -24,7 +24,6 @@ from app.services.errors import DuplicateSku, ProductHasHeldStock, ProductNotFou
 __all__ = [
     "create_product",
     "delete_product",
-    "get_product",
     "get_product_json",
     "list_categories",
     "list_products",
@@ -45,12 +44,6 @@ async def _fetch_product(connection: AsyncConnection, product_id: UUID) -> Produ
     if row is None:
         raise ProductNotFound(product_id)
     return _to_product(row)
-
-
-async def get_product(*, engine: AsyncEngine, product_id: UUID) -> Product:
-    """The live product with this id."""
-    async with engine.connect() as connection:
-        return await _fetch_product(connection, product_id)
 
 
 _PRODUCT_SERIALIZER = Product.__pydantic_serializer__
