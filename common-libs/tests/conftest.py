@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
-from support.servers import base_url, start_upstream
 from support.tokens import SigningKey, ed25519_key, rsa_key
+from support.upstream_app import upstream_server
 
 from common_libs.logging_config import RequestContextFilter
 
@@ -36,11 +36,8 @@ def registry() -> CollectorRegistry:
 @pytest.fixture(scope="session")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of one upstream app process shared by the session."""
-    server = start_upstream(tmp_path_factory.mktemp("upstream"))
-    try:
-        yield base_url(server)
-    finally:
-        server.stop()
+    with upstream_server(tmp_path_factory.mktemp("upstream")) as server:
+        yield server.url
 
 
 @pytest.fixture

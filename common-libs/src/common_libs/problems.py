@@ -9,21 +9,32 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 from common_libs.errors import ProblemError
+from common_libs.problem_openapi import (
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    ProblemFieldError,
+    document_problems,
+    problem_responses,
+)
 from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
+    "Problem",
+    "ProblemFieldError",
     "ProblemResponse",
     "install_problem_handlers",
     "problem_response",
+    "problem_responses",
     "validation_errors",
 ]
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 _logger = logging.getLogger("common_libs.problems")
 
@@ -105,6 +116,34 @@ async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     )
 
 
+def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route of ``app`` serves at the path of ``scope``, sorted."""
+    allowed: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        methods = route.methods
+        if not methods:  # websocket routes and mounts
+            continue
+        # Each route matches the path its own way (root path, converters, router prefixes);
+        # asking with one of its own methods asks about the path alone.
+        if route.matches({**scope, "method": next(iter(methods))})[0] is Match.FULL:
+            allowed |= methods
+    return sorted(allowed)
+
+
+async def _handle_method_not_allowed(request: Request, exc: Exception) -> Response:
+    # Starlette's Allow names the methods of the first route that matched the path only
+    # (GET /products), although POST /products is a route of its own.
+    assert isinstance(exc, StarletteHTTPException)
+    allowed = _allowed_methods(request.app, request.scope)
+    headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+    return problem_response(
+        status=405,
+        title="Method Not Allowed",
+        detail=f"{request.method} is not allowed here; Allow lists what is.",
+        headers=headers,
+    )
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
     # The traceback goes to the log only; the client learns nothing about the internals.
     _logger.error("unhandled error", exc_info=exc)
@@ -123,8 +162,11 @@ def _reason_phrase(status: int) -> str:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Make every error the app can raise answer as problem+json."""
+    """Make every error the app can raise answer as problem+json, and its OpenAPI say so."""
     app.add_exception_handler(ProblemError, _handle_problem)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    # A status handler wins over the HTTPException one, whatever the order of installation.
+    app.add_exception_handler(405, _handle_method_not_allowed)
     app.add_exception_handler(Exception, _handle_unexpected)
+    document_problems(app)

@@ -12,8 +12,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.upstream_app import upstream_server
 
-from common_libs.testing import ServerProcess, free_port, wait_for_http, wait_until
+from common_libs.testing import (
+    ServerProcess,
+    UvicornServer,
+    UvicornThread,
+    eventually,
+    free_port,
+    wait_for_http,
+    wait_until,
+)
+from common_libs.testing.processes import _ephemeral_ports
 
 # A child that runs until a signal ends it; it says "ready" once its signal handling is in place.
 WAIT_FOREVER = "import threading; print('ready', flush=True); threading.Event().wait()"
@@ -268,3 +278,54 @@ def test_free_port_can_be_bound_on_loopback() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", port))
         assert sock.getsockname() == ("127.0.0.1", port)
+
+
+def test_free_port_hands_out_each_port_once_below_the_ephemeral_range() -> None:
+    ports = {free_port() for _ in range(50)}
+
+    assert len(ports) == 50
+    assert max(ports) < _ephemeral_ports().start
+
+
+def test_free_port_gives_up_when_no_port_can_be_bound() -> None:
+    with pytest.raises(RuntimeError, match=r"no free TCP port found on 192\.0\.2\.1"):
+        free_port("192.0.2.1", attempts=3)  # TEST-NET-1: no interface of this machine has it
+
+
+def test_ephemeral_range_is_the_kernels_or_linuxs_default(tmp_path: Path) -> None:
+    assert _ephemeral_ports(tmp_path / "missing") == range(32768, 61000)
+    (tmp_path / "range").write_text("40000\t50000\n")
+    assert _ephemeral_ports(tmp_path / "range") == range(40000, 50001)
+
+
+def test_uvicorn_server_runs_a_factory_with_uvicorns_own_log_level(tmp_path: Path) -> None:
+    server = upstream_server(tmp_path, factory=True)
+    with server:
+        answer = httpx.get(server.url + "/health")
+
+    assert answer.status_code == 200
+    assert "--factory" in server.argv
+    assert "--log-level" not in UvicornServer("a:b", log_path=tmp_path, log_level=None).argv
+
+
+# uvicorn leaves its thread with SystemExit when it cannot load the app.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_uvicorn_thread_that_cannot_start_raises() -> None:
+    with pytest.raises(RuntimeError, match="did not start"), UvicornThread("no_such_module:app"):
+        pass
+
+
+async def test_eventually_awaits_an_async_condition_and_says_how_long_it_took() -> None:
+    answers = iter([False, False, True])
+
+    async def condition() -> bool:
+        return next(answers)
+
+    seconds = await eventually(condition, within=5, interval=0.001)
+
+    assert 0 < seconds < 5
+
+
+async def test_eventually_times_out_on_a_condition_that_never_holds() -> None:
+    with pytest.raises(TimeoutError, match=r"the sky falls not met within 0\.05 s"):
+        await eventually(lambda: False, within=0.05, message="the sky falls")

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from support.servers import base_url, start_upstream
 from support.tokens import AUDIENCE, ISSUER, SigningKey, ed25519_key, jwks, mint, rsa_key
+from support.upstream_app import upstream_server
 
 from common_libs.auth import CurrentPrincipal, RemoteKeySource, TokenVerifier
 from common_libs.errors import ServiceUnavailable
@@ -165,9 +165,9 @@ async def test_concurrent_lookups_share_one_fetch(
 async def test_cached_keys_are_served_while_the_issuer_is_down(
     tmp_path: Path, http: httpx.AsyncClient, clock: FakeClock, ed25519_signing_key: SigningKey
 ) -> None:
-    server = start_upstream(tmp_path)
+    server = upstream_server(tmp_path).start()
     try:
-        issuer = Issuer(base_url(server), http)
+        issuer = Issuer(server.url, http)
         await issuer.publish(ed25519_signing_key)
         source = key_source(issuer.url, http, clock)
         cached = await source.get_key("ed-1")

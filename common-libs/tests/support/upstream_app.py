@@ -8,12 +8,31 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from common_libs.testing import UvicornServer
+
 app = FastAPI()
+
+
+def create_app() -> FastAPI:
+    """The app, for uvicorn's ``--factory``."""
+    return app
+
+
+def upstream_server(log_dir: Path, *, factory: bool = False) -> UvicornServer:
+    """This app under uvicorn on a free port of 127.0.0.1, not started yet."""
+    return UvicornServer(
+        "upstream_app:create_app" if factory else "upstream_app:app",
+        app_dir=Path(__file__).parent,
+        factory=factory,
+        log_path=log_dir / "upstream.log",
+    )
+
 
 _key_sets: dict[str, Any] = {}
 _fetches: Counter[str] = Counter()

@@ -1,15 +1,19 @@
-"""The pytest plugin (registered through the ``pytest11`` entry point): ``postgres_server``."""
+"""The pytest plugin (registered through the ``pytest11`` entry point): ``postgres_server``, and
+``offline_client`` for suites that define an ``offline_app`` fixture."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.postgres import PostgresServer, start_postgres
 
-__all__ = ["postgres_server"]
+__all__ = ["offline_client", "postgres_server"]
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +25,10 @@ def postgres_server() -> Iterator[PostgresServer]:
         return
     with start_postgres() as server:
         yield server
+
+
+@pytest.fixture
+async def offline_client(offline_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client bound in process to the suite's ``offline_app`` (its lifespan not run)."""
+    async with asgi_client(offline_app) as client:
+        yield client

@@ -2,27 +2,66 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+import random
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Literal, Self
 
 import httpx
+import uvicorn
 
-__all__ = ["ServerProcess", "free_port", "wait_for_http", "wait_until"]
+__all__ = [
+    "ServerProcess",
+    "UvicornServer",
+    "UvicornThread",
+    "eventually",
+    "free_port",
+    "wait_for_http",
+    "wait_until",
+]
+
+_EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """Ask the OS for a TCP port that is free right now on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
+def _ephemeral_ports(path: Path = _EPHEMERAL_PORTS) -> range:
+    """The kernel's range for the local ports of outgoing connections (and of ``bind(0)``)."""
+    try:
+        low, high = map(int, path.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+def free_port(host: str = "127.0.0.1", *, attempts: int = 200) -> int:
+    """A TCP port free on ``host`` right now, below the ephemeral range, not handed out before.
+
+    A port from the ephemeral range (what binding port 0 gives) can become the local port of any
+    outgoing connection before the server meant to listen there starts; below it only servers
+    bind. A port is handed out once per process, so that servers started together never share.
+    """
+    ephemeral = _ephemeral_ports()
+    low = 20000 if ephemeral.start > 22000 else 1024
+    candidates = [port for port in range(low, ephemeral.start) if port not in _handed_out]
+    for port in random.sample(candidates, min(attempts, len(candidates))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free TCP port found on {host}")
 
 
 def wait_until(
@@ -38,6 +77,29 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{message} not met within {timeout:g} s")
         time.sleep(interval)
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    within: float = 10.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> float:
+    """Poll ``condition`` (sync or async) without blocking the event loop until it is true.
+
+    Returns the seconds it took; raises TimeoutError after ``within`` seconds.
+    """
+    started = time.monotonic()
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return time.monotonic() - started
+        if time.monotonic() - started >= within:
+            raise TimeoutError(f"{message} not met within {within:g} s")
+        await asyncio.sleep(interval)
 
 
 def _answers(url: str, status: int) -> bool:
@@ -56,7 +118,8 @@ class ServerProcess:
     """A server started as a child process, stopped by its own handle (never by name).
 
     Output goes to ``log_path`` so that a test can read it (and a full pipe never blocks the child).
-    ``user`` runs it as another account (PostgreSQL refuses to run as root).
+    ``env`` adds to this process's environment, or is the whole environment when ``inherit_env`` is
+    false. ``user`` runs it as another account (PostgreSQL refuses to run as root).
     """
 
     def __init__(
@@ -69,10 +132,11 @@ class ServerProcess:
         ready_url: str | None = None,
         ready_timeout: float = 20.0,
         user: str | None = None,
+        inherit_env: bool = True,
     ) -> None:
         self.argv = list(argv)
         self.log_path = log_path
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**(os.environ if inherit_env else {}), **(env or {})}
         self.cwd = cwd
         self.ready_url = ready_url
         self.ready_timeout = ready_timeout
@@ -144,3 +208,93 @@ class ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class UvicornServer(ServerProcess):
+    """An ASGI app (``module:attribute``) under uvicorn on a free port of 127.0.0.1.
+
+    Started, it is ready once ``ready_path`` answers 200; ``url`` is where it listens. With
+    ``log_level=None`` uvicorn keeps its default level (for an app that configures its own logs).
+    """
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        app_dir: Path | None = None,
+        factory: bool = False,
+        ready_path: str = "/health",
+        ready_timeout: float = 20.0,
+        log_level: str | None = "warning",
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        argv += [*(["--log-level", log_level] if log_level else []), *extra_args]
+        if factory:
+            argv.append("--factory")
+        if app_dir is not None:
+            argv += ["--app-dir", str(app_dir)]
+        super().__init__(
+            argv,
+            log_path=log_path,
+            env=env,
+            cwd=cwd,
+            ready_url=self.url + ready_path,
+            ready_timeout=ready_timeout,
+        )
+
+
+class UvicornThread:
+    """An ASGI app object served by uvicorn in a daemon thread of this process (its own event
+    loop) on a free port of 127.0.0.1; for a test that needs the app in process. Stopped on exit.
+    """
+
+    def __init__(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "off") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan=lifespan,
+            loop="asyncio",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        wait_until(
+            lambda: self.server.started or not self._thread.is_alive(),
+            timeout=20,
+            message=f"server on port {self.port} started",
+        )
+        if not self.server.started:
+            raise RuntimeError(f"the server on port {self.port} did not start")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=15)

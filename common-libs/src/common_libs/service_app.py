@@ -1,0 +1,110 @@
+"""The application every service builds alike: logging, problems, request ids, metrics, health.
+
+``create_service_app`` is the one place where a service's FastAPI app gets what every service
+must have, so that a new cross-cutting concern (tracing, say) is added once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any, Protocol
+
+from fastapi import FastAPI
+
+from common_libs.auth import RemoteKeySource, TokenVerifier
+from common_libs.health import ReadinessCheck, create_health_router
+from common_libs.http_client import create_http_client
+from common_libs.logging_config import configure_logging
+from common_libs.metrics import MetricsMiddleware
+from common_libs.problems import install_problem_handlers
+from common_libs.request_id import RequestIdMiddleware
+
+__all__ = [
+    "Lifespan",
+    "LoggingSettings",
+    "TokenSettings",
+    "create_service_app",
+    "open_token_verifier",
+    "run_in_background",
+]
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class LoggingSettings(Protocol):
+    """What :func:`create_service_app` reads (every ``ServiceSettings`` has it)."""
+
+    @property
+    def log_level(self) -> str: ...
+
+    @property
+    def log_json(self) -> bool: ...
+
+
+class TokenSettings(Protocol):
+    """What :func:`open_token_verifier` reads (``VerifyingServiceSettings`` has it)."""
+
+    @property
+    def jwks_url(self) -> str: ...
+
+    @property
+    def jwt_issuer(self) -> str: ...
+
+    @property
+    def jwt_audience(self) -> str: ...
+
+    @property
+    def http_timeout_seconds(self) -> float: ...
+
+
+def create_service_app(
+    *,
+    name: str,
+    version: str,
+    summary: str,
+    lifespan: Lifespan,
+    settings: LoggingSettings,
+    ready_checks: Mapping[str, ReadinessCheck],
+) -> FastAPI:
+    """A FastAPI app with JSON logging, problem+json errors, request ids, metrics and health.
+
+    ``settings`` is kept in ``app.state.settings`` (its ``log_level`` and ``log_json`` configure
+    the logging); ``ready_checks`` are what ``GET /ready`` runs.
+    """
+    configure_logging(service=name, level=settings.log_level, json=settings.log_json)
+    app = FastAPI(title=name, version=version, summary=summary, lifespan=lifespan)
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(create_health_router(service=name, version=version, checks=ready_checks))
+    return app
+
+
+def open_token_verifier(stack: AsyncExitStack, settings: TokenSettings) -> TokenVerifier:
+    """A verifier of user-service's tokens whose JWKS client ``stack`` closes."""
+    client = create_http_client(base_url=settings.jwks_url, timeout=settings.http_timeout_seconds)
+    stack.push_async_callback(client.aclose)
+    return TokenVerifier(
+        RemoteKeySource(settings.jwks_url, client=client),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+
+
+def run_in_background(
+    stack: AsyncExitStack, work: Coroutine[Any, Any, None], *, name: str
+) -> asyncio.Task[None]:
+    """Start ``work`` as a task that ``stack`` cancels, and waits for, when it closes."""
+    task = asyncio.create_task(work, name=name)
+    stack.push_async_callback(_cancel, task)
+    return task
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,152 @@
+"""The checks every repository of the fleet runs on its Dockerfile, manifests and workflow, offline.
+
+Each ``check_*`` function raises ``AssertionError`` (or the validator's own error) when its rule is
+broken. :func:`repository_checks` lists them for one repository, ready for
+``pytest.mark.parametrize("check", ..., ids=str)``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from common_libs.testing.repository import Repository
+
+__all__ = [
+    "KUBERNETES_VERSION",
+    "Check",
+    "check_dockerfile_passes_hadolint",
+    "check_kustomization_lists_every_manifest",
+    "check_kustomize_sets_every_workload_image",
+    "check_manifest_is_valid",
+    "check_workflow_passes_actionlint",
+    "repository_checks",
+]
+
+# The cluster version the manifests are written for (schemas bundled by kubernetes-validate).
+KUBERNETES_VERSION = "1.35.0"
+WORKLOAD_KINDS = frozenset({"Deployment", "Job", "StatefulSet", "DaemonSet", "CronJob"})
+# The validators' executables, installed next to this interpreter by the testing extra.
+VENV_BIN = Path(sysconfig.get_path("scripts"))
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named check; ``run`` gets the test's request, for the fixtures the check needs."""
+
+    name: str
+    run: Callable[[pytest.FixtureRequest], None]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def check_dockerfile_passes_hadolint(repository: Repository) -> None:
+    """hadolint finds no error and no warning in the Dockerfile."""
+    hadolint = [str(VENV_BIN / "hadolint"), "--format", "json", "--failure-threshold", "warning"]
+    # HOME is empty so that no personal hadolint configuration can silence a rule.
+    with tempfile.TemporaryDirectory() as home:
+        result = subprocess.run(  # noqa: S603 - this venv's hadolint on the repository's Dockerfile
+            [*hadolint, str(repository.dockerfile)],
+            cwd=repository.build_context,
+            env={"HOME": home},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    findings = json.loads(result.stdout)
+    assert [item for item in findings if item["level"] in {"error", "warning"}] == []
+    assert result.returncode == 0, result.stderr
+
+
+def check_kustomization_lists_every_manifest(repository: Repository) -> None:
+    """``kustomization.yaml`` lists every manifest of ``deployment/``, each once, all present."""
+    folder = repository.deployment_dir
+    listed = repository.listed_manifests()
+    on_disk = {path.name for path in folder.glob("*.y*ml")} - {"kustomization.yaml"}
+
+    assert repository.kustomization["kind"] == "Kustomization"
+    assert len(listed) == len(set(listed)), "a file is listed twice"
+    assert [name for name in listed if not (folder / name).is_file()] == []
+    assert on_disk - set(listed) == set(), "manifests that kubectl apply -k would leave out"
+
+
+def check_manifest_is_valid(repository: Repository, *, file_name: str) -> None:
+    """Every resource of one manifest file is valid for Kubernetes, strictly."""
+    documents = repository.resources_of(file_name)
+
+    assert documents, f"{file_name} holds no resource"
+    for document in documents:
+        # Strict: a misspelt or misplaced field is an error, not silently dropped by the API.
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def check_kustomize_sets_every_workload_image(repository: Repository) -> None:
+    """Every container of every workload uses an image that ``images:`` of kustomize sets."""
+    image_names = {image["name"] for image in repository.kustomization["images"]}
+    workloads = [item for item in repository.resources if item["kind"] in WORKLOAD_KINDS]
+
+    assert workloads, "the kustomization deploys no workload"
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            assert container["image"] in image_names, (
+                f"{workload['metadata']['name']}: {container['image']} is not set by kustomize"
+            )
+
+
+def check_workflow_passes_actionlint(repository: Repository) -> None:
+    """actionlint reports nothing on the workflow, its shell scripts included."""
+    # actionlint checks the `run:` scripts only when it finds shellcheck (Debian: shellcheck).
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck is not None, "shellcheck is not installed (make test installs it)"
+
+    result = subprocess.run(  # noqa: S603 - this venv's actionlint on the repository's workflow
+        [
+            str(VENV_BIN / "actionlint"),
+            *("-no-color", "-shellcheck", shellcheck),
+            str(repository.workflow_path()),
+        ],
+        cwd=repository.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout == ""
+    assert result.returncode == 0, result.stderr
+
+
+def _manifest_check(repository: Repository, file_name: str) -> Check:
+    def run(_request: pytest.FixtureRequest) -> None:
+        check_manifest_is_valid(repository, file_name=file_name)
+
+    return Check(f"manifest-valid-{file_name}", run)
+
+
+def repository_checks(repository: Repository) -> list[Check]:
+    """The checks that apply to any repository of the fleet (one per manifest file for validity)."""
+    manifests = [_manifest_check(repository, name) for name in repository.listed_manifests()]
+    return [
+        Check("hadolint", lambda _request: check_dockerfile_passes_hadolint(repository)),
+        Check(
+            "kustomization-lists-every-manifest",
+            lambda _request: check_kustomization_lists_every_manifest(repository),
+        ),
+        *manifests,
+        Check(
+            "kustomize-sets-every-image",
+            lambda _request: check_kustomize_sets_every_workload_image(repository),
+        ),
+        Check("actionlint", lambda _request: check_workflow_passes_actionlint(repository)),
+    ]

@@ -1,0 +1,172 @@
+"""Checks every service runs on its own database, with its own facts (needs ``common-libs[db]``).
+
+- :func:`create_migrated_database`: a fresh database for a test session, at the newest revision.
+- :func:`check_schema_matches_models`: the migrated schema is the one the models describe.
+- :func:`check_migrations_round_trip`: upgrade to head, downgrade to base, upgrade again.
+- :func:`check_ready_answers`: ``/ready`` is 200 and reports every check ``ok``.
+- :func:`check_ready_names_stopped_database`: ``/ready`` is a 503 naming ``database`` once the
+  service's PostgreSQL is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from fastapi import FastAPI
+from sqlalchemy import CheckConstraint, Connection, MetaData, Table, inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from common_libs.migrations import alembic_config
+from common_libs.testing.app_checks import asgi_client
+from common_libs.testing.postgres import PostgresServer, create_database, start_postgres
+
+__all__ = [
+    "check_migrations_round_trip",
+    "check_ready_answers",
+    "check_ready_names_stopped_database",
+    "check_schema_matches_models",
+    "create_migrated_database",
+]
+
+_Shape = tuple[set[str], set[tuple[str, bool, bool]]]
+
+
+def create_migrated_database(server: PostgresServer, name: str, *, alembic_ini: Path) -> str:
+    """Create database ``name`` on ``server`` at the newest revision of the migrations; its URL."""
+    url = create_database(server, name)
+    command.upgrade(alembic_config(alembic_ini, url), "head")
+    return url
+
+
+def _declared(table: Table) -> _Shape:
+    """Check constraint names and (index name, unique, partial) as the models declare them."""
+    checks = {
+        str(constraint.name)
+        for constraint in table.constraints
+        if isinstance(constraint, CheckConstraint)
+    }
+    indexes = {
+        (
+            str(index.name),
+            bool(index.unique),
+            index.dialect_options["postgresql"]["where"] is not None,
+        )
+        for index in table.indexes
+    }
+    return checks, indexes
+
+
+def _migrated(sync: Connection, name: str) -> _Shape:
+    inspector = inspect(sync)
+    checks = {str(check["name"]) for check in inspector.get_check_constraints(name)}
+    indexes = {
+        (
+            str(index["name"]),
+            bool(index["unique"]),
+            bool(index.get("dialect_options", {}).get("postgresql_where")),
+        )
+        for index in inspector.get_indexes(name)
+        # An index PostgreSQL made for a UNIQUE constraint is compared as the constraint.
+        if "duplicates_constraint" not in index
+    }
+    return checks, indexes
+
+
+def _differences(sync: Connection, metadata: MetaData) -> list[object]:
+    differences: list[object] = list(compare_metadata(MigrationContext.configure(sync), metadata))
+    # compare_metadata leaves CHECK constraints and partial-index predicates out.
+    for table in metadata.sorted_tables:
+        declared, migrated = _declared(table), _migrated(sync, table.name)
+        if declared != migrated:
+            differences.append((table.name, {"models": declared, "migrated": migrated}))
+    return differences
+
+
+async def check_schema_matches_models(database_url: str, metadata: MetaData) -> None:
+    """The database at ``database_url`` (migrated to head) has exactly the models' schema."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(_differences, metadata)
+    finally:
+        await engine.dispose()
+
+    assert differences == []
+
+
+async def _current_revision(database_url: str) -> str | None:
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
+
+
+def check_migrations_round_trip(config: Config) -> None:
+    """Upgrade an empty database to head, downgrade it to base, and upgrade it to head again.
+
+    ``config`` points at the database (``config.attributes["database_url"]``); call this from a
+    synchronous test, as Alembic's env runs its own event loop.
+    """
+    url = str(config.attributes["database_url"])
+    head = ScriptDirectory.from_config(config).get_current_head()
+
+    command.upgrade(config, "head")
+    assert asyncio.run(_current_revision(url)) == head
+
+    command.downgrade(config, "base")
+    assert asyncio.run(_current_revision(url)) is None
+
+    command.upgrade(config, "head")
+    assert asyncio.run(_current_revision(url)) == head
+
+
+async def check_ready_answers(client: httpx.AsyncClient, *, checks: Mapping[str, str]) -> None:
+    """``GET /ready`` answers 200 with exactly ``checks`` (name to result)."""
+    response = await client.get("/ready")
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == dict(checks)
+
+
+async def check_ready_names_stopped_database(
+    make_app: Callable[[str], FastAPI],
+    *,
+    started: Callable[[FastAPI], Awaitable[None]] | None = None,
+) -> None:
+    """An app on a PostgreSQL of its own is ready, then answers 503 naming ``database`` once
+    that server is stopped.
+
+    ``make_app(database_url)`` builds the service's app; ``started(app)``, when given, waits for
+    what its lifespan started in the background before the first probe.
+    """
+    with ExitStack() as stack:
+        server = stack.enter_context(start_postgres())
+        app = make_app(create_database(server, "ready_probe"))
+        async with app.router.lifespan_context(app):
+            if started is not None:
+                await started(app)
+            async with asgi_client(app) as client:
+                assert (await client.get("/ready")).status_code == 200
+
+                stack.close()  # stops this check's own PostgreSQL server
+                response = await client.get("/ready")
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["checks"]["database"].startswith("failed")
+    assert "database" in body["detail"]

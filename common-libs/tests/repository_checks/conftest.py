@@ -1,0 +1,197 @@
+"""A small service repository in tmp_path, laid out as the fleet's are, for the repository kit."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from common_libs.testing.repository import Repository
+from common_libs.testing.workflow import render_workflow
+
+SERVICE = "demo-service"
+# The service's app: /health always, /ready once its settings came through (as the fleet's do).
+APP = """
+import os
+
+from fastapi import FastAPI
+
+
+def create_app() -> FastAPI:
+    app = FastAPI()
+    database_url = os.environ["DEMO_DATABASE_URL"]
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready() -> dict[str, str]:
+        return {"status": "ok", "database": database_url.split("@")[-1]}
+
+    return app
+"""
+DOCKERFILE = """
+FROM python:3.11-slim-bookworm AS build
+RUN python -m venv /opt/venv
+
+FROM python:3.11-slim-bookworm
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /srv
+COPY app.py ./
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 GREETING="costs \\$5"
+USER 10001:10001
+EXPOSE 8000
+CMD ["uvicorn", "app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", \\
+     "--timeout-graceful-shutdown", "5"]
+"""
+KUSTOMIZATION = """
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: fleet
+resources:
+  - configmap.yaml
+  - service.yaml
+  - migration-job.yaml
+  - deployment.yaml
+images:
+  - name: demo-service
+    newName: ghcr.io/example-org/demo-service
+    newTag: "0.1.0"
+"""
+CONFIGMAP = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: demo-settings
+data:
+  ENVIRONMENT: production
+  LOG_LEVEL: info
+"""
+SERVICE_MANIFEST = """
+apiVersion: v1
+kind: Service
+metadata:
+  name: demo-service
+spec:
+  selector:
+    app: demo-service
+  ports:
+    - name: http
+      port: 80
+      targetPort: http
+"""
+CONTAINER_ENV = """
+          envFrom:
+            - configMapRef:
+                name: demo-settings
+              prefix: DEMO_
+          env:
+            - name: DEMO_DATABASE_URL
+              valueFrom:
+                secretKeyRef:
+                  name: demo-secrets
+                  key: DEMO_DATABASE_URL
+            - name: DEMO_LOG_LEVEL
+              valueFrom:
+                configMapKeyRef:
+                  name: demo-settings
+                  key: LOG_LEVEL
+            - name: FORWARDED_ALLOW_IPS
+              value: "*"
+"""
+JOB = """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: demo-service-migrate
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: demo-service
+          command:
+            - python
+            - -c
+            - import os; assert os.environ["DEMO_ENVIRONMENT"] == "production"
+{env}
+"""
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: demo-service
+spec:
+  selector:
+    matchLabels:
+      app: demo-service
+  template:
+    metadata:
+      labels:
+        app: demo-service
+    spec:
+      terminationGracePeriodSeconds: 15
+      containers:
+        - name: api
+          image: demo-service
+          ports:
+            - name: http
+              containerPort: 8000
+          startupProbe:
+            httpGet:
+              path: /health
+              port: http
+          livenessProbe:
+            httpGet:
+              path: /health
+              port: 8000
+          readinessProbe:
+            httpGet:
+              path: /ready
+              port: http
+          lifecycle:
+            preStop:
+              sleep:
+                seconds: 5
+{env}
+"""
+
+
+def write(path: Path, text: str) -> None:
+    """Write ``text`` (dedented, without its first newline) to ``path``, folders included."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+def build_repository(root: Path) -> Repository:
+    """Write the demo service's repository under ``root``."""
+    write(root / "src" / "pyproject.toml", f'[project]\nname = "{SERVICE}"\nversion = "0.1.0"\n')
+    write(root / "src" / "app.py", APP)
+    write(root / "src" / "Dockerfile", DOCKERFILE)
+    deployment = root / "deployment"
+    write(deployment / "kustomization.yaml", KUSTOMIZATION)
+    write(deployment / "configmap.yaml", CONFIGMAP)
+    write(deployment / "service.yaml", SERVICE_MANIFEST)
+    write(deployment / "migration-job.yaml", JOB.format(env=CONTAINER_ENV))
+    write(deployment / "deployment.yaml", DEPLOYMENT.format(env=CONTAINER_ENV))
+    write(root / "cicd" / "ci-cd.yml", render_workflow(SERVICE))
+    return Repository.at(root)
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Repository:
+    """A fresh demo repository that passes every check."""
+    return build_repository(tmp_path / "demo-service")
+
+
+@pytest.fixture
+def offline_app() -> FastAPI:
+    """The demo service's routes, as a suite's ``offline_app`` fixture provides its app."""
+    app = FastAPI()
+    app.add_api_route("/health", lambda: {"status": "ok"})
+    app.add_api_route("/ready", lambda: {"status": "ok"})
+    return app

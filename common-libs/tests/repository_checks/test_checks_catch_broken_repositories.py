@@ -1,0 +1,118 @@
+"""Each check fails on a repository that breaks its rule, and says what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+from fastapi import FastAPI
+
+from common_libs.testing import checks, local_image, service_checks, workflow
+from common_libs.testing.repository import Repository
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the one ``old`` of a file with ``new``."""
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} is not once in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def fresh(repository: Repository) -> Repository:
+    """The same repository read again (the artifacts are parsed once per instance)."""
+    return Repository.at(repository.root)
+
+
+def test_hadolint_check_fails_on_an_unpinned_base_image(repository: Repository) -> None:
+    edit(repository.dockerfile, "FROM python:3.11-slim-bookworm AS build", "FROM python AS build")
+
+    with pytest.raises(AssertionError, match="DL3006"):
+        checks.check_dockerfile_passes_hadolint(fresh(repository))
+
+
+def test_kustomization_check_fails_on_a_manifest_it_leaves_out(repository: Repository) -> None:
+    (repository.deployment_dir / "extra.yaml").write_text("kind: ConfigMap\n")
+
+    with pytest.raises(AssertionError, match="kubectl apply -k would leave out"):
+        checks.check_kustomization_lists_every_manifest(fresh(repository))
+
+
+def test_manifest_check_fails_on_a_misspelt_field(repository: Repository) -> None:
+    edit(repository.deployment_dir / "configmap.yaml", "\ndata:", "\ndta:")
+
+    with pytest.raises(kubernetes_validate.ValidationError):
+        checks.check_manifest_is_valid(fresh(repository), file_name="configmap.yaml")
+
+
+def test_image_check_fails_on_a_workload_image_kustomize_does_not_set(
+    repository: Repository,
+) -> None:
+    edit(repository.deployment_dir / "deployment.yaml", "image: demo-service", "image: nginx")
+
+    with pytest.raises(AssertionError, match="nginx is not set by kustomize"):
+        checks.check_kustomize_sets_every_workload_image(fresh(repository))
+
+
+def test_actionlint_check_fails_on_an_unknown_job_key(repository: Repository) -> None:
+    edit(repository.workflow_path(), "    timeout-minutes: 15\n", "    timeout-minutez: 15\n")
+
+    with pytest.raises(AssertionError, match="timeout-minutez"):
+        checks.check_workflow_passes_actionlint(fresh(repository))
+
+
+def test_probe_check_fails_on_a_path_the_app_does_not_route(repository: Repository) -> None:
+    edit(repository.deployment_dir / "deployment.yaml", "path: /ready", "path: /readyz")
+
+    app = FastAPI()
+    app.add_api_route("/health", lambda: {"status": "ok"})
+    app.add_api_route("/ready", lambda: {"status": "ok"})
+
+    with pytest.raises(AssertionError, match="/readyz is not served"):
+        service_checks.check_probes_use_paths_the_app_serves(fresh(repository), app=app)
+
+
+def test_port_check_fails_when_the_container_port_is_not_the_command_port(
+    repository: Repository,
+) -> None:
+    edit(repository.deployment_dir / "deployment.yaml", "containerPort: 8000", "containerPort: 80")
+
+    with pytest.raises(AssertionError):
+        service_checks.check_container_port_is_the_command_port(fresh(repository))
+
+
+def test_grace_check_fails_when_sigkill_would_cut_the_drain(repository: Repository) -> None:
+    edit(
+        repository.deployment_dir / "deployment.yaml",
+        "terminationGracePeriodSeconds: 15",
+        "terminationGracePeriodSeconds: 10",
+    )
+
+    with pytest.raises(AssertionError, match="SIGKILL after 10 s would cut a 5 s pause"):
+        service_checks.check_grace_period_outlasts_the_shutdown(fresh(repository))
+
+
+def test_image_command_check_fails_when_the_manifests_are_not_for_production(
+    repository: Repository, tmp_path: Path
+) -> None:
+    edit(repository.deployment_dir / "configmap.yaml", "ENVIRONMENT: production", "ENVIRONMENT: x")
+
+    with pytest.raises(AssertionError, match="failed"):
+        local_image.check_image_command_serves(
+            fresh(repository),
+            secrets={"DEMO_DATABASE_URL": "postgresql://db.invalid/demo"},
+            log_dir=tmp_path,
+            environment_prefix="DEMO_",
+        )
+
+
+def test_image_command_needs_its_programs_from_this_venv() -> None:
+    with pytest.raises(AssertionError, match="does not come from the venv"):
+        local_image.resolve(["sh", "-c", "true"], {"PATH": "/usr/bin:/bin"})
+
+
+def test_workflow_check_fails_on_a_hand_edited_workflow(repository: Repository) -> None:
+    edit(repository.workflow_path(), "timeout-minutes: 15", "timeout-minutes: 16")
+
+    with pytest.raises(AssertionError, match=r"workflow demo-service > cicd/ci-cd\.yml"):
+        workflow.check_workflow_is_the_rendered_template(fresh(repository))

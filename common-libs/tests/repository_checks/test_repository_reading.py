@@ -1,0 +1,99 @@
+"""Repository reads the artifacts as Kubernetes and Docker would see them."""
+
+from __future__ import annotations
+
+import pytest
+
+from common_libs.testing.local_image import local_image_environment
+from common_libs.testing.repository import (
+    Repository,
+    container_port,
+    only_container,
+    option,
+    with_option,
+)
+
+
+def test_container_environment_resolves_config_maps_secrets_and_values(
+    repository: Repository,
+) -> None:
+    container = only_container(repository.resource("Deployment", "demo-service"))
+
+    environment = repository.container_environment(container, secrets={"DEMO_DATABASE_URL": "x"})
+
+    assert environment == {
+        "DEMO_ENVIRONMENT": "production",
+        "DEMO_LOG_LEVEL": "info",
+        "DEMO_DATABASE_URL": "x",
+        "FORWARDED_ALLOW_IPS": "*",
+    }
+
+
+def test_a_secret_key_without_a_stand_in_is_an_error(repository: Repository) -> None:
+    container = only_container(repository.resource("Job"))
+
+    with pytest.raises(AssertionError, match="no stand-in value for the secret key"):
+        repository.container_environment(container)
+
+
+def test_an_unsupported_value_source_is_an_error(repository: Repository) -> None:
+    container = {"env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]}
+
+    with pytest.raises(AssertionError, match="unsupported valueFrom"):
+        repository.container_environment(container)
+
+
+def test_resource_lookup_expects_exactly_one_match(repository: Repository) -> None:
+    with pytest.raises(AssertionError, match="expected one Secret"):
+        repository.resource("Secret")
+
+
+def test_image_environment_unescapes_dollars_and_maps_the_venv_to_this_one(
+    repository: Repository,
+) -> None:
+    image = repository.image_environment()
+    local = local_image_environment(repository)
+
+    assert image["GREETING"] == "costs $5"
+    assert image["PATH"].startswith("/opt/venv/bin:/usr/local/bin:")
+    assert local["PATH"].split(":")[1:] == image["PATH"].split(":")[1:]
+    assert not local["PATH"].startswith("/opt/venv")
+
+
+def test_command_options_are_read_and_replaced(repository: Repository) -> None:
+    command = repository.image_command()
+
+    assert option(command, "--port") == "8000"
+    assert option(with_option(command, "--port", "9"), "--port") == "9"
+    assert repository.instruction_values("USER") == ["10001:10001"]
+
+
+def test_ports_are_numbers_or_names_of_the_container(repository: Repository) -> None:
+    container = only_container(repository.resource("Deployment"))
+
+    assert container_port(container, 8000) == 8000
+    assert container_port(container, "http") == 8000
+    with pytest.raises(AssertionError, match="no port named metrics"):
+        container_port(container, "metrics")
+
+
+def test_the_workflow_is_found_where_an_exported_repository_keeps_it(
+    repository: Repository,
+) -> None:
+    exported = repository.root / ".github" / "workflows" / "ci-cd.yml"
+    exported.parent.mkdir(parents=True)
+    repository.workflow_path().rename(exported)
+
+    assert repository.workflow_path() == exported
+    exported.unlink()
+    with pytest.raises(FileNotFoundError, match="no workflow"):
+        repository.workflow_path()
+
+
+def test_a_shell_form_cmd_is_refused(repository: Repository) -> None:
+    text = repository.dockerfile.read_text()
+    start = text.index("CMD [")
+    repository.dockerfile.write_text(text[:start] + "CMD uvicorn app:create_app\n")
+
+    with pytest.raises(AssertionError, match="exec form"):
+        Repository.at(repository.root).image_command()

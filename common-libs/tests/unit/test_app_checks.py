@@ -1,0 +1,189 @@
+"""The app checks services run on themselves, run on apps built the way services build theirs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from types import ModuleType
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from common_libs.db import create_engine
+from common_libs.http_client import create_http_client
+from common_libs.problems import problem_responses
+from common_libs.service_app import create_service_app
+from common_libs.testing.app_checks import (
+    APP_CONVENTIONS,
+    AppCheck,
+    asgi_client,
+    check_failed_start_releases_resources,
+    errors_are_documented_as_problem_json,
+    fleet_app_test,
+)
+
+SERVICE = "common-libs"  # an installed distribution, so that its version can be read
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
+@dataclass(frozen=True)
+class QuietLogging:
+    log_level: str = "WARNING"
+    log_json: bool = True
+
+
+def conventional_app() -> FastAPI:
+    """An app wired as every service wires its own, with the lifespan of ``lifespan_module``."""
+    app = create_service_app(
+        name=SERVICE,
+        version=version(SERVICE),
+        summary="The checks' subject.",
+        lifespan=CAREFUL.lifespan,
+        settings=QuietLogging(),
+        ready_checks={},
+    )
+
+    @app.get("/things/{thing_id}", responses=problem_responses(404))
+    async def thing(thing_id: int) -> dict[str, int]:
+        return {"id": thing_id}
+
+    return app
+
+
+@pytest.fixture
+def offline_app() -> FastAPI:
+    """What a service's suite defines; the plugin's ``offline_client`` calls it."""
+    return conventional_app()
+
+
+@pytest.mark.parametrize("check", APP_CONVENTIONS, ids=lambda check: check.__name__)
+async def test_a_conventional_app_passes(
+    check: AppCheck, offline_client: httpx.AsyncClient
+) -> None:
+    await check(offline_client, SERVICE)
+
+
+async def test_errors_documented_as_plain_json_fail_the_check() -> None:
+    app = FastAPI()
+
+    @app.get("/things/{thing_id}", responses={404: {"description": "No such thing."}})
+    async def thing(thing_id: int) -> dict[str, int]:
+        return {"id": thing_id}
+
+    async with asgi_client(app) as client:
+        with pytest.raises(AssertionError):
+            await errors_are_documented_as_problem_json(client, SERVICE)
+
+
+async def test_the_health_check_notices_another_service_name(
+    offline_client: httpx.AsyncClient,
+) -> None:
+    with pytest.raises(AssertionError):
+        await APP_CONVENTIONS[0](offline_client, "fastapi")
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def lifespan_module(*, leaks: bool) -> ModuleType:
+    """A stand-in for a service's ``app.main``: an engine, a client and a task, then ``finish``.
+
+    ``leaks=True`` writes it the old way, cleaning up only after a start that succeeded.
+    """
+    module = ModuleType("lifespan_under_test")
+    module.create_http_client = create_http_client  # type: ignore[attr-defined]
+    module.finish = lambda: None  # type: ignore[attr-defined]
+
+    @asynccontextmanager
+    async def careful(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:9/none")
+            stack.push_async_callback(app.state.engine.dispose)
+            client = module.create_http_client(base_url="http://127.0.0.1:9", timeout=1.0)
+            stack.push_async_callback(client.aclose)
+            task = asyncio.create_task(_forever())
+            stack.push_async_callback(_stop, task)
+            module.finish()
+            yield
+
+    @asynccontextmanager
+    async def leaky(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:9/none")
+        client = module.create_http_client(base_url="http://127.0.0.1:9", timeout=1.0)
+        module.finish()
+        try:
+            yield
+        finally:
+            await client.aclose()
+            await app.state.engine.dispose()
+
+    module.lifespan = leaky if leaks else careful  # type: ignore[attr-defined]
+    return module
+
+
+async def test_a_lifespan_that_cleans_up_after_a_failed_start_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = lifespan_module(leaks=False)
+    app = FastAPI(lifespan=module.lifespan)
+
+    await check_failed_start_releases_resources(
+        app, monkeypatch, module=module, failing_step="finish"
+    )
+
+    assert app.state.engine.sync_engine.pool.checkedout() == 0
+
+
+async def test_a_lifespan_that_leaks_after_a_failed_start_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = lifespan_module(leaks=True)
+    app = FastAPI(lifespan=module.lifespan)
+
+    with pytest.raises(AssertionError, match="clients left open"):
+        await check_failed_start_releases_resources(
+            app, monkeypatch, module=module, failing_step="finish"
+        )
+
+
+async def test_a_module_without_http_clients_or_engine_is_checked_for_tasks_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = ModuleType("bare_lifespan")
+    module.finish = lambda: None  # type: ignore[attr-defined]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        module.finish()
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    await check_failed_start_releases_resources(
+        app, monkeypatch, module=module, failing_step="finish"
+    )
+
+    assert not hasattr(app.state, "engine")
+
+
+CAREFUL = lifespan_module(leaks=False)
+
+test_app_keeps_fleet_convention = fleet_app_test(
+    CAREFUL,
+    service=SERVICE,
+    failing_start_step="finish",
+    absent_routes=[("POST", "/_pact/provider-states")],
+)

@@ -1,0 +1,136 @@
+"""create_service_app: every service's app has logging, problems, request ids, metrics, health."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from common_libs.auth import TokenVerifier
+from common_libs.problems import PROBLEM_CONTENT_TYPE
+from common_libs.service_app import create_service_app, open_token_verifier, run_in_background
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
+@dataclass(frozen=True)
+class FakeSettings:
+    log_level: str = "WARNING"
+    log_json: bool = True
+    jwks_url: str = "http://127.0.0.1:9/auth/jwks"
+    jwt_issuer: str = "issuer"
+    jwt_audience: str = "audience"
+    http_timeout_seconds: float = 1.0
+
+
+@asynccontextmanager
+async def no_resources(app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+async def database_down() -> None:
+    raise ConnectionRefusedError("refused")
+
+
+def build() -> FastAPI:
+    app = create_service_app(
+        name="shop-service",
+        version="9.9.9",
+        summary="A shop.",
+        lifespan=no_resources,
+        settings=FakeSettings(),
+        ready_checks={"database": database_down},
+    )
+
+    @app.get("/things")
+    async def things() -> list[str]:
+        return []
+
+    return app
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build())
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop") as client:
+        yield client
+
+
+async def test_health_names_the_service_and_its_version(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health", headers={"X-Request-ID": "check-1"})
+
+    assert response.json() == {"status": "ok", "service": "shop-service", "version": "9.9.9"}
+    assert response.headers["x-request-id"] == "check-1"
+
+
+async def test_ready_runs_the_checks(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+
+    assert response.status_code == 503
+    assert "database" in response.json()["detail"]
+
+
+async def test_errors_are_problems_and_requests_are_measured(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/nowhere")
+    wrong_method = await client.delete("/things")
+    await client.get("/things")
+    metrics = await client.get("/metrics")
+
+    assert missing.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert wrong_method.headers["allow"] == "GET"
+    assert 'route="/things"' in metrics.text
+
+
+def test_settings_are_kept_on_the_app() -> None:
+    app = build()
+
+    assert app.state.settings == FakeSettings()
+    assert (app.title, app.version, app.summary) == ("shop-service", "9.9.9", "A shop.")
+
+
+async def test_the_token_verifier_client_closes_with_the_stack() -> None:
+    async with AsyncExitStack() as stack:
+        verifier = open_token_verifier(stack, FakeSettings())
+        # The JWKS client inside the key source: nothing else would tell that it was closed.
+        client = verifier._keys._client  # type: ignore[attr-defined]
+        assert isinstance(verifier, TokenVerifier)
+        assert not client.is_closed
+
+    assert client.is_closed
+
+
+async def test_background_work_is_cancelled_and_awaited_when_the_stack_closes() -> None:
+    started = asyncio.Event()
+    stopped = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+
+    async with AsyncExitStack() as stack:
+        task = run_in_background(stack, work(), name="background-work")
+        await started.wait()
+        assert task.get_name() == "background-work"
+
+    assert task.cancelled()
+    assert stopped.is_set()
+
+
+async def test_background_work_that_ended_is_left_as_it_ended() -> None:
+    async def work() -> None:
+        return None
+
+    async with AsyncExitStack() as stack:
+        task = run_in_background(stack, work(), name="short-work")
+        await task
+
+    assert task.done()
+    assert not task.cancelled()

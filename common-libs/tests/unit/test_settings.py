@@ -1,0 +1,63 @@
+"""The settings base classes: one prefix per service, secrets hidden, defaults the fleet shares."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsConfigDict
+
+from common_libs.settings import ServiceSettings, VerifyingServiceSettings
+
+
+class ShopSettings(VerifyingServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOP_")
+
+    database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/shop")
+
+
+class BareSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="BARE_")
+
+
+def test_a_service_reads_its_own_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_DATABASE_URL", "postgresql+asyncpg://u:pw@db:5432/shop")
+    monkeypatch.setenv("SHOP_JWKS_URL", "http://users:8000/auth/jwks")
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "99")  # another prefix's, or none: not ours
+
+    settings = ShopSettings()
+
+    assert settings.database_url.get_secret_value() == "postgresql+asyncpg://u:pw@db:5432/shop"
+    assert settings.jwks_url == "http://users:8000/auth/jwks"
+    assert settings.database_pool_size == 20
+
+
+def test_defaults_are_the_fleets() -> None:
+    settings = ShopSettings()
+
+    assert (settings.environment, settings.log_level, settings.log_json) == (
+        "development",
+        "INFO",
+        True,
+    )
+    assert (settings.jwt_issuer, settings.jwt_audience) == ("fleet-user-service", "fleet")
+    assert settings.http_timeout_seconds == 3.0
+    assert "shop" not in repr(settings)  # the database URL is a secret
+
+
+def test_a_rejected_value_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_DATABASE_POOL_SIZE", "postgresql://u:hunter2@db/x")
+
+    with pytest.raises(ValidationError) as caught:
+        ShopSettings()
+
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_service_without_a_default_database_url_needs_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ValidationError, match="database_url"):
+        BareSettings()
+
+    monkeypatch.setenv("BARE_DATABASE_URL", "postgresql+asyncpg://db/bare")
+    assert BareSettings().database_url.get_secret_value() == "postgresql+asyncpg://db/bare"
