@@ -1,4 +1,8 @@
-"""The dependencies routes declare, named once as ``Annotated`` aliases."""
+"""The dependencies routes declare, named once as ``Annotated`` aliases.
+
+Routes name these aliases and nothing else: this module is the one place that reads what the
+lifespan (:func:`app.main.lifespan`) stored on the application.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import Settings
 from app.db.session import get_db_connection
-from app.services.order_saga import OrderSaga
+from app.services.settlement import OrderSettlement
 
 
-async def get_order_saga(request: Request) -> OrderSaga:
-    """The process's order saga (built in the lifespan); a coroutine, so it runs on the event
-    loop (a plain function would be sent to the thread pool on every request)."""
-    saga: OrderSaga = request.app.state.order_saga
-    return saga
+async def get_settlement(request: Request) -> OrderSettlement:
+    """The process's order settlement (built in the lifespan); a coroutine, so it runs on the
+    event loop (a plain function would be sent to the thread pool on every request)."""
+    settlement: OrderSettlement = request.app.state.settlement
+    return settlement
 
 
 # scope="function": the transaction commits before the response is sent, so a client never sees
@@ -26,13 +30,14 @@ DbConnection = Annotated[AsyncConnection, Depends(get_db_connection, scope="func
 AdminPrincipal = Annotated[Principal, Depends(require_roles("admin"))]
 # Service tokens may read but not place orders.
 OrderingPrincipal = Annotated[Principal, Depends(require_roles("customer", "admin"))]
-Saga = Annotated[OrderSaga, Depends(get_order_saga)]
+# Placing and cancelling orders: the steps that talk to the catalog between short commits.
+Settlement = Annotated[OrderSettlement, Depends(get_settlement)]
 
 __all__ = [
     "AdminPrincipal",
     "CurrentPrincipal",
     "DbConnection",
     "OrderingPrincipal",
-    "Saga",
     "Settings",
+    "Settlement",
 ]

@@ -29,6 +29,7 @@ from common_libs.http_client import create_http_client
 from common_libs.testing import (
     ServerProcess,
     TestTokenIssuer,
+    UvicornThread,
     create_database,
     free_port,
     start_postgres,
@@ -37,7 +38,6 @@ from common_libs.testing import (
 from tests.integration.conftest import CLIENT_ID, CLIENT_SECRET, SERVICE_ROOT, alembic_config
 from tests.support.catalog_stub import CatalogStub
 from tests.support.orders import order_body
-from tests.support.servers import ThreadedServer
 from tests.support.users_stub import UsersStub
 
 
@@ -103,8 +103,8 @@ def main() -> int:
 
     with (
         start_postgres() as postgres,
-        ThreadedServer(users.app) as users_server,
-        ThreadedServer(catalog.app) as catalog_server,
+        UvicornThread(users.app) as users_server,
+        UvicornThread(catalog.app) as catalog_server,
         tempfile.TemporaryDirectory() as workdir,
     ):
         database_url = create_database(postgres, "orders_bench")

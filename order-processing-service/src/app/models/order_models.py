@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from common_libs.money import Currency, Money, format_money
 from pydantic import (
@@ -17,6 +17,9 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+
+if TYPE_CHECKING:
+    from app.db.order_repository import OrderRecord
 
 __all__ = [
     "MAX_ITEMS",
@@ -121,3 +124,27 @@ class OrderOut(BaseModel):
     shipping_address: ShippingAddress
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def from_record(cls, record: OrderRecord) -> OrderOut:
+        """The API view of a stored order (line totals computed, never stored)."""
+        return cls(
+            id=record.id,
+            user_id=record.user_id,
+            status=record.status,
+            items=[
+                OrderItemOut(
+                    product_id=item.product_id,
+                    name=item.name,
+                    unit_price=item.unit_price,
+                    quantity=item.quantity,
+                    line_total=None if item.unit_price is None else item.unit_price * item.quantity,
+                )
+                for item in record.items
+            ],
+            total=record.total,
+            currency=record.currency,
+            shipping_address=ShippingAddress.model_validate(record.shipping_address),
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )

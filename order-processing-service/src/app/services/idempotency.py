@@ -24,7 +24,7 @@ from app.services.errors import IdempotencyKeyReused, RequestInFlight, problem_f
 __all__ = ["replay", "request_hash"]
 
 
-def request_hash(request: OrderCreate) -> str:
+def request_hash(*, request: OrderCreate) -> str:
     """SHA-256 of the validated body in canonical JSON (key order and spacing do not matter)."""
     canonical = json.dumps(
         request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
@@ -32,7 +32,7 @@ def request_hash(request: OrderCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def replay(record: KeyRecord, *, hashed_request: str) -> OrderOut:
+def replay(*, record: KeyRecord, hashed_request: str) -> OrderOut:
     """Answer a request whose key is already claimed: the stored order, or raise."""
     if record.request_hash != hashed_request:
         raise IdempotencyKeyReused()

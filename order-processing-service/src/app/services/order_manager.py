@@ -1,4 +1,5 @@
-"""Reading orders and the admin's status moves (through the request's connection)."""
+"""Orders for the routes: place and cancel (through the settlement, which commits its own short
+steps around the catalog calls), read, and the admin's status moves (the request's connection)."""
 
 from __future__ import annotations
 
@@ -10,31 +11,66 @@ from common_libs.pagination import InvalidCursor, Page, PageParams, encode_curso
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import order_repository
-from app.models.order_models import OrderOut, OrderStatus
-from app.services.errors import OrderNotFound, OrderStateConflict
-from app.services.settlement import to_order_out
+from app.db.idempotency_repository import KeyRecord
+from app.models.order_models import OrderCreate, OrderOut, OrderStatus
+from app.services import idempotency
+from app.services.errors import IdempotencyKeyMissing, OrderNotFound, OrderStateConflict
+from app.services.settlement import OrderSettlement
 
-__all__ = ["change_status", "get_order", "list_orders", "owner_filter"]
+__all__ = [
+    "cancel_order",
+    "change_status",
+    "get_order",
+    "list_orders",
+    "place_order",
+]
 
 # The only moves an admin may make; anything else (cancelling included) answers 409.
 _ADMIN_MOVES: dict[str, str] = {"shipped": "confirmed", "delivered": "shipped"}
 
 
-def owner_filter(principal: Principal) -> str | None:
+def _owner_filter(principal: Principal) -> str | None:
     """Whose orders the caller may see: their own, or everyone's (None) for an admin."""
     return None if principal.is_admin else principal.subject
 
 
+async def place_order(
+    *,
+    settlement: OrderSettlement,
+    user_id: str,
+    idempotency_key: str | None,
+    request: OrderCreate,
+) -> OrderOut:
+    """Place an order once per key: confirmed with the catalog's prices, or refused."""
+    if idempotency_key is None:
+        raise IdempotencyKeyMissing()
+    hashed = idempotency.request_hash(request=request)
+    claim = await settlement.claim(
+        user_id=user_id, key=idempotency_key, request_hash=hashed, request=request
+    )
+    if isinstance(claim, KeyRecord):
+        return idempotency.replay(record=claim, hashed_request=hashed)
+    return OrderOut.from_record(await settlement.settle_placement(order=claim))
+
+
+async def cancel_order(
+    *, settlement: OrderSettlement, principal: Principal, order_id: uuid.UUID
+) -> OrderOut:
+    """Cancel a ``confirmed`` order (owner or admin); its stock returns to the catalog."""
+    record = await settlement.releases.cancel(order_id=order_id, owner_id=_owner_filter(principal))
+    return OrderOut.from_record(record)
+
+
 async def get_order(
-    connection: AsyncConnection, *, principal: Principal, order_id: uuid.UUID
+    *, connection: AsyncConnection, principal: Principal, order_id: uuid.UUID
 ) -> OrderOut:
     """The order, when the caller owns it or is an admin; else OrderNotFound."""
     record = await order_repository.get_order(
-        connection, order_id=order_id, owner_id=owner_filter(principal)
+        connection, order_id=order_id, owner_id=_owner_filter(principal)
     )
     if record is None:
         raise OrderNotFound()
-    return to_order_out(record)
+    return OrderOut.from_record(record)
 
 
 def _position(cursor: dict[str, object] | None) -> tuple[datetime, uuid.UUID] | None:
@@ -52,8 +88,8 @@ def _position(cursor: dict[str, object] | None) -> tuple[datetime, uuid.UUID] | 
 
 
 async def list_orders(
-    connection: AsyncConnection,
     *,
+    connection: AsyncConnection,
     principal: Principal,
     status: OrderStatus | None,
     page: PageParams,
@@ -62,7 +98,7 @@ async def list_orders(
     after = _position(page.cursor)
     records = await order_repository.list_orders(
         connection,
-        owner_id=owner_filter(principal),
+        owner_id=_owner_filter(principal),
         status=status,
         limit=page.limit + 1,
         after=after,
@@ -72,11 +108,13 @@ async def list_orders(
     if len(records) > page.limit:
         last = shown[-1]
         next_cursor = encode_cursor({"c": last.created_at.isoformat(), "i": str(last.id)})
-    return Page[OrderOut](items=[to_order_out(record) for record in shown], next_cursor=next_cursor)
+    return Page[OrderOut](
+        items=[OrderOut.from_record(record) for record in shown], next_cursor=next_cursor
+    )
 
 
 async def change_status(
-    connection: AsyncConnection, *, order_id: uuid.UUID, status: OrderStatus
+    *, connection: AsyncConnection, order_id: uuid.UUID, status: OrderStatus
 ) -> OrderOut:
     """Move an order ``confirmed -> shipped -> delivered`` (admins only); anything else 409."""
     required = _ADMIN_MOVES.get(status)
@@ -88,4 +126,4 @@ async def change_status(
         raise OrderNotFound()
     if not moved:
         raise OrderStateConflict(f"An order cannot move from {record.status} to {status}.")
-    return to_order_out(record)
+    return OrderOut.from_record(record)

@@ -12,24 +12,15 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from common_libs.request_id import request_id_var
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.clients import catalog_client as catalog
-from app.clients.resilience import Deadline
-from app.db import idempotency_repository, order_repository
+from app.db import idempotency_repository, settlement_repository
 from app.db.session import unit_of_work
-from app.services.errors import OrderRefused
-from app.services.order_saga import OrderSaga
-from app.services.settlement import (
-    reserve_and_commit,
-    write_abandonment,
-    write_confirmation,
-    write_refusal,
-)
+from app.services.settlement import OrderSettlement, Outcome, PendingOrder
 
 __all__ = ["ReconcileReport", "Reconciler"]
 
@@ -53,6 +44,15 @@ class ReconcileReport:
             (self.confirmed, self.failed, self.left_pending, self.released, self.purged_keys)
         )
 
+    def count(self, outcome: Outcome) -> None:
+        """Count one settled order."""
+        if outcome is Outcome.CONFIRMED:
+            self.confirmed += 1
+        elif outcome.must_release:
+            self.failed += 1
+        elif outcome is Outcome.LEFT_PENDING:
+            self.left_pending += 1
+
 
 class Reconciler:
     """Periodically settles what requests could not finish; safe with several replicas."""
@@ -61,14 +61,12 @@ class Reconciler:
         self,
         *,
         engine: AsyncEngine,
-        client: catalog.CatalogClient,
-        saga: OrderSaga,
+        settlement: OrderSettlement,
         interval_seconds: float,
         pending_max_age_seconds: float,
     ) -> None:
         self._engine = engine
-        self._client = client
-        self._saga = saga
+        self._settlement = settlement
         self._interval = interval_seconds
         self._max_age = timedelta(seconds=pending_max_age_seconds)
         self._task: asyncio.Task[None] | None = None
@@ -110,74 +108,44 @@ class Reconciler:
     async def _settle_stale_orders(self, report: ReconcileReport) -> None:
         tried: set[uuid.UUID] = set()
         while len(tried) < _BATCH:
-            order_id, release = await self._settle_one(tried, report)
-            if order_id is None:
+            settled = await self._settle_one(tried)
+            if settled is None:
                 return
-            if release:
-                await self._saga.release_reservation(order_id=order_id)
-            if report.left_pending:
+            order_id, outcome = settled
+            report.count(outcome)
+            if outcome.must_release:
+                # After the order's transaction: clearing its marker on another connection would
+                # wait for that transaction's row lock.
+                await self._settlement.releases.release(order_id=order_id)
+            if outcome is Outcome.LEFT_PENDING:
                 return  # the catalog is not answering: the next pass tries again
 
-    async def _settle_one(
-        self, tried: set[uuid.UUID], report: ReconcileReport
-    ) -> tuple[uuid.UUID | None, bool]:
-        """Settle the oldest stale order; returns its id and whether it must now be released."""
+    async def _settle_one(self, tried: set[uuid.UUID]) -> tuple[uuid.UUID, Outcome] | None:
+        """Settle the oldest stale order in a transaction that holds its row lock."""
         async with unit_of_work(self._engine) as connection:
-            record = await order_repository.lock_stale_pending_order(
+            record = await settlement_repository.lock_stale_pending_order(
                 connection, max_age=self._max_age, skip=tried
             )
             if record is None:
-                return None, False
+                return None
             tried.add(record.id)
-            items = [(item.product_id, item.quantity) for item in record.items]
             # The same reservation id again: the catalog returns the reservation if it exists
             # (taking no more stock), or makes it now if the first request never arrived.
-            try:
-                pricing = await reserve_and_commit(
-                    client=self._client,
-                    order_id=record.id,
-                    items=items,
-                    timing=replace(self._saga.timing, pause_after_reserve_seconds=0.0),
-                )
-            except catalog.CatalogUnavailable as exc:
-                _logger.warning("pending order_id=%s left for later: %s", record.id, exc)
-                report.left_pending += 1
-                return record.id, False
-            except OrderRefused as refusal:
-                await write_refusal(connection, order_id=record.id, error=refusal)
-                report.failed += 1
-                return record.id, True
-            except catalog.ReservationUnusable as exc:
-                _logger.warning("pending order_id=%s failed: %s", record.id, exc)
-                await write_abandonment(connection, order_id=record.id)
-                report.failed += 1
-                return record.id, True
-            await write_confirmation(
-                connection,
-                order_id=record.id,
-                user_id=record.user_id,
-                shipping_address=record.shipping_address,
-                items=items,
-                pricing=pricing,
+            outcome = await self._settlement.settle_stale(
+                order=PendingOrder.from_record(record), connection=connection
             )
-            report.confirmed += 1
-            return record.id, False
+        return record.id, outcome
 
     async def _retry_releases(self, report: ReconcileReport) -> None:
         tried: set[uuid.UUID] = set()
         while len(tried) < _BATCH:
             async with unit_of_work(self._engine) as connection:
-                order_id = await order_repository.lock_release_pending_order(connection, skip=tried)
+                order_id = await settlement_repository.lock_release_pending_order(
+                    connection, skip=tried
+                )
                 if order_id is None:
                     return
                 tried.add(order_id)
-                try:
-                    await self._client.release(
-                        reservation_id=order_id,
-                        deadline=Deadline.within(self._saga.timing.deadline_seconds),
-                    )
-                except catalog.CatalogUnavailable as exc:
-                    _logger.warning("release of order_id=%s postponed: %s", order_id, exc)
+                if not await self._settlement.releases.release(order_id=order_id, held=connection):
                     return
-                await order_repository.clear_release_marker(connection, order_id=order_id)
                 report.released += 1

@@ -15,11 +15,7 @@ from typing import Any
 
 import pytest
 from common_libs.http_client import create_http_client
-from pact import Pact, match
-
-from app.clients.catalog_client import CatalogClient, InsufficientStock, UnknownProduct
-from app.clients.resilience import Deadline
-from tests.contract.contracts import (
+from common_libs.testing.pact import (
     Contract,
     bearer_token,
     currency,
@@ -28,6 +24,10 @@ from tests.contract.contracts import (
     money,
     uuid_like,
 )
+from pact import Pact, match
+
+from app.clients.catalog_client import CatalogClient, InsufficientStock, UnknownProduct
+from app.clients.resilience import Deadline
 
 PRODUCT_ID = "4b1d5e2a-6c3f-4e8a-9b7d-0a1c2e3f4d5b"
 RESERVATION_ID = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"

@@ -13,12 +13,12 @@ from urllib.parse import urlencode
 
 import pytest
 from common_libs.http_client import create_http_client
+from common_libs.testing.pact import Contract
 from pact import Pact, match
 from pydantic import SecretStr
 
 from app.clients.resilience import Deadline
 from app.clients.service_token import ServiceCredentialsRefused, ServiceTokenProvider
-from tests.contract.contracts import Contract
 
 CLIENT_ID = "order-processing-service"
 CLIENT_SECRET = "contract-test-secret"

@@ -10,19 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
-from alembic import command
 from alembic.config import Config
+from common_libs import migrations
 from common_libs.auth import Role
-from common_libs.testing import PostgresServer, TestTokenIssuer, create_database
+from common_libs.testing import PostgresServer, TestTokenIssuer, UvicornThread
+from common_libs.testing.db_checks import create_migrated_database
 from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
 from app.services.reconciler import Reconciler
+from app.services.settlement import OrderSettlement
 from tests.conftest import make_settings
 from tests.support.catalog_stub import CatalogStub
 from tests.support.orders import Caller
-from tests.support.servers import ThreadedServer
 from tests.support.users_stub import UsersStub
 
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
@@ -33,18 +34,15 @@ DEADLINE_SECONDS = 1.0
 
 def alembic_config(database_url: str) -> Config:
     """Alembic's configuration, pointed at ``database_url``."""
-    config = Config(str(SERVICE_ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logger"] = False
-    return config
+    return migrations.alembic_config(SERVICE_ROOT / "alembic.ini", database_url)
 
 
 @pytest.fixture(scope="session")
 def database_url(postgres_server: PostgresServer) -> str:
     """A fresh database for this session, migrated to the newest revision."""
-    url = create_database(postgres_server, "order_service_test")
-    command.upgrade(alembic_config(url), "head")
-    return url
+    return create_migrated_database(
+        postgres_server, "order_service_test", alembic_ini=SERVICE_ROOT / "alembic.ini"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -68,14 +66,14 @@ def catalog(issuer: TestTokenIssuer) -> CatalogStub:
 @pytest.fixture(scope="session")
 def users_url(users_stub: UsersStub) -> Iterator[str]:
     """Where the users stub listens."""
-    with ThreadedServer(users_stub.app) as server:
+    with UvicornThread(users_stub.app) as server:
         yield server.url
 
 
 @pytest.fixture(scope="session")
 def catalog_url(catalog: CatalogStub) -> Iterator[str]:
     """Where the catalog stub listens."""
-    with ThreadedServer(catalog.app) as server:
+    with UvicornThread(catalog.app) as server:
         yield server.url
 
 
@@ -124,6 +122,13 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def reconciler(app: FastAPI) -> Reconciler:
     """The running app's reconciler, to run passes on demand."""
     running: Reconciler = app.state.reconciler
+    return running
+
+
+@pytest.fixture
+def settlement(app: FastAPI) -> OrderSettlement:
+    """The running app's order settlement, to wait for its background releases."""
+    running: OrderSettlement = app.state.settlement
     return running
 
 

@@ -7,10 +7,10 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+from common_libs.testing import eventually
 
 from tests.support.catalog_stub import CatalogStub
 from tests.support.orders import Caller, order_body, place
-from tests.support.servers import eventually
 
 
 async def test_same_key_and_body_twice_returns_the_same_order_and_reserves_once(

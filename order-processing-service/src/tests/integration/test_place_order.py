@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+from common_libs.testing import eventually
 
 from tests.support.catalog_stub import CatalogStub
 from tests.support.orders import Caller, order_body, place
-from tests.support.servers import eventually
 
 
 async def test_order_is_confirmed_with_catalog_prices_and_decimal_totals(

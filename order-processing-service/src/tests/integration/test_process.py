@@ -6,12 +6,12 @@ import re
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from importlib.metadata import version
 from pathlib import Path
 
 import httpx
 import pytest
 from common_libs.testing import ServerProcess, TestTokenIssuer, free_port, wait_until
+from common_libs.testing.app_checks import check_process_serves_health_and_ready
 
 from tests.integration.conftest import CLIENT_SECRET, SERVICE_ROOT
 from tests.support.catalog_stub import CatalogStub
@@ -21,24 +21,12 @@ ARGV = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--
 
 
 def test_uvicorn_process_serves_health_and_ready(database_url: str, tmp_path: Path) -> None:
-    port = free_port()
-    env = {"ORDERS_DATABASE_URL": database_url, "ORDERS_ENVIRONMENT": "test"}
-    base = f"http://127.0.0.1:{port}"
-
-    with ServerProcess(
-        [*ARGV, "--port", str(port)],
-        env=env,
+    check_process_serves_health_and_ready(
+        service="order-processing-service",
+        env={"ORDERS_DATABASE_URL": database_url, "ORDERS_ENVIRONMENT": "test"},
         cwd=SERVICE_ROOT,
         log_path=tmp_path / "service.log",
-        ready_url=base + "/health",
-    ) as server:
-        health = httpx.get(base + "/health", headers={"X-Request-ID": "proc-check-1"})
-        ready = httpx.get(base + "/ready")
-
-    assert health.json()["version"] == version("order-processing-service")
-    assert health.headers["x-request-id"] == "proc-check-1"
-    assert ready.status_code == 200
-    assert '"request_id": "proc-check-1"' in server.output()
+    )
 
 
 def test_order_killed_after_reserve_is_confirmed_by_the_next_process(

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, update
 
 from app.config import Settings
-from app.db import order_repository
+from app.db import idempotency_repository
 from app.db.session import unit_of_work
 from app.db.tables import IdempotencyKey, Order
 from app.models.order_models import OrderCreate
@@ -32,16 +32,16 @@ async def crashed_order(
     age: timedelta = timedelta(hours=1),
 ) -> uuid.UUID:
     """The state a crash leaves right after the claim commit: a stale ``pending`` order whose key
-    is in flight (what the saga writes first, then aged past the reconciler's max age)."""
+    is in flight (what a placement writes first, then aged past the reconciler's max age)."""
     body = order_body(*items)
     order_id = uuid.uuid4()
     async with unit_of_work(app.state.engine) as connection:
-        await order_repository.place_pending_order(
+        await idempotency_repository.place_pending_order(
             connection,
             order_id=order_id,
             user_id=caller.subject,
             key=key,
-            request_hash=request_hash(OrderCreate.model_validate(body)),
+            request_hash=request_hash(request=OrderCreate.model_validate(body)),
             ttl=timedelta(hours=24),
             shipping_address=body["shipping_address"],
             items=items,

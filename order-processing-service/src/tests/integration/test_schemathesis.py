@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 import schemathesis
-from common_libs.testing import TestTokenIssuer
+from common_libs.testing import TestTokenIssuer, UvicornThread
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -22,7 +22,6 @@ from schemathesis.specs.openapi.checks import (
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import SCHEMATHESIS_CASES
-from tests.support.servers import ThreadedServer
 
 # Per operation and generation mode; keeps the suite fast while covering every route.
 MAX_EXAMPLES = 25
@@ -43,7 +42,7 @@ def test_generated_requests_get_no_5xx_and_documented_answers(
 ) -> None:
     admin = issuer.headers(role="admin", subject=str(uuid.uuid4()))
     cases = 0
-    with ThreadedServer(create_app(service_settings()), lifespan="on") as server:
+    with UvicornThread(create_app(service_settings()), lifespan="on") as server:
         schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
         for result in schema.get_all_operations():
             operation = result.ok()

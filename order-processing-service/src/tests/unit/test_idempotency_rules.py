@@ -23,7 +23,7 @@ PRODUCT = uuid.UUID("7d2c3a8e-8a5e-4c55-9d1f-1f1f2f4e6a01")
 
 
 def _hash(body: dict[str, Any]) -> str:
-    return request_hash(OrderCreate.model_validate(body))
+    return request_hash(request=OrderCreate.model_validate(body))
 
 
 def _record(**changes: Any) -> KeyRecord:
@@ -53,12 +53,12 @@ def test_hash_changes_with_the_quantity() -> None:
 
 def test_different_hash_is_refused_with_422() -> None:
     with pytest.raises(IdempotencyKeyReused):
-        replay(_record(request_hash="other"), hashed_request="h")
+        replay(record=_record(request_hash="other"), hashed_request="h")
 
 
 def test_claim_without_an_answer_is_in_flight() -> None:
     with pytest.raises(RequestInFlight) as in_flight:
-        replay(_record(), hashed_request="h")
+        replay(record=_record(), hashed_request="h")
 
     assert in_flight.value.status == 409
 
@@ -68,7 +68,7 @@ def test_stored_refusal_is_raised_again_with_its_product() -> None:
     record = _record(response_status=409, response_body=stored_problem(refusal))
 
     with pytest.raises(OutOfStock) as replayed:
-        replay(record, hashed_request="h")
+        replay(record=record, hashed_request="h")
 
     assert replayed.value.status == 409
     assert replayed.value.detail == refusal.detail
@@ -79,6 +79,6 @@ def test_stored_unknown_product_replays_as_422() -> None:
     body = stored_problem(UnknownProduct.for_product(PRODUCT))
 
     with pytest.raises(UnknownProduct) as replayed:
-        replay(_record(response_status=422, response_body=body), hashed_request="h")
+        replay(record=_record(response_status=422, response_body=body), hashed_request="h")
 
     assert replayed.value.status == 422

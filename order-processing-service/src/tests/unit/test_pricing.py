@@ -10,7 +10,7 @@ import pytest
 
 from app.clients.catalog_client import Reservation, ReservationUnusable
 from app.services.errors import MixedCurrencies
-from app.services.settlement import price_reservation
+from app.services.reservation import price_reservation
 
 PEN, INK = uuid.uuid4(), uuid.uuid4()
 
@@ -28,7 +28,7 @@ def _reservation(*lines: tuple[uuid.UUID, str, str, int]) -> Reservation:
 def test_total_is_exact_in_decimal() -> None:
     reservation = _reservation((PEN, "0.10", "EUR", 3), (INK, "0.20", "EUR", 1))
 
-    pricing = price_reservation(reservation, [(PEN, 3), (INK, 1)])
+    pricing = price_reservation(reservation=reservation, requested=[(PEN, 3), (INK, 1)])
 
     assert pricing.total == Decimal("0.50")
     assert pricing.currency == "EUR"
@@ -39,14 +39,14 @@ def test_two_currencies_are_refused() -> None:
     reservation = _reservation((PEN, "1.00", "USD", 1), (INK, "1.00", "EUR", 1))
 
     with pytest.raises(MixedCurrencies):
-        price_reservation(reservation, [(PEN, 1), (INK, 1)])
+        price_reservation(reservation=reservation, requested=[(PEN, 1), (INK, 1)])
 
 
 def test_reservation_holding_other_quantities_is_unusable() -> None:
     reservation = _reservation((PEN, "1.00", "USD", 2))
 
     with pytest.raises(ReservationUnusable):
-        price_reservation(reservation, [(PEN, 1)])
+        price_reservation(reservation=reservation, requested=[(PEN, 1)])
 
 
 def test_float_prices_from_the_catalog_are_refused() -> None:
