@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Self
 
+from common_libs.settings import VerifyingServiceSettings
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 SERVICE_NAME = "product-catalog-service"
 
 
-class Settings(BaseSettings):
+class Settings(VerifyingServiceSettings):
     """Everything the service can be configured with; secrets are ``SecretStr``."""
 
-    model_config = SettingsConfigDict(env_prefix="CATALOG_", extra="ignore")
-
-    environment: Literal["development", "test", "production"] = "development"
-    log_level: str = "INFO"
-    log_json: bool = True
+    model_config = SettingsConfigDict(env_prefix="CATALOG_")
 
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/catalog")
-    database_pool_size: int = Field(default=20, ge=1, le=100)
-    database_max_overflow: int = Field(default=10, ge=0, le=100)
-    # A pooled connection idle this long is pinged before use (instead of pinging every time).
-    database_idle_ping_seconds: float = Field(default=10.0, ge=0, le=3600)
-
-    # Access tokens are issued by user-service: its issuer name, not this service's.
-    jwt_issuer: str = "fleet-user-service"
-    jwt_audience: str = "fleet"
-    jwks_url: str = "http://127.0.0.1:8001/auth/jwks"
-    http_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
 
     reservation_default_ttl_seconds: int = Field(default=600, ge=1, le=86_400)
     reservation_min_ttl_seconds: int = Field(default=5, ge=1, le=86_400)

@@ -5,22 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from common_libs.auth import CurrentPrincipal, Principal, require_roles
-from common_libs.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageParams, decode_cursor
-from fastapi import Depends, Query, Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from common_libs.pagination import PageQuery
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
-from app.db.session import get_db_session
+from app.db.session import get_db_connection
 from app.services.reservation_manager import TtlPolicy
-
-# scope="function": the session commits before the response is sent, so a client never sees a
-# success for a write that then fails to commit.
-DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
-
-
-async def get_db_connection(session: DbSession) -> AsyncConnection:
-    """The connection of the request's session: its transaction commits after the handler."""
-    return await session.connection()
 
 
 async def get_read_engine(request: Request) -> AsyncEngine:
@@ -34,29 +25,17 @@ async def get_read_engine(request: Request) -> AsyncEngine:
     return engine
 
 
-async def get_page_params(
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size (1..100).")
-    ] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=1024, description="Opaque cursor from the previous page."),
-    ] = None,
-) -> PageParams:
-    """common-libs' ``PageQuery`` as a coroutine (a plain function would run in the thread pool)."""
-    return PageParams(limit=limit, cursor=decode_cursor(cursor) if cursor else None)
-
-
 async def get_ttl_policy(request: Request) -> TtlPolicy:
     """The reservation TTL policy built from the settings at start-up."""
     policy: TtlPolicy = request.app.state.ttl_policy
     return policy
 
 
-DbConnection = Annotated[AsyncConnection, Depends(get_db_connection)]
+# scope="function": the transaction commits before the response is sent, so a client never sees
+# a success for a write that then fails to commit.
+DbConnection = Annotated[AsyncConnection, Depends(get_db_connection, scope="function")]
 ReadEngine = Annotated[AsyncEngine, Depends(get_read_engine)]
 ReservationTtl = Annotated[TtlPolicy, Depends(get_ttl_policy)]
-PageQuery = Annotated[PageParams, Depends(get_page_params)]
 AdminPrincipal = Annotated[Principal, Depends(require_roles("admin"))]
 ServicePrincipal = Annotated[Principal, Depends(require_roles("service"))]
 
@@ -64,7 +43,6 @@ __all__ = [
     "AdminPrincipal",
     "CurrentPrincipal",
     "DbConnection",
-    "DbSession",
     "PageQuery",
     "ReadEngine",
     "ReservationTtl",

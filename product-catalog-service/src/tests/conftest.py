@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -20,13 +17,5 @@ def make_settings(**overrides: object) -> Settings:
 
 @pytest.fixture
 def offline_app() -> FastAPI:
-    """An app whose lifespan has not run: enough for routes that touch no database."""
+    """An app whose lifespan has not run (common-libs' ``offline_client`` calls it)."""
     return create_app(make_settings())
-
-
-@pytest.fixture
-async def offline_client(offline_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client bound to ``offline_app`` in process."""
-    transport = httpx.ASGITransport(app=offline_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client

@@ -6,10 +6,10 @@ from typing import Annotated
 from uuid import UUID
 
 from common_libs.pagination import Page
+from common_libs.problems import problem_responses
 from fastapi import APIRouter, Depends, Response, status
 
 from app.dependencies import AdminPrincipal, DbConnection, PageQuery, ReadEngine
-from app.models.problem_models import problem_responses
 from app.models.product_models import (
     Product,
     ProductCreate,
@@ -22,6 +22,8 @@ from app.services import product_manager
 router = APIRouter(tags=["products"])
 
 _ADMIN_WRITE = (401, 403, 404, 409, 422, 503)
+# Only the token check reaches another service from these routes.
+_PROBLEMS = {503: "The token issuer's keys cannot be fetched right now (`Retry-After`)."}
 
 
 @router.get("/products", response_model=Page[Product], responses=problem_responses(422))
@@ -47,7 +49,13 @@ async def get_product(product_id: UUID, engine: ReadEngine) -> Response:
     status_code=status.HTTP_201_CREATED,
     response_model=Product,
     responses=problem_responses(
-        400, 401, 403, 409, 422, 503, descriptions={409: "Another live product has this SKU."}
+        400,
+        401,
+        403,
+        409,
+        422,
+        503,
+        descriptions={**_PROBLEMS, 409: "Another live product has this SKU."},
     ),
 )
 async def create_product(
@@ -63,7 +71,10 @@ async def create_product(
     responses=problem_responses(
         400,
         *_ADMIN_WRITE,
-        descriptions={409: "The SKU is taken, or stock would drop below what is held."},
+        descriptions={
+            **_PROBLEMS,
+            409: "The SKU is taken, or stock would drop below what is held.",
+        },
     ),
 )
 async def update_product(
@@ -80,7 +91,7 @@ async def update_product(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=problem_responses(
-        *_ADMIN_WRITE, descriptions={409: "Reservations hold stock of this product."}
+        *_ADMIN_WRITE, descriptions={**_PROBLEMS, 409: "Reservations hold stock of this product."}
     ),
 )
 async def delete_product(product_id: UUID, connection: DbConnection, _: AdminPrincipal) -> None:

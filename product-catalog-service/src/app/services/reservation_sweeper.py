@@ -11,6 +11,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.session import unit_of_work
 from app.services.reservation_manager import release_expired_reservations
 
 __all__ = ["run_reservation_sweeper", "sweep_expired_reservations"]
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 async def sweep_expired_reservations(*, engine: AsyncEngine, batch_size: int) -> int:
     """Release one batch of expired reservations in a transaction of its own; return how many."""
-    async with engine.begin() as connection:
+    async with unit_of_work(engine) as connection:
         return await release_expired_reservations(connection=connection, batch_size=batch_size)
 
 

@@ -8,10 +8,8 @@ public key it fetches from a stub JWKS endpoint, as it would from user-service.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from alembic import command
@@ -22,25 +20,10 @@ from common_libs.testing import (
     create_database,
     free_port,
 )
+from common_libs.testing.pact import RunningProvider
 
 from tests.integration.conftest import SERVICE_ROOT, alembic_config
-from tests.integration.helpers import serve_jwks
-
-# The pact verifier would otherwise report usage to the Pact Foundation: no network in tests.
-os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
-
-
-@dataclass(frozen=True)
-class RunningProvider:
-    """The service process under verification."""
-
-    url: str
-    service_authorization: str
-
-    @property
-    def provider_states_url(self) -> str:
-        """Where the verifier posts each interaction's provider state."""
-        return self.url + "/_pact/provider-states"
+from tests.support.products import serve_jwks
 
 
 @pytest.fixture(scope="session")
@@ -76,4 +59,8 @@ def provider(
         with ServerProcess(
             argv, env=env, cwd=SERVICE_ROOT, log_path=log_path, ready_url=base + "/ready"
         ):
-            yield RunningProvider(url=base, service_authorization=f"Bearer {token}")
+            yield RunningProvider(
+                name="product-catalog-service",
+                url=base,
+                headers={"Authorization": f"Bearer {token}"},
+            )

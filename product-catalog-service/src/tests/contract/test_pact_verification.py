@@ -7,97 +7,39 @@ Pact Broker would). A change here that breaks a consumer fails this test.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pact import Verifier
+from common_libs.testing.pact import (
+    RunningProvider,
+    break_pact,
+    consumer_pacts,
+    interaction_count,
+    verify_pacts,
+)
 
-from tests.contract.conftest import RunningProvider
 from tests.integration.conftest import SERVICE_ROOT
 
-PROVIDER = "product-catalog-service"
 PACTS_DIR = SERVICE_ROOT / "tests" / "contract" / "pacts"
 
 
-@dataclass(frozen=True)
-class Verification:
-    """What the pact verifier found."""
-
-    passed: bool
-    output: str
-    interactions: list[dict[str, Any]]
-
-
-def consumer_pacts() -> list[Path]:
-    """The pact files of this provider's consumers."""
-    return sorted(PACTS_DIR.glob(f"*-{PROVIDER}.json"))
-
-
-def verify(provider: RunningProvider, pacts: list[Path]) -> Verification:
-    """Replay every interaction of ``pacts`` against ``provider``, each after its state is set.
-
-    The consumers' pacts match ``Authorization`` by pattern only; the verifier sends a token the
-    provider accepts in its place.
-    """
-    verifier = (
-        Verifier(PROVIDER, host="127.0.0.1")
-        .add_transport(url=provider.url)
-        .state_handler(provider.provider_states_url, body=True)
-        .add_custom_header("Authorization", provider.service_authorization)
-        .set_coloured_output(enabled=False)
-    )
-    for pact in pacts:
-        verifier.add_source(pact)
-    try:
-        verifier.verify()
-    except RuntimeError:
-        passed = False
-    else:
-        passed = True
-    results = verifier.results
-    return Verification(
-        passed=passed and bool(results["result"]),
-        output=verifier.output(strip_ansi=True),
-        interactions=results["interactionResults"],
-    )
-
-
-def interaction_count(pacts: list[Path]) -> int:
-    """How many interactions ``pacts`` hold."""
-    return sum(len(json.loads(pact.read_text())["interactions"]) for pact in pacts)
-
-
 def test_every_consumer_pact_is_honoured(provider: RunningProvider) -> None:
-    pacts = consumer_pacts()
-    assert pacts, (
-        f"no consumer pact in {PACTS_DIR.relative_to(SERVICE_ROOT)}: copy the consumers' "
-        f"pacts/*-{PROVIDER}.json here (the fleet's `make test` does)"
-    )
+    pacts = consumer_pacts(PACTS_DIR, provider=provider.name)
+    assert pacts, f"no consumer pact in {PACTS_DIR}: the fleet's `make test` copies them here"
 
-    verification = verify(provider, pacts)
+    verification = verify_pacts(pacts, provider=provider)
 
     assert verification.passed, verification.output
     assert len(verification.interactions) == interaction_count(pacts), verification.output
 
 
-def test_a_pact_the_provider_does_not_honour_fails_verification(
+def test_a_pact_the_catalog_does_not_honour_fails_verification(
     provider: RunningProvider, tmp_path: Path
 ) -> None:
-    pacts = consumer_pacts()
-    assert pacts, "no consumer pact to break"
-    broken = json.loads(pacts[0].read_text())
-    expected_body = next(
-        interaction["response"]["body"]["content"]
-        for interaction in broken["interactions"]
-        if isinstance(interaction["response"].get("body", {}).get("content"), dict)
+    field = "field_the_catalog_never_sends"
+    pacts = consumer_pacts(PACTS_DIR, provider=provider.name)
+
+    verification = verify_pacts(
+        [break_pact(pacts[0], field=field, into=tmp_path)], provider=provider
     )
-    expected_body["field_the_catalog_never_sends"] = "anything"
-    broken_pact = tmp_path / pacts[0].name
-    broken_pact.write_text(json.dumps(broken))
 
-    verification = verify(provider, [broken_pact])
-
-    assert not verification.passed
-    assert "field_the_catalog_never_sends" in verification.output
+    assert (verification.passed, field in verification.output) == (False, True)

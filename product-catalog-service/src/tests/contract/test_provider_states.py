@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import httpx
-
-from tests.contract.conftest import RunningProvider
+from common_libs.testing.pact import RunningProvider
 
 
 def test_product_in_stock_state_makes_a_product_with_that_stock(provider: RunningProvider) -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from alembic import command
 from alembic.config import Config
+from common_libs import migrations
 from common_libs.auth import TokenVerifier
-from common_libs.testing import PostgresServer, TestTokenIssuer, create_database
+from common_libs.testing import PostgresServer, TestTokenIssuer
+from common_libs.testing.db_checks import create_migrated_database
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -27,10 +28,7 @@ SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
 def alembic_config(database_url: str) -> Config:
     """Alembic's configuration, pointed at ``database_url``."""
-    config = Config(str(SERVICE_ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logger"] = False
-    return config
+    return migrations.alembic_config(SERVICE_ROOT / "alembic.ini", database_url)
 
 
 def integration_settings(database_url: str, **overrides: object) -> Settings:
@@ -53,9 +51,9 @@ def integration_settings(database_url: str, **overrides: object) -> Settings:
 @pytest.fixture(scope="session")
 def database_url(postgres_server: PostgresServer) -> str:
     """A fresh database for this session, migrated to the newest revision."""
-    url = create_database(postgres_server, "catalog_service_test")
-    command.upgrade(alembic_config(url), "head")
-    return url
+    return create_migrated_database(
+        postgres_server, "catalog_service_test", alembic_ini=SERVICE_ROOT / "alembic.ini"
+    )
 
 
 @pytest.fixture(scope="session")

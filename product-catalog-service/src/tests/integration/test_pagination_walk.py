@@ -11,7 +11,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import Product
-from tests.integration.helpers import create_product, unique
+from tests.support.products import create_product, unique
 
 PRODUCTS = 1000
 PAGE_SIZE = 7

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from common_libs.pagination import encode_cursor
 
-from tests.integration.helpers import create_product, reservation_body, unique
+from tests.support.products import create_product, reservation_body, unique
 
 
 async def _list(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:

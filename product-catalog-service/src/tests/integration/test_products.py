@@ -9,7 +9,7 @@ import httpx
 import pytest
 from common_libs.testing import TestTokenIssuer
 
-from tests.integration.helpers import create_product, product_payload, reservation_body
+from tests.support.products import create_product, product_payload, reservation_body
 
 PRODUCT_FIELDS = {
     "id",

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import Product, ReservationItem
-from tests.integration.helpers import create_product, reservation_body
+from tests.support.products import create_product, reservation_body
 
 RESERVATIONS = "/inventory/reservations"
 

@@ -21,7 +21,7 @@ from app.main import create_app
 from app.services.reservation_manager import release_expired_reservations
 from app.services.reservation_sweeper import run_reservation_sweeper
 from tests.integration.conftest import integration_settings, trust_issuer
-from tests.integration.helpers import create_product, eventually, reservation_body
+from tests.support.products import create_product, eventually, reservation_body
 
 RESERVATIONS = "/inventory/reservations"
 

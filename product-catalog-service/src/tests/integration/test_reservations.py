@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import Product
-from tests.integration.helpers import create_product, eventually, reservation_body
+from tests.support.products import create_product, eventually, reservation_body
 
 RESERVATIONS = "/inventory/reservations"
 

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from app.main import create_app
 from tests.conftest import make_settings
 from tests.integration.conftest import SERVICE_ROOT
-from tests.integration.helpers import serve_jwks
+from tests.support.products import serve_jwks
 
 MAX_EXAMPLES = 15
 SCHEMATHESIS_CASES = pytest.StashKey[list[int]]()

@@ -53,3 +53,13 @@ def test_reservation_settings_are_read_from_prefixed_environment(
 def test_provider_states_are_refused_in_production() -> None:
     with pytest.raises(ValidationError, match="CATALOG_PROVIDER_STATES_ENABLED"):
         Settings(environment="production", provider_states_enabled=True)
+
+
+def test_an_invalid_value_is_not_echoed_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A misplaced secret (a URL with its password in the wrong variable) must not reach a log.
+    monkeypatch.setenv("CATALOG_DATABASE_POOL_SIZE", "postgresql://u:hunter2@db/x")
+
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+
+    assert "hunter2" not in str(caught.value)
