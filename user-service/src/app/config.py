@@ -6,12 +6,13 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 
+from common_libs.settings import ServiceSettings
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from app.email_address import EmailAddress
+from app.models.email_address import EmailAddress
 
 SERVICE_NAME = "user-service"
 PASSWORD_MIN_LENGTH = 8
@@ -27,25 +28,15 @@ class InsecureSettingsError(RuntimeError):
     """The settings are unsafe where they are used (the message never contains a secret)."""
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     """Everything the service can be configured with; secrets are ``SecretStr``."""
 
-    # Validation errors would otherwise echo the rejected value, which may be a key or a password.
-    model_config = SettingsConfigDict(
-        env_prefix="USERS_", extra="ignore", hide_input_in_errors=True
-    )
-
-    environment: Literal["development", "test", "production"] = "development"
-    log_level: str = "INFO"
-    log_json: bool = True
+    model_config = SettingsConfigDict(env_prefix="USERS_")
 
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/users")
     database_pool_size: int = Field(default=10, ge=1, le=100)
-    database_max_overflow: int = Field(default=10, ge=0, le=100)
-    database_idle_ping_seconds: float = Field(default=10.0, ge=0, le=3600)
 
-    jwt_issuer: str = "fleet-user-service"
-    jwt_audience: str = "fleet"
+    # jwt_issuer and jwt_audience (ServiceSettings) name this service's own tokens here.
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=300, le=366 * 86_400)
     refresh_token_purge_interval_seconds: float = Field(default=3600.0, gt=0, le=86_400)

@@ -1,4 +1,8 @@
-"""The dependencies routes declare, named once as ``Annotated`` aliases."""
+"""The dependencies routes declare, named once as ``Annotated`` aliases.
+
+Each is ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
+request for what is only an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -15,22 +19,22 @@ from app.security.signing_keys import KeyRing
 from app.security.tokens import TokenIssuer
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _passwords(request: Request) -> PasswordHashing:
+async def _passwords(request: Request) -> PasswordHashing:
     passwords: PasswordHashing = request.app.state.passwords
     return passwords
 
 
-def _tokens(request: Request) -> TokenIssuer:
+async def _tokens(request: Request) -> TokenIssuer:
     tokens: TokenIssuer = request.app.state.tokens
     return tokens
 
 
-def _keys(request: Request) -> KeyRing:
+async def _keys(request: Request) -> KeyRing:
     keys: KeyRing = request.app.state.keys
     return keys
 

@@ -5,23 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from common_libs.auth import TokenVerifier
-from common_libs.health import create_health_router
-from common_libs.logging_config import configure_logging
-from common_libs.metrics import MetricsMiddleware
-from common_libs.problems import install_problem_handlers
-from common_libs.request_id import RequestIdMiddleware
+from common_libs.db import ping_database
+from common_libs.service_app import create_service_app, run_in_background
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import SERVICE_NAME, InsecureSettingsError, Settings, get_settings
-from app.db.session import create_engine, ping_database, unit_of_work
-from app.http_conventions import document_errors_as_problems, list_all_allowed_methods
-from app.memory import pin_malloc_mmap_threshold
+from app.db.session import create_engine, unit_of_work
 from app.routers import auth_routes, provider_state_routes, user_routes
+from app.security.memory import pin_malloc_mmap_threshold
 from app.security.passwords import Argon2Parameters, PasswordHashing
 from app.security.signing_keys import load_key_ring
 from app.security.tokens import TokenIssuer
@@ -64,7 +60,11 @@ async def purge_refresh_tokens_forever(
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool, load the keys, create the admin; close and stop everything on shutdown."""
+    """Open the pool, load the keys, create the admin; close and stop everything on shutdown.
+
+    Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
+    what it had opened.
+    """
     settings: Settings = app.state.settings
     # Before the first hash: each hash's memory (memory_cost KiB) is unmapped when it is done.
     returns_hash_memory = pin_malloc_mmap_threshold()
@@ -77,28 +77,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ),
         concurrency=settings.password_hash_concurrency,
     )
-    engine = create_engine(settings)
-    sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-    app.state.engine = engine
-    app.state.sessionmaker = sessionmaker
-    app.state.keys = keys
-    app.state.passwords = passwords
-    app.state.tokens = TokenIssuer(
-        keys,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        access_ttl_seconds=settings.access_token_ttl_seconds,
-        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
-    )
-    # The issuer verifies its own tokens with its own public keys, never over HTTP.
-    app.state.token_verifier = TokenVerifier(
-        keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
-    )
-    purge_task: asyncio.Task[None] | None = None
-    try:
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        app.state.keys = keys
+        app.state.passwords = passwords
+        app.state.tokens = TokenIssuer(
+            keys,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl_seconds=settings.access_token_ttl_seconds,
+            refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+        )
+        # The issuer verifies its own tokens with its own public keys, never over HTTP.
+        app.state.token_verifier = TokenVerifier(
+            keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
         await passwords.warm_up()
         await bootstrap_admin(sessionmaker, passwords, settings)
-        purge_task = asyncio.create_task(
+        run_in_background(
+            stack,
             purge_refresh_tokens_forever(
                 sessionmaker, settings.refresh_token_purge_interval_seconds
             ),
@@ -110,12 +111,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "yes" if returns_hash_memory else "no (not glibc)",
         )
         yield
-    finally:
-        if purge_task is not None:
-            purge_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await purge_task
-        await engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -124,28 +119,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems = settings.production_problems()
     if problems:
         raise InsecureSettingsError("refusing to start: " + "; ".join(problems))
-    configure_logging(service=SERVICE_NAME, level=settings.log_level, json=settings.log_json)
-    app = FastAPI(
-        title="user-service",
+    app = create_service_app(
+        name=SERVICE_NAME,
         version=VERSION,
         summary="Accounts, login and token issuing for the fleet.",
         lifespan=lifespan,
-    )
-    app.state.settings = settings
-    install_problem_handlers(app)
-    list_all_allowed_methods(app)
-    app.add_middleware(MetricsMiddleware)
-    app.add_middleware(RequestIdMiddleware)
-    app.include_router(
-        create_health_router(
-            service=SERVICE_NAME,
-            version=VERSION,
-            checks={"database": lambda: ping_database(app.state.engine)},
-        )
+        settings=settings,
+        ready_checks={"database": lambda: ping_database(app.state.engine)},
     )
     app.include_router(auth_routes.router)
     app.include_router(user_routes.router)
     if settings.provider_states_enabled:
         app.include_router(provider_state_routes.router)
-    document_errors_as_problems(app)
     return app

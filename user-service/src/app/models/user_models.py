@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.config import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
-from app.email_address import EmailAddress
+from app.models.email_address import EmailAddress
 
 # At least one visible character, no control characters (they have no place in a name and
 # PostgreSQL refuses NUL); surrounding whitespace is dropped.

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from common_libs.problems import problem_responses
 from fastapi import APIRouter, Form, Response, status
 
 from app.dependencies import AppSettings, CurrentPrincipal, DbSession, Keys, Passwords, Tokens
 from app.models.auth_models import Jwks, RefreshRequest, ServiceToken, TokenForm, TokenPair
-from app.models.problem_models import problem_responses
 from app.services import auth_manager
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 _NO_STORE = {"Cache-Control": "no-store"}
+_PROBLEMS = {
+    401: "Missing, invalid or expired credentials (with `WWW-Authenticate: Bearer`).",
+    404: "No such refresh token of the caller.",
+}
 
 
 @router.post(
     "/token",
     response_model=TokenPair | ServiceToken,
-    responses=problem_responses(400, 401, 422),
+    responses=problem_responses(400, 401, 422, descriptions=_PROBLEMS),
     summary="Log in (password grant) or get a service token (client-credentials grant)",
 )
 async def issue_token(
@@ -44,7 +48,7 @@ async def issue_token(
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    responses=problem_responses(400, 401, 422),
+    responses=problem_responses(400, 401, 422, descriptions=_PROBLEMS),
     summary="Trade a refresh token for a new pair (the old one is used up)",
 )
 async def refresh_tokens(
@@ -60,7 +64,7 @@ async def refresh_tokens(
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(400, 401, 404, 422),
+    responses=problem_responses(400, 401, 404, 422, descriptions=_PROBLEMS),
     summary="Revoke a refresh token of the caller (and the tokens rotated from the same login)",
 )
 async def logout(body: RefreshRequest, session: DbSession, principal: CurrentPrincipal) -> None:

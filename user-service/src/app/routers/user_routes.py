@@ -5,21 +5,25 @@ from __future__ import annotations
 import uuid
 
 from common_libs.pagination import Page, PageQuery
+from common_libs.problems import problem_responses
 from fastapi import APIRouter, Response, status
 
 from app.dependencies import AdminPrincipal, CurrentPrincipal, DbSession, Passwords
-from app.models.problem_models import problem_responses
 from app.models.user_models import UserCreate, UserOut, UserUpdate
 from app.services import user_manager
 
 router = APIRouter(prefix="/users", tags=["users"])
+
+_PROBLEMS = {404: "No such user, or one that belongs to someone else."}
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses=problem_responses(400, 409, 422),
+    responses=problem_responses(
+        400, 409, 422, descriptions={409: "The email is already registered (in any letter case)."}
+    ),
     summary="Register a customer account",
 )
 async def register_user(
@@ -32,7 +36,10 @@ async def register_user(
 
 
 @router.get(
-    "/me", response_model=UserOut, responses=problem_responses(401, 404), summary="Your account"
+    "/me",
+    response_model=UserOut,
+    responses=problem_responses(401, 404, descriptions=_PROBLEMS),
+    summary="Your account",
 )
 async def read_me(session: DbSession, principal: CurrentPrincipal) -> UserOut:
     """The caller's account."""
@@ -42,7 +49,14 @@ async def read_me(session: DbSession, principal: CurrentPrincipal) -> UserOut:
 @router.patch(
     "/me",
     response_model=UserOut,
-    responses=problem_responses(400, 401, 403, 404, 422),
+    responses=problem_responses(
+        400,
+        401,
+        403,
+        404,
+        422,
+        descriptions={**_PROBLEMS, 403: "`current_password` is missing or wrong."},
+    ),
     summary="Change your name or password",
 )
 async def update_me(
@@ -57,7 +71,7 @@ async def update_me(
 @router.delete(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 404, descriptions=_PROBLEMS),
     summary="Delete your account",
 )
 async def delete_me(session: DbSession, principal: CurrentPrincipal) -> None:
@@ -68,7 +82,7 @@ async def delete_me(session: DbSession, principal: CurrentPrincipal) -> None:
 @router.get(
     "/{user_id}",
     response_model=UserOut,
-    responses=problem_responses(401, 404, 422),
+    responses=problem_responses(401, 404, 422, descriptions=_PROBLEMS),
     summary="A user (yourself, or anyone for an admin)",
 )
 async def read_user(user_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> UserOut:

@@ -1,7 +1,7 @@
 """Print the Argon2id hash of a secret read from stdin (for ``USERS_SERVICE_CLIENTS``).
 
-    python -m app.hash_secret < secret.txt
-    printf '%s' "$CLIENT_SECRET" | python -m app.hash_secret
+    python -m app.security.hash_secret < secret.txt
+    printf '%s' "$CLIENT_SECRET" | python -m app.security.hash_secret
 
 The secret is never echoed; one trailing newline is ignored. The cost parameters are the
 service's (``USERS_ARGON2_*``).

@@ -11,8 +11,8 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import refresh_token_repository, user_repository
-from app.email_address import normalize_email
 from app.models.auth_models import ServiceToken, TokenForm, TokenPair
+from app.models.email_address import normalize_email
 from app.security.passwords import PasswordHashing
 from app.security.tokens import TokenIssuer, hash_refresh_token, new_refresh_token
 from app.services.errors import (

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import refresh_token_repository, user_repository
 from app.db.user_repository import UserRecord
-from app.email_address import normalize_email
+from app.models.email_address import normalize_email
 from app.models.user_models import UserCreate, UserOut, UserUpdate
 from app.security.passwords import PasswordHashing
 from app.services.errors import EmailAlreadyRegistered, UserNotFound, WrongCurrentPassword

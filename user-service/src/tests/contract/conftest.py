@@ -10,18 +10,16 @@ registered`` states) are registered the way an operator would: their Argon2id ha
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from alembic import command
-from common_libs.testing import PostgresServer, ServerProcess, create_database, free_port
+from common_libs.testing import PostgresServer, ServerProcess, create_database, free_port, pact
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app.hash_secret import hash_secret
+from app.security.hash_secret import hash_secret
 from app.security.signing_keys import private_key_pem
 from tests.conftest import FAST_ARGON2, SERVICE_ROOT, make_settings
 from tests.integration.conftest import alembic_config
@@ -30,36 +28,21 @@ PROVIDER = "user-service"
 PACTS_DIR = SERVICE_ROOT / "tests" / "contract" / "pacts"
 CLIENT_STATE = "a service client is registered"
 
-# The pact verifier would otherwise report usage to the Pact Foundation: no network in tests.
-os.environ.setdefault("PACT_DO_NOT_TRACK", "true")
-
 
 def consumer_pacts() -> list[Path]:
     """The pact files of this provider's consumers (their published contracts, copied here)."""
-    return sorted(PACTS_DIR.glob(f"*-{PROVIDER}.json"))
+    return pact.consumer_pacts(PACTS_DIR, provider=PROVIDER)
 
 
 def service_clients_in(pacts: list[Path]) -> dict[str, str]:
     """``{client_id: client_secret}`` of every service client the pacts expect registered."""
     clients: dict[str, str] = {}
-    for pact in pacts:
-        for interaction in json.loads(pact.read_text())["interactions"]:
+    for pact_file in pacts:
+        for interaction in json.loads(pact_file.read_text())["interactions"]:
             for state in interaction.get("providerStates", []):
                 if state["name"] == CLIENT_STATE:
                     clients[state["params"]["client_id"]] = state["params"]["client_secret"]
     return clients
-
-
-@dataclass(frozen=True)
-class RunningProvider:
-    """The service process under verification."""
-
-    url: str
-
-    @property
-    def provider_states_url(self) -> str:
-        """Where the verifier posts each interaction's provider state."""
-        return self.url + "/_pact/provider-states"
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +56,7 @@ def pact_database_url(postgres_server: PostgresServer) -> str:
 @pytest.fixture(scope="session")
 def provider(
     pact_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningProvider]:
+) -> Iterator[pact.RunningProvider]:
     """user-service as a uvicorn process, with the consumers' service clients registered."""
     settings = make_settings()
     clients = {
@@ -98,4 +81,4 @@ def provider(
     with ServerProcess(
         argv, env=env, cwd=SERVICE_ROOT, log_path=log_path, ready_url=base + "/ready"
     ):
-        yield RunningProvider(url=base)
+        yield pact.RunningProvider(name=PROVIDER, url=base)

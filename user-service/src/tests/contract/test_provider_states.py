@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from common_libs.testing.pact import RunningProvider
 
-from tests.contract.conftest import CLIENT_STATE, RunningProvider
+from tests.contract.conftest import CLIENT_STATE
 
 
 def test_state_of_an_unregistered_service_client_is_refused(provider: RunningProvider) -> None:

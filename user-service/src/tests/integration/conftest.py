@@ -15,16 +15,17 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from alembic import command
 from alembic.config import Config
-from common_libs.testing import PostgresServer, ServerProcess, create_database, free_port
+from common_libs import migrations
+from common_libs.testing import PostgresServer, ServerProcess, free_port
+from common_libs.testing.db_checks import create_migrated_database
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.session import get_db_session, unit_of_work
-from app.hash_secret import hash_secret
 from app.main import create_app
+from app.security.hash_secret import hash_secret
 from app.security.signing_keys import private_key_pem
 from tests.conftest import FAST_ARGON2, SERVICE_ROOT, make_settings
 
@@ -37,10 +38,7 @@ SERVICE_CLIENT_SECRET = "s3rvice-secret-for-tests"
 
 def alembic_config(database_url: str) -> Config:
     """Alembic's configuration, pointed at ``database_url``."""
-    config = Config(str(SERVICE_ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logger"] = False
-    return config
+    return migrations.alembic_config(SERVICE_ROOT / "alembic.ini", database_url)
 
 
 def unique_email(prefix: str = "user") -> str:
@@ -51,9 +49,9 @@ def unique_email(prefix: str = "user") -> str:
 @pytest.fixture(scope="session")
 def database_url(postgres_server: PostgresServer) -> str:
     """A fresh database for this session, migrated to the newest revision."""
-    url = create_database(postgres_server, "user_service_test")
-    command.upgrade(alembic_config(url), "head")
-    return url
+    return create_migrated_database(
+        postgres_server, "user_service_test", alembic_ini=SERVICE_ROOT / "alembic.ini"
+    )
 
 
 @pytest.fixture(scope="session")

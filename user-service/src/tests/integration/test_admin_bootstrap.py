@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.tables import User
-from app.email_address import normalize_email
 from app.main import create_app
+from app.models.email_address import normalize_email
 from tests.conftest import make_settings
 from tests.integration.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, unique_email
-from tests.integration.helpers import bearer, login, register
+from tests.support.users import bearer, login, register
 
 
 async def _accounts_with_email(database_url: str, email: str) -> list[str]:

@@ -7,7 +7,7 @@ import jwt
 from fastapi import FastAPI
 
 from tests.integration.conftest import SERVICE_CLIENT_ID, SERVICE_CLIENT_SECRET
-from tests.integration.helpers import bearer
+from tests.support.users import bearer
 
 
 async def _service_token(client: httpx.AsyncClient, client_id: str, secret: str) -> httpx.Response:

@@ -15,7 +15,7 @@ from app.main import create_app
 from app.security.signing_keys import public_jwk, public_key_pem
 from tests.conftest import make_settings
 from tests.integration.conftest import bind_to_connection
-from tests.integration.helpers import bearer, new_customer, register
+from tests.support.users import bearer, new_customer, register
 
 
 async def test_jwks_publishes_the_public_key_with_kid_alg_and_use(

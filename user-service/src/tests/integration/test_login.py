@@ -16,7 +16,7 @@ from app.db.tables import User
 from app.main import create_app
 from tests.conftest import make_settings
 from tests.integration.conftest import PASSWORD, bind_to_connection, unique_email
-from tests.integration.helpers import login, register
+from tests.support.users import login, register
 
 
 def _claims(app: FastAPI, token: str) -> dict[str, Any]:

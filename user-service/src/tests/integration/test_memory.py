@@ -13,7 +13,7 @@ import pytest
 from common_libs.testing import ServerProcess, free_port
 
 from tests.integration.conftest import SERVICE_ROOT
-from tests.integration.helpers import login, register
+from tests.support.users import login, register
 
 # The production cost (Argon2's memory is what this is about), four hashes at once.
 MEMORY_COST_KIB = 19_456

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 import httpx
-from common_libs.testing import create_database, start_postgres
+from common_libs.testing.db_checks import check_ready_answers, check_ready_names_stopped_database
 
 from app.main import create_app
 from tests.conftest import make_settings
 
 
 async def test_ready_answers_200_when_database_answers(client: httpx.AsyncClient) -> None:
-    response = await client.get("/ready")
-
-    assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok"}
+    await check_ready_answers(client, checks={"database": "ok"})
 
 
 async def test_ready_answers_503_once_database_is_stopped() -> None:
-    with ExitStack() as stack:
-        server = stack.enter_context(start_postgres())
-        app = create_app(make_settings(database_url=create_database(server, "ready_probe")))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                assert (await client.get("/ready")).status_code == 200
-
-                stack.close()  # stops this test's own PostgreSQL server
-                response = await client.get("/ready")
-
-    assert response.status_code == 503
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["checks"]["database"].startswith("failed")
-    assert "database" in body["detail"]
+    await check_ready_names_stopped_database(
+        lambda url: create_app(make_settings(database_url=url))
+    )

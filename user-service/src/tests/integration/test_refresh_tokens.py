@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.db.session import unit_of_work
 from app.db.tables import RefreshToken
 from app.services import auth_manager
-from tests.integration.helpers import bearer, login, new_customer, register
+from tests.support.users import bearer, login, new_customer, register
 
 
 async def _refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:

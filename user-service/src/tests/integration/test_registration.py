@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import User
 from tests.integration.conftest import PASSWORD, unique_email
-from tests.integration.helpers import register
+from tests.support.users import register
 
 
 async def test_registration_answers_201_with_the_new_customer(client: httpx.AsyncClient) -> None:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from common_libs.pagination import encode_cursor
 
-from tests.integration.helpers import admin_headers, bearer, new_customer, register
+from tests.support.users import admin_headers, bearer, new_customer, register
 
 
 async def test_customer_reads_itself_by_id(client: httpx.AsyncClient) -> None:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import PASSWORD
-from tests.integration.helpers import bearer, new_customer
+from tests.support.users import bearer, new_customer
 
 NEW_PASSWORD = "a brand new passphrase"
 

@@ -1,4 +1,4 @@
-"""python -m app.hash_secret: the operator's tool for USERS_SERVICE_CLIENTS values."""
+"""python -m app.security.hash_secret: the operator's tool for USERS_SERVICE_CLIENTS values."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.conftest import SERVICE_ROOT
 
 def test_cli_prints_an_argon2id_hash_of_stdin_without_echoing_it() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "app.hash_secret"],
+        [sys.executable, "-m", "app.security.hash_secret"],
         input="client-secret-42\n",
         capture_output=True,
         text=True,
@@ -30,7 +30,7 @@ def test_cli_prints_an_argon2id_hash_of_stdin_without_echoing_it() -> None:
 
 def test_cli_refuses_an_empty_secret() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "app.hash_secret"],
+        [sys.executable, "-m", "app.security.hash_secret"],
         input="",
         capture_output=True,
         text=True,

@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from app import memory
+from app.security import memory
 
 on_glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 
