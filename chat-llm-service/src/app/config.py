@@ -6,34 +6,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
+from common_libs.settings import VerifyingServiceSettings
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 SERVICE_NAME = "chat-llm-service"
 
 EncodingName = Literal["cl100k_base", "o200k_base"]
 
 
-class Settings(BaseSettings):
+class Settings(VerifyingServiceSettings):
     """Everything the service can be configured with; secrets are ``SecretStr``."""
 
-    model_config = SettingsConfigDict(env_prefix="CHAT_", extra="ignore", validate_by_name=True)
-
-    environment: Literal["development", "test", "production"] = "development"
-    log_level: str = "INFO"
-    log_json: bool = True
+    # validate_by_name: a field with aliases (the OPENAI_* ones) may still be set by its name.
+    model_config = SettingsConfigDict(env_prefix="CHAT_", validate_by_name=True)
 
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/chat")
     database_pool_size: int = Field(default=10, ge=1, le=100)
-    database_max_overflow: int = Field(default=10, ge=0, le=100)
-    # A pooled connection idle this long is pinged before use (instead of pinging every time).
-    database_idle_ping_seconds: float = Field(default=10.0, ge=0, le=3600)
-
-    # Access tokens are issued by user-service; its issuer name is what they carry in ``iss``.
-    jwt_issuer: str = "fleet-user-service"
-    jwt_audience: str = "fleet"
-    jwks_url: str = "http://127.0.0.1:8001/auth/jwks"
-    http_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
 
     # The OpenAI-compatible API. Configured = a key or a base URL is set (a local server such as
     # Ollama or vLLM may need no key).

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -40,16 +39,8 @@ def tiktoken_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 @pytest.fixture
 def offline_app() -> FastAPI:
-    """An app whose lifespan has not run: enough for routes that touch no database."""
+    """An app whose lifespan has not run (common-libs' ``offline_client`` calls it)."""
     return create_app(make_settings())
-
-
-@pytest.fixture
-async def offline_client(offline_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client bound to ``offline_app`` in process."""
-    transport = httpx.ASGITransport(app=offline_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

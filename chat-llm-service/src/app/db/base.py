@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
+from common_libs.db import NAMING_CONVENTION
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
-
-# Deterministic constraint names, so that migrations can refer to (and drop) them.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 
 class Base(DeclarativeBase):
     """Base class of the service's tables."""
 
+    # Deterministic constraint names, so that migrations can refer to (and drop) them.
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

@@ -5,37 +5,46 @@ from __future__ import annotations
 import uuid
 
 from common_libs.pagination import Page, PageQuery
+from common_libs.problems import problem_responses
 from fastapi import APIRouter, Response
 
 from app.dependencies import CurrentPrincipal, DbSession
 from app.models.chat_models import ConversationDetail, ConversationSummary
-from app.routers.openapi_docs import problems
 from app.services import conversation_manager
 
 router = APIRouter(prefix="/chat/conversations", tags=["conversations"])
 
+_PROBLEMS = {
+    404: "No such conversation (or it belongs to someone else).",
+    503: "The token issuer's keys cannot be fetched right now (`Retry-After`).",
+}
 
-@router.get("", response_model=Page[ConversationSummary], responses=problems(401, 422, 503))
+
+@router.get(
+    "",
+    response_model=Page[ConversationSummary],
+    responses=problem_responses(401, 422, 503, descriptions=_PROBLEMS),
+)
 async def list_conversations(
     principal: CurrentPrincipal, session: DbSession, page: PageQuery
 ) -> Page[ConversationSummary]:
     """The caller's conversations, newest first, cursor-paginated."""
     return await conversation_manager.list_conversations(
-        session, owner_id=principal.subject, page=page
+        session=session, owner_id=principal.subject, page=page
     )
 
 
 @router.get(
     "/{conversation_id}",
     response_model=ConversationDetail,
-    responses=problems(401, 404, 422, 503),
+    responses=problem_responses(401, 404, 422, 503, descriptions=_PROBLEMS),
 )
 async def get_conversation(
     conversation_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
 ) -> ConversationDetail:
     """One of the caller's conversations with its messages, oldest first."""
     return await conversation_manager.get_conversation(
-        session, owner_id=principal.subject, conversation_id=conversation_id
+        session=session, owner_id=principal.subject, conversation_id=conversation_id
     )
 
 
@@ -43,12 +52,12 @@ async def get_conversation(
     "/{conversation_id}",
     status_code=204,
     response_class=Response,
-    responses=problems(401, 404, 422, 503),
+    responses=problem_responses(401, 404, 422, 503, descriptions=_PROBLEMS),
 )
 async def delete_conversation(
     conversation_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
 ) -> None:
     """Delete one of the caller's conversations and its messages."""
     await conversation_manager.delete_conversation(
-        session, owner_id=principal.subject, conversation_id=conversation_id
+        session=session, owner_id=principal.subject, conversation_id=conversation_id
     )

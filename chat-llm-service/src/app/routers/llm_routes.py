@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common_libs.problems import problem_responses
 from fastapi import APIRouter
 
 from app.dependencies import AppSettings, ChatDeps, CurrentPrincipal, DbSession
@@ -17,10 +18,19 @@ from app.models.chat_models import (
     UsageReport,
 )
 from app.routers.event_stream import EventStreamResponse
-from app.routers.openapi_docs import problems
 from app.services import chat_manager, chat_stream, quota_manager, token_manager
 
 router = APIRouter(prefix="/chat", tags=["chat"])
+
+_PROBLEMS = {
+    404: "No such conversation (or it belongs to someone else).",
+    413: "The message (or an embedding input) does not fit the model.",
+    429: "The daily token quota is used up, or the language model API rate-limits us.",
+    502: "The language model API failed or cannot be reached.",
+    503: "No language model API is configured (the detail says how), or the token issuer's "
+    "keys cannot be fetched.",
+    504: "The language model API did not answer within the configured timeout.",
+}
 
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
@@ -47,7 +57,10 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/generate_response",
     response_model=GenerateResponse,
-    responses={**_STREAM_DOC, **problems(400, 401, 404, 413, 422, 429, 502, 503, 504)},
+    responses={
+        **_STREAM_DOC,
+        **problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504, descriptions=_PROBLEMS),
+    },
 )
 async def generate_response(
     body: GenerateRequest, principal: CurrentPrincipal, services: ChatDeps
@@ -55,14 +68,14 @@ async def generate_response(
     """Answer a message as the shop's assistant, grounded in the catalog."""
     if body.stream:
         events = await chat_stream.start_stream(
-            services,
+            services=services,
             user_id=principal.subject,
             message=body.message,
             conversation_id=body.conversation_id,
         )
         return EventStreamResponse(events)
     return await chat_manager.generate_response(
-        services,
+        services=services,
         user_id=principal.subject,
         message=body.message,
         conversation_id=body.conversation_id,
@@ -72,21 +85,21 @@ async def generate_response(
 @router.post(
     "/get_embeddings",
     response_model=EmbeddingsResponse,
-    responses=problems(400, 401, 413, 422, 429, 502, 503, 504),
+    responses=problem_responses(400, 401, 413, 422, 429, 502, 503, 504, descriptions=_PROBLEMS),
 )
 async def get_embeddings(
     body: EmbeddingsRequest, principal: CurrentPrincipal, services: ChatDeps
 ) -> EmbeddingsResponse:
     """Embed one text or up to 64 texts with the configured embedding model."""
     return await token_manager.create_embeddings(
-        services, user_id=principal.subject, inputs=body.texts()
+        services=services, user_id=principal.subject, inputs=body.texts()
     )
 
 
 @router.post(
     "/count_tokens",
     response_model=CountTokensResponse,
-    responses=problems(400, 401, 422, 503),
+    responses=problem_responses(400, 401, 422, 503, descriptions=_PROBLEMS),
 )
 async def count_tokens(
     body: CountTokensRequest, principal: CurrentPrincipal, settings: AppSettings
@@ -95,11 +108,15 @@ async def count_tokens(
     return await token_manager.count_tokens(settings=settings, text=body.text, model=body.model)
 
 
-@router.get("/usage", response_model=UsageReport, responses=problems(401, 503))
+@router.get(
+    "/usage",
+    response_model=UsageReport,
+    responses=problem_responses(401, 503, descriptions=_PROBLEMS),
+)
 async def get_usage(
     principal: CurrentPrincipal, session: DbSession, settings: AppSettings
 ) -> UsageReport:
     """The caller's tokens today (UTC) against the daily quota."""
     return await quota_manager.usage_report(
-        session, user_id=principal.subject, limit=settings.daily_token_quota
+        session=session, user_id=principal.subject, limit=settings.daily_token_quota
     )

@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass
 
 import anyio
-from common_libs.errors import NotFound
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.catalog_client import CatalogUnavailable
@@ -15,13 +14,13 @@ from app.db import chat_repository
 from app.models.chat_models import AssistantMessage, GenerateResponse, TokenUsage
 from app.services import quota_manager
 from app.services.context import ChatServices
+from app.services.errors import ConversationNotFound
 from app.services.llm_integration import PromptMessage, ReportedUsage
 from app.services.prompt_builder import Prompt, build_prompt, catalog_query, grounding_text
 from app.services.quota_manager import Reservation
 from app.utils.token_counter import ModelEncoding, count_text_async, encoding_for_model_async
 
 __all__ = [
-    "ConversationNotFound",
     "Turn",
     "generate_response",
     "prepare_turn",
@@ -33,13 +32,6 @@ _logger = logging.getLogger(__name__)
 # The newest messages considered for the prompt; trimming to the token budget happens after.
 HISTORY_MESSAGES = 100
 TITLE_CHARS = 80
-
-
-class ConversationNotFound(NotFound):
-    """The conversation does not exist or belongs to someone else."""
-
-    def __init__(self, detail: str = "No such conversation.") -> None:
-        super().__init__(detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +87,7 @@ async def _grounding(services: ChatServices, message: str) -> str | None:
 
 
 async def prepare_turn(
-    services: ChatServices, *, user_id: str, message: str, conversation_id: uuid.UUID | None
+    *, services: ChatServices, user_id: str, message: str, conversation_id: uuid.UUID | None
 ) -> Turn:
     """Everything before the upstream call; raises 503, 404, 413 or 429 problems."""
     settings = services.settings
@@ -116,7 +108,7 @@ async def prepare_turn(
         max_output_tokens=settings.max_output_tokens,
     )
     reservation = await quota_manager.reserve_tokens(
-        services.sessions,
+        sessions=services.sessions,
         user_id=user_id,
         tokens=prompt.prompt_tokens + settings.max_output_tokens,
         limit=settings.daily_token_quota,
@@ -169,9 +161,9 @@ async def _append_turn(
 
 
 async def store_turn(
+    *,
     services: ChatServices,
     turn: Turn,
-    *,
     answer: str,
     reported: ReportedUsage | None,
     is_complete: bool,
@@ -184,7 +176,7 @@ async def store_turn(
             async with services.sessions.begin() as session:
                 present = await _append_turn(session, turn, answer=answer, is_complete=is_complete)
                 await quota_manager.record_usage(
-                    session,
+                    session=session,
                     reservation=turn.reservation,
                     kind="chat",
                     model=turn.model,
@@ -194,7 +186,9 @@ async def store_turn(
                     is_estimated=is_estimated,
                 )
         except Exception:
-            await quota_manager.release_tokens(services.sessions, turn.reservation)
+            await quota_manager.release_tokens(
+                sessions=services.sessions, reservation=turn.reservation
+            )
             raise
     if not present:
         raise ConversationNotFound("The conversation was deleted while the reply was written.")
@@ -206,11 +200,11 @@ async def store_turn(
 
 
 async def generate_response(
-    services: ChatServices, *, user_id: str, message: str, conversation_id: uuid.UUID | None
+    *, services: ChatServices, user_id: str, message: str, conversation_id: uuid.UUID | None
 ) -> GenerateResponse:
     """Answer a message in one piece and store both sides of the turn."""
     turn = await prepare_turn(
-        services, user_id=user_id, message=message, conversation_id=conversation_id
+        services=services, user_id=user_id, message=message, conversation_id=conversation_id
     )
     try:
         completion = await services.llm.complete(
@@ -219,10 +213,14 @@ async def generate_response(
             max_tokens=services.settings.max_output_tokens,
         )
     except BaseException:
-        await quota_manager.release_tokens(services.sessions, turn.reservation)
+        await quota_manager.release_tokens(sessions=services.sessions, reservation=turn.reservation)
         raise
     usage = await store_turn(
-        services, turn, answer=completion.content, reported=completion.usage, is_complete=True
+        services=services,
+        turn=turn,
+        answer=completion.content,
+        reported=completion.usage,
+        is_complete=True,
     )
     return GenerateResponse(
         conversation_id=turn.conversation_id,

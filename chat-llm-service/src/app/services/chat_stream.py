@@ -55,11 +55,11 @@ def problem_event(problem: ProblemError) -> bytes:
 
 
 async def start_stream(
-    services: ChatServices, *, user_id: str, message: str, conversation_id: uuid.UUID | None
+    *, services: ChatServices, user_id: str, message: str, conversation_id: uuid.UUID | None
 ) -> ReplyEvents:
     """Check, reserve and open the upstream stream; problems so far are ordinary answers."""
     turn = await prepare_turn(
-        services, user_id=user_id, message=message, conversation_id=conversation_id
+        services=services, user_id=user_id, message=message, conversation_id=conversation_id
     )
     try:
         stream = await services.llm.open_stream(
@@ -68,7 +68,7 @@ async def start_stream(
             max_tokens=services.settings.max_output_tokens,
         )
     except BaseException:
-        await quota_manager.release_tokens(services.sessions, turn.reservation)
+        await quota_manager.release_tokens(sessions=services.sessions, reservation=turn.reservation)
         raise
     return ReplyEvents(services, turn, stream)
 
@@ -110,8 +110,8 @@ class ReplyEvents:
             await self._stream.aclose()
             try:
                 await store_turn(
-                    self._services,
-                    self._turn,
+                    services=self._services,
+                    turn=self._turn,
                     answer="".join(self._parts),
                     reported=None,
                     is_complete=False,
@@ -137,8 +137,8 @@ class ReplyEvents:
             usage: TokenUsage | None = None
             try:
                 usage = await store_turn(
-                    self._services,
-                    turn,
+                    services=self._services,
+                    turn=turn,
                     answer="".join(self._parts),
                     reported=self._stream.usage if failure is None else None,
                     is_complete=failure is None,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import chat_repository
 from app.models.chat_models import ChatMessage, ConversationDetail, ConversationSummary
-from app.services.chat_manager import ConversationNotFound
+from app.services.errors import ConversationNotFound
 
 __all__ = ["delete_conversation", "get_conversation", "list_conversations"]
 
@@ -28,7 +28,7 @@ def _position(cursor: dict[str, Any]) -> tuple[datetime, uuid.UUID]:
 
 
 async def list_conversations(
-    session: AsyncSession, *, owner_id: str, page: PageParams
+    *, session: AsyncSession, owner_id: str, page: PageParams
 ) -> Page[ConversationSummary]:
     """One page of the owner's conversations, newest first."""
     after = _position(page.cursor) if page.cursor is not None else None
@@ -45,7 +45,7 @@ async def list_conversations(
 
 
 async def get_conversation(
-    session: AsyncSession, *, owner_id: str, conversation_id: uuid.UUID
+    *, session: AsyncSession, owner_id: str, conversation_id: uuid.UUID
 ) -> ConversationDetail:
     """The owner's conversation with its messages, oldest first."""
     conversation = await chat_repository.get_conversation(
@@ -62,7 +62,7 @@ async def get_conversation(
 
 
 async def delete_conversation(
-    session: AsyncSession, *, owner_id: str, conversation_id: uuid.UUID
+    *, session: AsyncSession, owner_id: str, conversation_id: uuid.UUID
 ) -> None:
     """Delete the owner's conversation and its messages (usage records stay, unlinked)."""
     deleted = await chat_repository.delete_conversation(

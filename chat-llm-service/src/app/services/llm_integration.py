@@ -1,8 +1,7 @@
-"""Calling the OpenAI-compatible API through the official SDK, and mapping its failures.
+"""Calling the OpenAI-compatible API through the official SDK.
 
-One ``AsyncOpenAI`` per process on the SDK's aiohttp transport. Upstream failures become problems
-a client can act on, never a 500: 429 stays 429 with ``Retry-After``, 5xx and connection errors
-become 502, timeouts 504, and no configuration at all 503.
+One ``AsyncOpenAI`` per process on the SDK's aiohttp transport; its failures become problems in
+:mod:`app.services.upstream_errors`, and no configuration at all answers 503.
 
 The SDK is imported when the client is built, not with this module: importing it (its thousands
 of typed models) is a third of the process's start-up. The lifespan builds the client in the
@@ -14,24 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import math
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-import aiohttp
-from common_libs.errors import (
-    BadGateway,
-    GatewayTimeout,
-    PayloadTooLarge,
-    ServiceUnavailable,
-    TooManyRequests,
-)
 from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
 
 from app.config import Settings
+from app.services.errors import LlmNotConfigured, StartingUp, UpstreamFailed
+from app.services.upstream_errors import upstream_errors
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
@@ -46,54 +37,15 @@ __all__ = [
     "CompletionStream",
     "Embeddings",
     "LlmClient",
-    "LlmNotConfigured",
     "PromptMessage",
     "ReportedUsage",
-    "UpstreamFailed",
-    "UpstreamRateLimited",
-    "UpstreamTimeout",
 ]
 
 # Sent when only a base URL is configured: local servers (Ollama, vLLM) accept any key.
 PLACEHOLDER_API_KEY = "no-key-configured"
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_RETRY_AFTER_SECONDS = 5
 CONNECT_TIMEOUT_SECONDS = 5.0
 CHAT_COMPLETIONS_PATH = "/chat/completions"
-
-
-class StartingUp(RuntimeError):
-    """Something the service needs is still being prepared (a readiness check's failure)."""
-
-
-class LlmNotConfigured(ServiceUnavailable):
-    """No OpenAI-compatible API is configured."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "No language model API is configured. Set OPENAI_API_KEY to an OpenAI API key, "
-            "or OPENAI_BASE_URL to any OpenAI-compatible server (for example a local Ollama "
-            "at http://127.0.0.1:11434/v1 or vLLM at http://127.0.0.1:8000/v1; a key is then "
-            "optional), and choose models with CHAT_MODEL and EMBEDDING_MODEL. "
-            "Token counting works without it.",
-            retry_after=60,
-        )
-
-
-class UpstreamRateLimited(TooManyRequests):
-    """The language model API keeps answering 429."""
-
-
-class UpstreamFailed(BadGateway):
-    """The language model API failed or could not be reached."""
-
-
-class UpstreamTimeout(GatewayTimeout):
-    """The language model API did not answer within the configured timeout."""
-
-
-class UpstreamContextExceeded(PayloadTooLarge):
-    """The model itself says the prompt does not fit its context window."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,66 +78,6 @@ class Embeddings:
 
     vectors: list[list[float]]
     prompt_tokens: int | None
-
-
-def _retry_after(headers: object) -> int:
-    get = getattr(headers, "get", None)
-    if get is None:
-        return DEFAULT_RETRY_AFTER_SECONDS
-    for name, divisor in (("retry-after", 1.0), ("retry-after-ms", 1000.0)):
-        try:
-            seconds = float(get(name)) / divisor
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(seconds) and seconds >= 0:
-            return max(1, math.ceil(seconds))
-    return DEFAULT_RETRY_AFTER_SECONDS
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    """Tell a real timeout from a refused connection.
-
-    The SDK's aiohttp transport reports every connection failure as a connect *timeout*; the
-    exception chain still holds what really happened.
-    """
-    seen: BaseException | None = exc.__cause__ or exc.__context__
-    while seen is not None:
-        if isinstance(seen, TimeoutError):
-            return True
-        if isinstance(seen, aiohttp.ClientConnectorError | ConnectionError):
-            return False
-        seen = seen.__cause__ or seen.__context__
-    return True
-
-
-@contextmanager
-def upstream_errors() -> Iterator[None]:
-    """Turn the SDK's exceptions into the problems this service answers."""
-    import openai  # imported by now: only a client that exists makes calls
-
-    try:
-        yield
-    except openai.RateLimitError as exc:
-        raise UpstreamRateLimited(
-            "The language model API is rate-limiting this service; try again later.",
-            retry_after=_retry_after(exc.response.headers),
-        ) from exc
-    except openai.APIStatusError as exc:
-        if exc.code == "context_length_exceeded":
-            raise UpstreamContextExceeded(
-                "The conversation does not fit the model's context window."
-            ) from exc
-        raise UpstreamFailed(f"The language model API answered {exc.status_code}.") from exc
-    except openai.APITimeoutError as exc:
-        if _is_timeout(exc):
-            raise UpstreamTimeout("The language model API did not answer in time.") from exc
-        raise UpstreamFailed("The language model API cannot be reached.") from exc
-    except openai.APIConnectionError as exc:
-        raise UpstreamFailed("The language model API cannot be reached.") from exc
-    except openai.APIError as exc:
-        raise UpstreamFailed("The language model API sent an invalid answer.") from exc
-    except TimeoutError as exc:
-        raise UpstreamTimeout("The language model API did not answer in time.") from exc
 
 
 def _request_headers() -> dict[str, str]:

@@ -12,15 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tiktoken
-from common_libs.errors import PayloadTooLarge
 
 from app.clients.catalog_client import CatalogProduct
+from app.services.errors import MessageTooLarge
 from app.services.llm_integration import PromptMessage
 from app.utils.token_counter import REPLY_PRIMING_TOKENS, count_message_tokens, count_texts_async
 
 __all__ = [
     "SYSTEM_PROMPT",
-    "MessageTooLarge",
     "Prompt",
     "build_prompt",
     "catalog_query",
@@ -60,17 +59,6 @@ _STOP_WORDS = frozenset(
     )
     for word in line.split()
 )
-
-
-class MessageTooLarge(PayloadTooLarge):
-    """The user's message alone does not fit the model's context budget."""
-
-    def __init__(self, *, tokens: int, budget: int) -> None:
-        super().__init__(
-            f"The message is {tokens} tokens; at most {budget} fit the model's context window "
-            "next to the assistant's instructions and room for the reply.",
-            extra={"tokens": tokens, "budget": budget},
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,15 +10,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
 import anyio
-from common_libs.errors import TooManyRequests
 from common_libs.request_id import get_request_id
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import usage_repository
 from app.models.chat_models import UsageReport
+from app.services.errors import QuotaExceeded
 
 __all__ = [
-    "QuotaExceeded",
     "Reservation",
     "record_usage",
     "release_tokens",
@@ -37,18 +36,6 @@ def _next_reset(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
 
 
-class QuotaExceeded(TooManyRequests):
-    """The caller's daily token quota is used up."""
-
-    def __init__(self, *, limit: int, resets_at: datetime) -> None:
-        seconds = max(1, math.ceil((resets_at - _now()).total_seconds()))
-        super().__init__(
-            f"Your daily quota of {limit} tokens is used up; it resets at 00:00 UTC.",
-            retry_after=seconds,
-            extra={"limit": limit, "resets_at": resets_at.isoformat().replace("+00:00", "Z")},
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class Reservation:
     """Tokens held against a user's quota for one upstream call."""
@@ -59,7 +46,7 @@ class Reservation:
 
 
 async def reserve_tokens(
-    sessions: async_sessionmaker[AsyncSession], *, user_id: str, tokens: int, limit: int
+    *, sessions: async_sessionmaker[AsyncSession], user_id: str, tokens: int, limit: int
 ) -> Reservation:
     """Hold ``tokens`` of today's quota (committed at once), or raise QuotaExceeded."""
     day = _now().date()
@@ -71,12 +58,14 @@ async def reserve_tokens(
             session, user_id=user_id, day=day, tokens=tokens, limit=limit
         )
     if not admitted:
-        raise QuotaExceeded(limit=limit, resets_at=_next_reset(day))
+        resets_at = _next_reset(day)
+        seconds = max(1, math.ceil((resets_at - _now()).total_seconds()))
+        raise QuotaExceeded(limit=limit, resets_at=resets_at, retry_after=seconds)
     return Reservation(user_id=user_id, day=day, tokens=tokens)
 
 
 async def release_tokens(
-    sessions: async_sessionmaker[AsyncSession], reservation: Reservation
+    *, sessions: async_sessionmaker[AsyncSession], reservation: Reservation
 ) -> None:
     """Give a reservation back after a failed call; never raises (it runs during cleanup)."""
     with anyio.CancelScope(shield=True):
@@ -94,8 +83,8 @@ async def release_tokens(
 
 
 async def record_usage(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     reservation: Reservation,
     kind: Literal["chat", "embedding"],
     model: str,
@@ -126,7 +115,7 @@ async def record_usage(
     )
 
 
-async def usage_report(session: AsyncSession, *, user_id: str, limit: int) -> UsageReport:
+async def usage_report(*, session: AsyncSession, user_id: str, limit: int) -> UsageReport:
     """The caller's tokens today (UTC) and the daily limit."""
     day = _now().date()
     usage = await usage_repository.get_daily_usage(session, user_id=user_id, day=day)

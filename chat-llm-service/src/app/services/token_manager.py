@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from common_libs.errors import PayloadTooLarge
-
 from app.config import Settings
 from app.models.chat_models import (
     CountTokensResponse,
@@ -13,28 +11,17 @@ from app.models.chat_models import (
 )
 from app.services import quota_manager
 from app.services.context import ChatServices
+from app.services.errors import EmbeddingInputTooLarge
 from app.utils.token_counter import count_text_async, count_texts_async, encoding_for_model_async
 
 __all__ = [
     "EMBEDDING_MAX_INPUT_TOKENS",
-    "EmbeddingInputTooLarge",
     "count_tokens",
     "create_embeddings",
 ]
 
 # OpenAI's embedding models read at most this many tokens per input.
 EMBEDDING_MAX_INPUT_TOKENS = 8191
-
-
-class EmbeddingInputTooLarge(PayloadTooLarge):
-    """An input is longer than the embedding model reads."""
-
-    def __init__(self, *, index: int, tokens: int) -> None:
-        super().__init__(
-            f"Input {index} is {tokens} tokens; the embedding model reads at most "
-            f"{EMBEDDING_MAX_INPUT_TOKENS}.",
-            extra={"index": index, "tokens": tokens, "limit": EMBEDDING_MAX_INPUT_TOKENS},
-        )
 
 
 async def count_tokens(*, settings: Settings, text: str, model: str | None) -> CountTokensResponse:
@@ -47,7 +34,7 @@ async def count_tokens(*, settings: Settings, text: str, model: str | None) -> C
 
 
 async def create_embeddings(
-    services: ChatServices, *, user_id: str, inputs: list[str]
+    *, services: ChatServices, user_id: str, inputs: list[str]
 ) -> EmbeddingsResponse:
     """Embed 1..64 texts with the configured embedding model, within the caller's quota."""
     settings = services.settings
@@ -58,19 +45,24 @@ async def create_embeddings(
     counts = await count_texts_async(encoding.encoding, inputs)
     for index, tokens in enumerate(counts):
         if tokens > EMBEDDING_MAX_INPUT_TOKENS:
-            raise EmbeddingInputTooLarge(index=index, tokens=tokens)
+            raise EmbeddingInputTooLarge(
+                index=index, tokens=tokens, limit=EMBEDDING_MAX_INPUT_TOKENS
+            )
     reservation = await quota_manager.reserve_tokens(
-        services.sessions, user_id=user_id, tokens=sum(counts), limit=settings.daily_token_quota
+        sessions=services.sessions,
+        user_id=user_id,
+        tokens=sum(counts),
+        limit=settings.daily_token_quota,
     )
     try:
         result = await services.llm.embed(model=settings.embedding_model, inputs=inputs)
     except BaseException:
-        await quota_manager.release_tokens(services.sessions, reservation)
+        await quota_manager.release_tokens(sessions=services.sessions, reservation=reservation)
         raise
     prompt_tokens = result.prompt_tokens if result.prompt_tokens is not None else sum(counts)
     async with services.sessions.begin() as session:
         await quota_manager.record_usage(
-            session,
+            session=session,
             reservation=reservation,
             kind="embedding",
             model=settings.embedding_model,

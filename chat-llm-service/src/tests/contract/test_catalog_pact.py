@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from common_libs.http_client import create_http_client
+from common_libs.testing.pact import Contract, currency, money, uuid_like
 from pact import Pact, match
 
 from app.clients.catalog_client import CatalogClient, CatalogProduct
-from tests.contract.contracts import Contract, currency, money, uuid_like
 
 PRODUCT_ID = "5c7e9a1b-3d5f-4b7d-9f1b-3d5f7b9d1f3b"
 QUERY = "red running shoes"

@@ -11,34 +11,37 @@ from pathlib import Path
 
 import httpx
 import pytest
-from alembic import command
 from alembic.config import Config
+from common_libs import migrations
 from common_libs.auth import TokenVerifier
-from common_libs.testing import PostgresServer, TestTokenIssuer, create_database
+from common_libs.testing import (
+    LlmServer,
+    PostgresServer,
+    TestTokenIssuer,
+    UvicornServer,
+)
+from common_libs.testing.db_checks import create_migrated_database
 from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import make_settings
-from tests.support.servers import SERVICE_ROOT, CatalogStub, FakeLlm, uvicorn_process
+from tests.support.servers import SERVICE_ROOT, CatalogStub
 
 __all__ = ["SERVICE_ROOT", "alembic_config", "chat_settings", "running_app"]
 
 
 def alembic_config(database_url: str) -> Config:
     """Alembic's configuration, pointed at ``database_url``."""
-    config = Config(str(SERVICE_ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logger"] = False
-    return config
+    return migrations.alembic_config(SERVICE_ROOT / "alembic.ini", database_url)
 
 
 @pytest.fixture(scope="session")
 def database_url(postgres_server: PostgresServer) -> str:
     """A fresh database for this session, migrated to the newest revision."""
-    url = create_database(postgres_server, "chat_service_test")
-    command.upgrade(alembic_config(url), "head")
-    return url
+    return create_migrated_database(
+        postgres_server, "chat_service_test", alembic_ini=SERVICE_ROOT / "alembic.ini"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -48,19 +51,18 @@ def issuer() -> TestTokenIssuer:
 
 
 @pytest.fixture(scope="session")
-def fake_llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeLlm]:
+def fake_llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmServer]:
     """The OpenAI-compatible test server, one process for the session."""
-    log = tmp_path_factory.mktemp("fake-llm") / "server.log"
-    with uvicorn_process("tests.support.fake_llm:app", log_path=log) as base:
-        yield FakeLlm(base)
+    with LlmServer(log_path=tmp_path_factory.mktemp("fake-llm") / "server.log") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def catalog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CatalogStub]:
     """The stub catalog, one process for the session."""
     log = tmp_path_factory.mktemp("catalog") / "server.log"
-    with uvicorn_process("tests.support.catalog_stub:app", log_path=log) as base:
-        yield CatalogStub(base)
+    with UvicornServer("tests.support.catalog_stub:app", cwd=SERVICE_ROOT, log_path=log) as server:
+        yield CatalogStub(server.url)
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +70,10 @@ def jwks_url(tmp_path_factory: pytest.TempPathFactory, issuer: TestTokenIssuer) 
     """user-service's JWKS endpoint, served by a stub with the test issuer's key."""
     log = tmp_path_factory.mktemp("issuer") / "server.log"
     env = {"STUB_JWKS": json.dumps(issuer.jwks())}
-    with uvicorn_process("tests.support.issuer_stub:app", log_path=log, env=env) as base:
-        yield base + "/auth/jwks"
+    app = "tests.support.issuer_stub:app"
+    jwks = "/auth/jwks"
+    with UvicornServer(app, cwd=SERVICE_ROOT, env=env, log_path=log, ready_path=jwks) as stub:
+        yield stub.url + jwks
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class RunningService:
 @pytest.fixture(scope="session")
 def service(
     database_url: str,
-    fake_llm_server: FakeLlm,
+    fake_llm_server: LlmServer,
     catalog_server: CatalogStub,
     jwks_url: str,
     tiktoken_cache_dir: str,
@@ -98,7 +102,7 @@ def service(
         "CHAT_ENVIRONMENT": "test",
         "CHAT_DATABASE_URL": database_url,
         "CHAT_JWKS_URL": jwks_url,
-        "OPENAI_BASE_URL": fake_llm_server.api_url,
+        "OPENAI_BASE_URL": fake_llm_server.base_url,
         "OPENAI_API_KEY": "sk-process-key",
         "CHAT_CATALOG_URL": catalog_server.base_url,
         "CHAT_CATALOG_TIMEOUT_SECONDS": "0.5",
@@ -106,8 +110,19 @@ def service(
         "TIKTOKEN_CACHE_DIR": tiktoken_cache_dir,
     }
     log = tmp_path_factory.mktemp("service") / "service.log"
-    with uvicorn_process("app.main:create_app", factory=True, env=env, log_path=log) as base:
-        yield RunningService(url=base, log_path=log)
+    # The service is up once /ready answers 200 (its background start-up work is done); it
+    # configures its own logs.
+    process = UvicornServer(
+        "app.main:create_app",
+        factory=True,
+        cwd=SERVICE_ROOT,
+        env=env,
+        log_path=log,
+        ready_path="/ready",
+        log_level=None,
+    )
+    with process:
+        yield RunningService(url=process.url, log_path=log)
 
 
 @pytest.fixture(scope="session")
@@ -117,9 +132,9 @@ def service_url(service: RunningService) -> str:
 
 
 @pytest.fixture
-async def fake_llm(fake_llm_server: FakeLlm) -> FakeLlm:
+def fake_llm(fake_llm_server: LlmServer) -> LlmServer:
     """The test server, with no script and no recordings."""
-    await fake_llm_server.reset()
+    fake_llm_server.reset()
     return fake_llm_server
 
 
@@ -131,12 +146,12 @@ async def catalog(catalog_server: CatalogStub) -> CatalogStub:
 
 
 def chat_settings(
-    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, **overrides: object
+    database_url: str, fake_llm: LlmServer, catalog: CatalogStub, **overrides: object
 ) -> Settings:
     """Settings that point the service at the test servers."""
     values: dict[str, object] = {
         "database_url": database_url,
-        "openai_base_url": fake_llm.api_url,
+        "openai_base_url": fake_llm.base_url,
         "openai_api_key": "sk-test-key",
         "chat_model": "gpt-4o-mini",
         "context_window_tokens": 8192,
@@ -174,7 +189,7 @@ async def http_client(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 async def app(
     database_url: str,
-    fake_llm_server: FakeLlm,
+    fake_llm_server: LlmServer,
     catalog_server: CatalogStub,
     issuer: TestTokenIssuer,
 ) -> AsyncIterator[FastAPI]:

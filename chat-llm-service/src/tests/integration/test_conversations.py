@@ -5,9 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from common_libs.testing import TestTokenIssuer
-
-from tests.support.servers import FakeLlm
+from common_libs.testing import LlmServer, TestTokenIssuer
 
 
 async def _start_conversation(client: httpx.AsyncClient, headers: dict[str, str], text: str) -> str:
@@ -18,7 +16,7 @@ async def _start_conversation(client: httpx.AsyncClient, headers: dict[str, str]
 
 
 async def test_list_is_paginated_newest_first(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
     ids = [await _start_conversation(client, user, f"Question {n}") for n in range(3)]
 
@@ -34,7 +32,7 @@ async def test_list_is_paginated_newest_first(
 
 
 async def test_continuing_a_conversation_appends_to_it(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
     conversation_id = await _start_conversation(client, user, "First")
 
@@ -47,12 +45,12 @@ async def test_continuing_a_conversation_appends_to_it(
     assert response.json()["conversation_id"] == conversation_id
     detail = (await client.get(f"/chat/conversations/{conversation_id}", headers=user)).json()
     assert [m["content"] for m in detail["messages"] if m["role"] == "user"] == ["First", "Second"]
-    [sent] = (await fake_llm.chat_requests())[-1:]
+    [sent] = fake_llm.chat_requests()[-1:]
     assert {"role": "user", "content": "First"} in sent["messages"]
 
 
 async def test_someone_elses_conversation_is_not_found_for_every_operation(
-    client: httpx.AsyncClient, user: dict[str, str], issuer: TestTokenIssuer, fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], issuer: TestTokenIssuer, fake_llm: LlmServer
 ) -> None:
     conversation_id = await _start_conversation(client, user, "Mine")
     stranger = issuer.headers()
@@ -73,7 +71,7 @@ async def test_someone_elses_conversation_is_not_found_for_every_operation(
 
 
 async def test_deleted_conversation_is_gone(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
     conversation_id = await _start_conversation(client, user, "Bye")
 

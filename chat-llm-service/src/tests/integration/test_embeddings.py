@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import httpx
-
-from tests.support.servers import FakeLlm
+from common_libs.testing import Failure, LlmServer
 
 
 async def test_embeddings_come_back_in_input_order_with_usage(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
     response = await client.post(
         "/chat/get_embeddings", json={"input": ["red boots", "a kettle for tea"]}, headers=user
@@ -22,9 +21,7 @@ async def test_embeddings_come_back_in_input_order_with_usage(
         (1, [16.0, 1.0]),
     ]
     assert body["usage"] == {"prompt_tokens": 6}
-    [sent] = [
-        r["body"] for r in (await fake_llm.state())["requests"] if r["path"] == "/v1/embeddings"
-    ]
+    [sent] = [r.body for r in fake_llm.requests("/v1/embeddings")]
     assert sent["model"] == "text-embedding-3-small"
     assert sent["input"] == ["red boots", "a kettle for tea"]
     usage = (await client.get("/chat/usage", headers=user)).json()
@@ -40,7 +37,7 @@ async def test_more_than_64_inputs_answer_422(
 
 
 async def test_input_longer_than_the_model_reads_answers_413(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
     response = await client.post(
         "/chat/get_embeddings", json={"input": ["short", "word " * 9000]}, headers=user
@@ -48,14 +45,14 @@ async def test_input_longer_than_the_model_reads_answers_413(
 
     assert response.status_code == 413
     assert response.json()["index"] == 1
-    assert (await fake_llm.state())["requests"] == []
+    assert fake_llm.requests() == []
 
 
 async def test_upstream_429_on_embeddings_answers_429(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
-    limited = {"kind": "status", "status": 429, "headers": {"retry-after-ms": "10"}}
-    await fake_llm.enqueue(limited, limited, limited, endpoint="embeddings")
+    limited = Failure(429, headers={"retry-after-ms": "10"})
+    fake_llm.enqueue(limited, limited, limited, endpoint="embeddings")
 
     response = await client.post("/chat/get_embeddings", json={"input": "boots"}, headers=user)
 

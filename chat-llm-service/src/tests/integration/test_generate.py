@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from common_libs.testing import TestTokenIssuer
+from common_libs.testing import LlmServer, Reply, TestTokenIssuer
 
 from app.services.prompt_builder import SYSTEM_PROMPT
 from tests.integration.conftest import chat_settings, http_client, running_app
-from tests.support.servers import CatalogStub, FakeLlm, product
+from tests.support.servers import CatalogStub, product
 
 SHOES = [
     product("Trail Runner 2", sku="TR-2", price="89.90", description="Grippy trail running shoe"),
@@ -17,7 +17,7 @@ KETTLE = product("Steel Kettle", sku="KT-1", price="25.00", description="1.7 l w
 
 
 async def test_upstream_receives_model_system_prompt_and_the_products_found(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm, catalog: CatalogStub
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer, catalog: CatalogStub
 ) -> None:
     await catalog.set_products([*SHOES, KETTLE])
     question = "Do you have running shoes for trails?"
@@ -27,7 +27,7 @@ async def test_upstream_receives_model_system_prompt_and_the_products_found(
     )
 
     assert response.status_code == 200, response.text
-    [sent] = await fake_llm.chat_requests()
+    [sent] = fake_llm.chat_requests()
     assert sent["model"] == "gpt-4o-mini"
     assert sent["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
     assert sent["messages"][-1] == {"role": "user", "content": question}
@@ -43,7 +43,7 @@ async def test_upstream_receives_model_system_prompt_and_the_products_found(
 
 
 async def test_question_whose_words_no_product_has_all_of_falls_back_to_any_word(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm, catalog: CatalogStub
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer, catalog: CatalogStub
 ) -> None:
     await catalog.set_products([*SHOES, KETTLE])
 
@@ -52,7 +52,7 @@ async def test_question_whose_words_no_product_has_all_of_falls_back_to_any_word
     )
 
     assert response.status_code == 200, response.text
-    [sent] = await fake_llm.chat_requests()
+    [sent] = fake_llm.chat_requests()
     for shoe in SHOES:
         assert shoe["name"] in sent["messages"][-2]["content"]
     assert "Kettle" not in sent["messages"][-2]["content"]
@@ -63,14 +63,10 @@ async def test_question_whose_words_no_product_has_all_of_falls_back_to_any_word
 
 
 async def test_reply_carries_conversation_content_usage_and_model(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm, catalog: CatalogStub
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer, catalog: CatalogStub
 ) -> None:
-    await fake_llm.enqueue(
-        {
-            "kind": "reply",
-            "deltas": ["Yes, ", "we do."],
-            "usage": {"prompt_tokens": 50, "completion_tokens": 4},
-        }
+    fake_llm.enqueue(
+        Reply(deltas=["Yes, ", "we do."], usage={"prompt_tokens": 50, "completion_tokens": 4})
     )
 
     response = await client.post(
@@ -89,7 +85,7 @@ async def test_reply_carries_conversation_content_usage_and_model(
 
 
 async def test_catalog_failure_still_answers_and_tells_the_model(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm, catalog: CatalogStub
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer, catalog: CatalogStub
 ) -> None:
     await catalog.set_mode("error")
 
@@ -98,12 +94,12 @@ async def test_catalog_failure_still_answers_and_tells_the_model(
     )
 
     assert response.status_code == 200
-    [sent] = await fake_llm.chat_requests()
+    [sent] = fake_llm.chat_requests()
     assert "cannot be searched" in sent["messages"][-2]["content"]
 
 
 async def test_slow_catalog_is_given_up_after_its_deadline(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm, catalog: CatalogStub
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer, catalog: CatalogStub
 ) -> None:
     await catalog.set_mode("slow")
 
@@ -112,12 +108,12 @@ async def test_slow_catalog_is_given_up_after_its_deadline(
     )
 
     assert response.status_code == 200
-    [sent] = await fake_llm.chat_requests()
+    [sent] = fake_llm.chat_requests()
     assert "cannot be searched" in sent["messages"][-2]["content"]
 
 
 async def test_configured_key_and_request_id_reach_the_upstream(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
     await client.post(
         "/chat/generate_response",
@@ -125,16 +121,16 @@ async def test_configured_key_and_request_id_reach_the_upstream(
         headers={**user, "X-Request-ID": "trace-me-42"},
     )
 
-    [received] = (await fake_llm.state())["requests"]
-    assert received["authorization"] == "Bearer sk-test-key"
-    assert received["x_request_id"] == "trace-me-42"
+    [received] = fake_llm.requests()
+    assert received.headers["authorization"] == "Bearer sk-test-key"
+    assert received.headers["x-request-id"] == "trace-me-42"
     # Exactly the body the SDK's chat.completions.create would send with these arguments.
-    assert received["path"] == "/v1/chat/completions"
-    assert sorted(received["body"]) == ["max_tokens", "messages", "model"]
+    assert received.path == "/v1/chat/completions"
+    assert sorted(received.body) == ["max_tokens", "messages", "model"]
 
 
 async def test_base_url_alone_is_enough_and_sends_a_placeholder_key(
-    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, issuer: TestTokenIssuer
+    database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> None:
     settings = chat_settings(database_url, fake_llm, catalog, openai_api_key=None)
     async with running_app(settings, issuer) as application, http_client(application) as http:
@@ -143,5 +139,5 @@ async def test_base_url_alone_is_enough_and_sends_a_placeholder_key(
         )
 
     assert response.status_code == 200
-    [received] = (await fake_llm.state())["requests"]
-    assert received["authorization"] == "Bearer no-key-configured"
+    [received] = fake_llm.requests()
+    assert received.headers["authorization"] == "Bearer no-key-configured"

@@ -2,55 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from common_libs.testing import PostgresServer, create_database
-from sqlalchemy.ext.asyncio import create_async_engine
+from common_libs.testing.db_checks import check_migrations_round_trip, check_schema_matches_models
 
-from app.db import tables
+from app.db.tables import Base
 from tests.integration.conftest import alembic_config
 
 
-async def _current_revision(database_url: str) -> str | None:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_revision()
-            )
-    finally:
-        await engine.dispose()
-
-
 async def test_migrated_schema_matches_models(database_url: str) -> None:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            differences = await connection.run_sync(
-                lambda sync: compare_metadata(
-                    MigrationContext.configure(sync), tables.Base.metadata
-                )
-            )
-    finally:
-        await engine.dispose()
-
-    assert differences == []
+    await check_schema_matches_models(database_url, Base.metadata)
 
 
 def test_migrations_downgrade_to_base_and_upgrade_again(postgres_server: PostgresServer) -> None:
     url = create_database(postgres_server, "chat_service_migrations")
-    config = alembic_config(url)
-    head = ScriptDirectory.from_config(config).get_current_head()
-
-    command.upgrade(config, "head")
-    assert asyncio.run(_current_revision(url)) == head
-
-    command.downgrade(config, "base")
-    assert asyncio.run(_current_revision(url)) is None
-
-    command.upgrade(config, "head")
-    assert asyncio.run(_current_revision(url)) == head
+    check_migrations_round_trip(alembic_config(url))

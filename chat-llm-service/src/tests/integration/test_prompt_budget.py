@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 import tiktoken
-from common_libs.testing import TestTokenIssuer
+from common_libs.testing import LlmServer, Reply, TestTokenIssuer
 
 from tests.integration.conftest import chat_settings, http_client, running_app
-from tests.support.servers import CatalogStub, FakeLlm
+from tests.support.servers import CatalogStub
 
 WINDOW = 1200
 MAX_OUTPUT = 128
@@ -19,7 +19,7 @@ MAX_OUTPUT = 128
 
 @pytest.fixture
 async def small_window_client(
-    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, issuer: TestTokenIssuer
+    database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app configured with a small context window."""
     settings = chat_settings(
@@ -43,12 +43,12 @@ def _long_text(label: str, words: int) -> str:
 
 
 async def test_history_is_trimmed_oldest_first_to_fit_the_budget(
-    small_window_client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    small_window_client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
     encoding = tiktoken.encoding_for_model("gpt-4o-mini")
     conversation_id = None
     for turn in range(5):
-        await fake_llm.enqueue({"kind": "reply", "deltas": [_long_text(f"answer{turn}x", 40)]})
+        fake_llm.enqueue(Reply(deltas=[_long_text(f"answer{turn}x", 40)]))
         body: dict[str, Any] = {"message": _long_text(f"question{turn}x", 40)}
         if conversation_id:
             body["conversation_id"] = conversation_id
@@ -60,7 +60,7 @@ async def test_history_is_trimmed_oldest_first_to_fit_the_budget(
     stored = (
         await small_window_client.get(f"/chat/conversations/{conversation_id}", headers=user)
     ).json()["messages"]
-    await fake_llm.reset()
+    fake_llm.reset()
 
     await small_window_client.post(
         "/chat/generate_response",
@@ -68,7 +68,7 @@ async def test_history_is_trimmed_oldest_first_to_fit_the_budget(
         headers=user,
     )
 
-    [sent] = await fake_llm.chat_requests()
+    [sent] = fake_llm.chat_requests()
     history = sent["messages"][1:-2]
     assert 2 <= len(history) < len(stored)
     assert history == [
@@ -81,7 +81,7 @@ async def test_history_is_trimmed_oldest_first_to_fit_the_budget(
 
 
 async def test_message_that_cannot_fit_answers_413_without_calling_the_model(
-    small_window_client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    small_window_client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
     response = await small_window_client.post(
         "/chat/generate_response", json={"message": _long_text("word", 2000)}, headers=user
@@ -90,6 +90,6 @@ async def test_message_that_cannot_fit_answers_413_without_calling_the_model(
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["tokens"] > response.json()["budget"]
-    assert await fake_llm.chat_requests() == []
+    assert fake_llm.chat_requests() == []
     usage = await small_window_client.get("/chat/usage", headers=user)
     assert usage.json()["total_tokens"] == 0

@@ -7,17 +7,17 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from common_libs.testing import TestTokenIssuer
+from common_libs.testing import LlmServer, Reply, TestTokenIssuer
 
 from tests.integration.conftest import chat_settings, http_client, running_app
-from tests.support.servers import CatalogStub, FakeLlm, failing
+from tests.support.servers import CatalogStub, failing
 
 QUOTA = 300
 
 
 @pytest.fixture
 async def quota_client(
-    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, issuer: TestTokenIssuer
+    database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app with a daily quota of 300 tokens."""
     settings = chat_settings(database_url, fake_llm, catalog, daily_token_quota=QUOTA)
@@ -26,10 +26,10 @@ async def quota_client(
 
 
 async def test_usage_reports_the_tokens_the_upstream_counted(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
     usage = {"prompt_tokens": 120, "completion_tokens": 30}
-    await fake_llm.enqueue({"kind": "reply", "usage": usage}, {"kind": "reply", "usage": usage})
+    fake_llm.enqueue(Reply(usage=usage), Reply(usage=usage))
     for _ in range(2):
         await client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
 
@@ -43,11 +43,9 @@ async def test_usage_reports_the_tokens_the_upstream_counted(
 
 
 async def test_request_after_the_quota_is_used_up_answers_429(
-    quota_client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    quota_client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
-    await fake_llm.enqueue(
-        {"kind": "reply", "usage": {"prompt_tokens": 250, "completion_tokens": 60}}
-    )
+    fake_llm.enqueue(Reply(usage={"prompt_tokens": 250, "completion_tokens": 60}))
     first = await quota_client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
 
     second = await quota_client.post(
@@ -58,13 +56,13 @@ async def test_request_after_the_quota_is_used_up_answers_429(
     assert second.status_code == 429
     assert 0 < int(second.headers["retry-after"]) <= 86_400
     assert second.json()["limit"] == QUOTA
-    assert len(await fake_llm.chat_requests()) == 1
+    assert len(fake_llm.chat_requests()) == 1
     report = (await quota_client.get("/chat/usage", headers=user)).json()
     assert (report["total_tokens"], report["limit"]) == (310, QUOTA)
 
 
 async def test_concurrent_requests_cannot_all_slip_under_the_quota(
-    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, issuer: TestTokenIssuer
+    database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> None:
     settings = chat_settings(database_url, fake_llm, catalog, daily_token_quota=1)
     headers = issuer.headers()
@@ -80,11 +78,11 @@ async def test_concurrent_requests_cannot_all_slip_under_the_quota(
 
 
 async def test_failed_call_gives_its_reservation_back(
-    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, issuer: TestTokenIssuer
+    database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> None:
     settings = chat_settings(database_url, fake_llm, catalog, daily_token_quota=1)
     headers = issuer.headers()
-    await fake_llm.enqueue(*[failing(500)] * 3)
+    fake_llm.enqueue(*[failing(500)] * 3)
     async with running_app(settings, issuer) as application, http_client(application) as http:
         failed = await http.post("/chat/generate_response", json={"message": "Hi"}, headers=headers)
         retried = await http.post(

@@ -3,10 +3,8 @@ database answers, 503 once it is stopped."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 import httpx
-from common_libs.testing import create_database, start_postgres
+from common_libs.testing.db_checks import check_ready_answers, check_ready_names_stopped_database
 from fastapi import FastAPI
 
 from app.main import create_app
@@ -25,28 +23,12 @@ async def test_ready_answers_200_when_database_answers(
 ) -> None:
     await background_start_done(app)
 
-    response = await client.get("/ready")
-
-    assert response.status_code == 200
-
-    assert response.json()["checks"] == {"database": "ok", "llm_client": "ok", "tokenizer": "ok"}
+    await check_ready_answers(
+        client, checks={"database": "ok", "llm_client": "ok", "tokenizer": "ok"}
+    )
 
 
 async def test_ready_answers_503_once_database_is_stopped() -> None:
-    with ExitStack() as stack:
-        server = stack.enter_context(start_postgres())
-        app = create_app(make_settings(database_url=create_database(server, "ready_probe")))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                await background_start_done(app)
-                assert (await client.get("/ready")).status_code == 200
-
-                stack.close()  # stops this test's own PostgreSQL server
-                response = await client.get("/ready")
-
-    assert response.status_code == 503
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["checks"]["database"].startswith("failed")
-    assert "database" in body["detail"]
+    await check_ready_names_stopped_database(
+        lambda url: create_app(make_settings(database_url=url)), started=background_start_done
+    )

@@ -6,14 +6,11 @@ body, and never a 5xx. The number of cases generated is printed at the end of th
 
 from __future__ import annotations
 
-import httpx
 import schemathesis
-from common_libs.testing import TestTokenIssuer
+from common_libs.testing import LlmServer, TestTokenIssuer
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
-
-from tests.support.servers import FakeLlm
 
 CASES = {"count": 0}
 EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 10}
@@ -44,9 +41,9 @@ def _check_operation(
 
 
 def test_every_answer_matches_the_schema_and_none_is_a_server_error(
-    service_url: str, fake_llm_server: FakeLlm, issuer: TestTokenIssuer
+    service_url: str, fake_llm_server: LlmServer, issuer: TestTokenIssuer
 ) -> None:
-    httpx.post(fake_llm_server.base_url + "/_control/reset").raise_for_status()
+    fake_llm_server.reset()
     schema = schemathesis.openapi.from_url(service_url + "/openapi.json")
     headers = issuer.headers(ttl_seconds=3600)
     operations = [result.ok() for result in schema.get_all_operations()]

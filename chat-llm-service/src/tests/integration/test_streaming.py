@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 
 import httpx
+from common_libs.testing import LlmServer, Reply
 
-from tests.support.servers import FakeLlm, failing, parse_events
+from tests.support.servers import failing, parse_events
 
 
 async def test_failure_before_the_stream_starts_is_an_ordinary_problem(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
-    await fake_llm.enqueue(*[failing(502)] * 3)
+    fake_llm.enqueue(*[failing(502)] * 3)
 
     response = await client.post(
         "/chat/generate_response", json={"message": "Hi", "stream": True}, headers=user
@@ -23,11 +24,9 @@ async def test_failure_before_the_stream_starts_is_an_ordinary_problem(
 
 
 async def test_upstream_dropping_mid_stream_sends_an_error_event_and_keeps_the_partial_reply(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
-    await fake_llm.enqueue(
-        {"kind": "reply", "deltas": ["Half ", "of it", "lost"], "abort_after": 2}
-    )
+    fake_llm.enqueue(Reply(deltas=["Half ", "of it", "lost"], abort_after=2))
 
     response = await client.post(
         "/chat/generate_response", json={"message": "Hi", "stream": True}, headers=user
@@ -47,7 +46,7 @@ async def test_upstream_dropping_mid_stream_sends_an_error_event_and_keeps_the_p
 
 
 async def test_streamed_reply_is_stored_before_done_is_sent(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
     response = await client.post(
         "/chat/generate_response", json={"message": "Hi", "stream": True}, headers=user
@@ -59,7 +58,7 @@ async def test_streamed_reply_is_stored_before_done_is_sent(
     detail = (await client.get(f"/chat/conversations/{conversation_id}", headers=user)).json()
     assert detail["messages"][-1]["content"] == "Hello from the test server."
     assert detail["messages"][-1]["is_complete"] is True
-    sent = (await fake_llm.chat_requests())[-1]
+    sent = fake_llm.chat_requests()[-1]
     assert sent["stream"] is True
     assert sent["stream_options"] == {"include_usage": True}
     # Exactly the body the SDK's chat.completions.create would send with these arguments.

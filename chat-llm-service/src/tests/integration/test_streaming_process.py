@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 
 import httpx
+from common_libs.testing import LlmServer, Reply, eventually
 
-from tests.support.servers import CatalogStub, FakeLlm, eventually, next_event
+from tests.support.servers import CatalogStub, next_event
 
 
 async def test_first_delta_reaches_the_client_before_upstream_sends_the_last(
-    service_url: str, user: dict[str, str], fake_llm: FakeLlm, catalog: CatalogStub
+    service_url: str, user: dict[str, str], fake_llm: LlmServer, catalog: CatalogStub
 ) -> None:
-    await fake_llm.enqueue(
-        {"kind": "reply", "deltas": ["Hel", "lo ", "there"], "gate_after": 1, "gate": "rest"}
-    )
+    fake_llm.enqueue(Reply(deltas=["Hel", "lo ", "there"], gate_after=1, gate="rest"))
     body = {"message": "Hi", "stream": True}
 
     async with (
@@ -23,8 +22,8 @@ async def test_first_delta_reaches_the_client_before_upstream_sends_the_last(
     ):
         lines = response.aiter_lines()
         first = await next_event(lines)
-        upstream = (await fake_llm.state())["streams"][-1]
-        await fake_llm.release("rest")
+        upstream = fake_llm.streams()[-1]
+        fake_llm.release("rest")
         rest = [await next_event(lines) for _ in range(3)]
 
     assert response.status_code == 200
@@ -32,7 +31,7 @@ async def test_first_delta_reaches_the_client_before_upstream_sends_the_last(
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["x-accel-buffering"] == "no"
     assert first == ("message", json.dumps({"delta": "Hel"}, separators=(",", ":")))
-    assert upstream == {"sent": 1, "finished": False, "closed_by_client": False}
+    assert (upstream.sent, upstream.finished, upstream.closed_by_client) == (1, False, False)
     assert [json.loads(data) for _, data in rest[:2]] == [{"delta": "lo "}, {"delta": "there"}]
     name, data = rest[2]
     done = json.loads(data)
@@ -42,11 +41,9 @@ async def test_first_delta_reaches_the_client_before_upstream_sends_the_last(
 
 
 async def test_client_disconnect_closes_upstream_within_a_second_and_keeps_the_partial_reply(
-    service_url: str, user: dict[str, str], fake_llm: FakeLlm, catalog: CatalogStub
+    service_url: str, user: dict[str, str], fake_llm: LlmServer, catalog: CatalogStub
 ) -> None:
-    await fake_llm.enqueue(
-        {"kind": "reply", "deltas": ["Partial ", "answer", "never"], "gate_after": 2, "gate": "x"}
-    )
+    fake_llm.enqueue(Reply(deltas=["Partial ", "answer", "never"], gate_after=2, gate="x"))
     body = {"message": "Tell me everything", "stream": True}
 
     async with httpx.AsyncClient(base_url=service_url, timeout=10) as http:
@@ -57,7 +54,7 @@ async def test_client_disconnect_closes_upstream_within_a_second_and_keeps_the_p
         # Leaving the block hung up mid-stream.
 
         async def upstream_closed() -> bool:
-            return bool((await fake_llm.state())["streams"][-1]["closed_by_client"])
+            return fake_llm.streams()[-1].closed_by_client
 
         seconds = await eventually(upstream_closed, within=5, message="upstream closed")
 

@@ -7,49 +7,48 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from common_libs.testing import TestTokenIssuer, free_port
+from common_libs.testing import Failure, Hang, LlmServer, Reply, TestTokenIssuer, free_port
 
 from tests.integration.conftest import chat_settings, http_client, running_app
-from tests.support.servers import CatalogStub, FakeLlm, failing
+from tests.support.servers import CatalogStub, failing
 
-RATE_LIMITED = {
-    "kind": "status",
-    "status": 429,
+RATE_LIMITED = Failure(
+    429,
     # The SDK waits retry-after-ms between its retries; retry-after is what we pass on.
-    "headers": {"retry-after-ms": "20", "retry-after": "7"},
-    "body": {"error": {"message": "Rate limit reached", "type": "requests", "code": None}},
-}
+    headers={"retry-after-ms": "20", "retry-after": "7"},
+    body={"error": {"message": "Rate limit reached", "type": "requests", "code": None}},
+)
 
 
 async def test_upstream_429_twice_then_200_succeeds(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
-    await fake_llm.enqueue(RATE_LIMITED, RATE_LIMITED, {"kind": "reply", "deltas": ["Fine."]})
+    fake_llm.enqueue(RATE_LIMITED, RATE_LIMITED, Reply(deltas=["Fine."]))
 
     response = await client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
 
     assert response.status_code == 200
     assert response.json()["message"]["content"] == "Fine."
-    assert len(await fake_llm.chat_requests()) == 3
+    assert len(fake_llm.chat_requests()) == 3
 
 
 async def test_upstream_always_429_answers_429_with_retry_after(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
-    await fake_llm.enqueue(RATE_LIMITED, RATE_LIMITED, RATE_LIMITED)
+    fake_llm.enqueue(RATE_LIMITED, RATE_LIMITED, RATE_LIMITED)
 
     response = await client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
 
     assert response.status_code == 429
     assert response.headers["retry-after"] == "7"
     assert response.headers["content-type"] == "application/problem+json"
-    assert len(await fake_llm.chat_requests()) == 3  # the first try and two retries
+    assert len(fake_llm.chat_requests()) == 3  # the first try and two retries
 
 
 async def test_upstream_5xx_answers_502(
-    client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
-    await fake_llm.enqueue(*[failing(500)] * 3)
+    fake_llm.enqueue(*[failing(500)] * 3)
 
     response = await client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
 
@@ -59,7 +58,7 @@ async def test_upstream_5xx_answers_502(
 
 @pytest.fixture
 async def short_timeout_client(
-    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, issuer: TestTokenIssuer
+    database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app configured with a one-second upstream timeout."""
     settings = chat_settings(database_url, fake_llm, catalog, openai_timeout_seconds=1.0)
@@ -68,9 +67,9 @@ async def short_timeout_client(
 
 
 async def test_upstream_that_hangs_answers_504_within_the_timeout(
-    short_timeout_client: httpx.AsyncClient, user: dict[str, str], fake_llm: FakeLlm
+    short_timeout_client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
-    await fake_llm.enqueue(*[{"kind": "hang"}] * 3)
+    fake_llm.enqueue(*[Hang()] * 3)
     started = time.monotonic()
 
     response = await short_timeout_client.post(
@@ -84,7 +83,7 @@ async def test_upstream_that_hangs_answers_504_within_the_timeout(
 
 
 async def test_unreachable_upstream_answers_502(
-    database_url: str, fake_llm: FakeLlm, catalog: CatalogStub, issuer: TestTokenIssuer
+    database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> None:
     closed = f"http://127.0.0.1:{free_port()}/v1"
     settings = chat_settings(

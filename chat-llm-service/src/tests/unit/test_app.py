@@ -1,50 +1,23 @@
-"""The app answers liveness and errors in the fleet's conventions without a database."""
+"""The app keeps the fleet's conventions without a database, a failed start leaks nothing, and
+the slow parts of the start happen in the background."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import sys
-from importlib.metadata import version
 
-import httpx
 import pytest
+from common_libs.testing.app_checks import fleet_app_test
 
 from app import main as main_module
-from app.services.llm_integration import LlmClient, LlmNotConfigured, StartingUp
+from app.services.errors import LlmNotConfigured, StartingUp
+from app.services.llm_integration import LlmClient
 from tests.conftest import make_settings
 
-
-async def test_health_reports_service_and_version(offline_client: httpx.AsyncClient) -> None:
-    response = await offline_client.get("/health")
-
-    assert response.status_code == 200
-    assert response.json() == {
-        "status": "ok",
-        "service": "chat-llm-service",
-        "version": version("chat-llm-service"),
-    }
-
-
-async def test_unknown_path_answers_problem_json_with_request_id(
-    offline_client: httpx.AsyncClient,
-) -> None:
-    response = await offline_client.get("/no-such-path", headers={"X-Request-ID": "abc-123"})
-
-    assert response.status_code == 404
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.headers["x-request-id"] == "abc-123"
-    assert response.json()["request_id"] == "abc-123"
-
-
-async def test_metrics_are_prometheus_text(offline_client: httpx.AsyncClient) -> None:
-    await offline_client.get("/health")
-
-    response = await offline_client.get("/metrics")
-
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    assert 'http_request_duration_seconds_count{method="GET",route="/health"' in response.text
+test_app_keeps_fleet_convention = fleet_app_test(
+    main_module, service="chat-llm-service", failing_start_step="ChatServices"
+)
 
 
 def test_importing_the_app_does_not_import_the_openai_sdk() -> None:

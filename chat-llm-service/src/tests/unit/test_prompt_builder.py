@@ -6,10 +6,10 @@ import pytest
 import tiktoken
 
 from app.clients.catalog_client import CatalogProduct
+from app.services.errors import MessageTooLarge
 from app.services.llm_integration import PromptMessage
 from app.services.prompt_builder import (
     SYSTEM_PROMPT,
-    MessageTooLarge,
     build_prompt,
     catalog_query,
     grounding_text,

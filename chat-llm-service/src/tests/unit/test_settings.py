@@ -89,3 +89,13 @@ def test_invalid_pool_size_is_refused() -> None:
 def test_output_tokens_must_leave_room_in_the_context_window() -> None:
     with pytest.raises(ValidationError):
         Settings(context_window_tokens=4096, max_output_tokens=2048)
+
+
+def test_an_invalid_value_is_not_echoed_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A misplaced secret (a URL with its password in the wrong variable) must not reach a log.
+    monkeypatch.setenv("CHAT_DATABASE_POOL_SIZE", "postgresql://u:hunter2@db/x")
+
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+
+    assert "hunter2" not in str(caught.value)
