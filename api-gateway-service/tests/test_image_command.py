@@ -16,18 +16,10 @@ import signal
 from pathlib import Path
 
 import httpx
+from common_libs.testing.repository import PROBE_KINDS, only_container
 
 import render_config
-from support.artifacts import (
-    PROBE_KINDS,
-    REPOSITORY_ROOT,
-    container_environment,
-    image_command,
-    image_environment,
-    instruction_values,
-    only_container,
-    resource,
-)
+from support.artifacts import REPOSITORY
 from support.processes import ManagedProcess, free_port, http_answers
 from support.servers import nginx_binary
 
@@ -44,10 +36,10 @@ def _inside(root: Path, image_path: str) -> Path:
 
 def build_image_root(root: Path) -> None:
     """Copy what the Dockerfile's final stage copies from the build context, under ``root``."""
-    for copy in instruction_values("COPY"):
+    for copy in REPOSITORY.instruction_values("COPY"):
         *sources, destination = [word for word in shlex.split(copy) if not word.startswith("--")]
         for source in sources:
-            origin = REPOSITORY_ROOT / source
+            origin = REPOSITORY.root / source
             target = _inside(root, destination)
             if origin.is_dir():
                 shutil.copytree(origin, target, dirs_exist_ok=True)
@@ -60,7 +52,7 @@ def build_image_root(root: Path) -> None:
 
 def relocated_command(root: Path) -> list[str]:
     """The image's CMD with nginx's prefix (-p) and configuration (-c) under ``root``."""
-    argv = image_command()
+    argv = REPOSITORY.image_command()
     assert argv[0] == "nginx"
     for option in ("-p", "-c"):
         index = argv.index(option) + 1
@@ -70,11 +62,11 @@ def relocated_command(root: Path) -> list[str]:
 
 
 def test_image_command_answers_every_probe_with_the_manifests_settings(tmp_path: Path) -> None:
-    container = only_container(resource("Deployment"))
+    container = only_container(REPOSITORY.resource("Deployment"))
     port = free_port()
     environment = (
-        image_environment()
-        | container_environment(container)
+        REPOSITORY.image_environment()
+        | REPOSITORY.container_environment(container)
         | {"GATEWAY_LISTEN": f"127.0.0.1:{port}"}
         | {name: f"127.0.0.1:{free_port()}" for name in UPSTREAM_VARIABLES}
     )

@@ -1,37 +1,21 @@
-"""Real processes for the tests: free ports, waiting on conditions, stopping by handle."""
+"""Real processes for the tests (nginx, with stdout and stderr apart), stopped by handle.
+
+``free_port`` and ``wait_until`` are common-libs' (re-exported for the tests' imports).
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from common_libs.testing import free_port, wait_until
+
 __all__ = ["ManagedProcess", "free_port", "http_answers", "wait_until"]
-
-
-def free_port() -> int:
-    """Ask the OS for a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(
-    condition: Callable[[], bool], *, timeout: float, message: str, interval: float = 0.02
-) -> None:
-    """Poll ``condition`` until it holds; raise TimeoutError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{message}: not met within {timeout:g} s")
-        time.sleep(interval)
 
 
 def http_answers(url: str, status: int = 200) -> bool:
