@@ -37,7 +37,7 @@ $(TOOLS)/.installed: scripts/requirements-tools.txt
 tools: $(TOOLS)/.installed
 
 $(COMMON_LIBS_WHEEL): $(TOOLS)/.installed common-libs/pyproject.toml \
-		$(shell find common-libs/src -type f \( -name '*.py' -o -name py.typed \))
+		$(shell find common-libs/src -type f \( -name '*.py' -o -name '*.yml' -o -name py.typed \))
 	rm -f $(WHEELS)/common_libs-*.whl
 	$(MAKE) -C common-libs wheel UV=$(UV) WHEEL_DIR=$(WHEELS)
 

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import fleet as runner
+from common_libs.testing import LlmServer
 
-from bench.fake_llm import BenchLlm
 from tests.fleet import new_fleet
 
 __all__ = ["RAISED_LIMITS", "Target", "fleet_target"]
@@ -53,7 +56,7 @@ class Target:
     admin_email: str
     admin_password: str
     secrets: Mapping[str, str]
-    llm: BenchLlm | None
+    llm: LlmServer | None
 
     def url(self, service: runner.Service) -> str:
         """The service's direct URL (not through the gateway)."""
@@ -117,13 +120,14 @@ def fleet_target() -> Iterator[Target]:
     if os.environ.get("BENCH_GATEWAY_URL"):
         yield _running(os.environ)
         return
-    llm = BenchLlm().start()
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-llm-"))
+    llm = LlmServer(log_path=log_dir / "llm-server.log", api_key="bench-fake-llm-key").start()
     try:
         extra = {
             "FLEET_ADMIN_EMAIL": ADMIN_EMAIL,
             "FLEET_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "OPENAI_BASE_URL": llm.base_url,
-            "OPENAI_API_KEY": llm.api_key,
+            "OPENAI_API_KEY": "bench-fake-llm-key",
             **RAISED_LIMITS,
         }
         started = new_fleet(extra)
@@ -146,3 +150,4 @@ def fleet_target() -> Iterator[Target]:
             started.remove()
     finally:
         llm.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)

@@ -3,8 +3,9 @@
 A client on a raw socket (no HTTP library in the way) posts a streamed chat turn to
 ``/api/chat/generate_response`` with its own ``X-Request-ID`` and notes when the first
 ``data: {"delta"...`` event arrives. The chat service forwards the request id to the LLM, where
-the benchmark's test server noted when that request came in and when it flushed its first
-content chunk. Added = client's time to first token - server's time to first token: the
+the fleet's OpenAI-compatible test server noted when that request came in and when it flushed
+its first content chunk (it runs in a process of its own and sends each chunk at once, with
+TCP_NODELAY). Added = client's time to first token - server's time to first token: the
 gateway, authentication, the conversation, the catalog search for grounding, the prompt and
 token budget, the quota, the SDK, and the way back. The turn is then read to its end.
 """
@@ -65,10 +66,12 @@ def measure_chat(target: Target, *, runs: int, requests: int) -> list[Row]:
     def turn(label: str) -> tuple[float, float]:
         request_id = f"bench-chat-{nonce}-{label}"
         client = _first_token_seconds(target.gateway, token, request_id)
-        server = llm.first_token(request_id)
+        server = next(
+            (s.first_token_seconds for s in llm.streams() if s.request_id == request_id), None
+        )
         if server is None:
             raise RuntimeError(f"the test LLM saw no streamed completion for {request_id}")
-        return client * 1000, server.seconds * 1000
+        return client * 1000, server * 1000
 
     for number in range(2):
         turn(f"warm-up-{number}")

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import fleet as runner
+from common_libs.testing import free_port
 
 from bench.fleet_access import Target
 from bench.processes import Process, listening_pid, rss_mib
 from bench.report import Row, at_most, below, median, say
-from tests.fleet import free_port
 
 __all__ = ["measure_ready", "measure_rss"]
 

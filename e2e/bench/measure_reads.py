@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import fleet as runner
+from common_libs.testing import free_port
 
 from bench.fixtures import Fixtures
 from bench.fleet_access import Target
 from bench.processes import Process, listening_pid
 from bench.report import Row, at_least
 from bench.runs import Settings, medians, paired_runs
-from tests.fleet import free_port
 
 __all__ = ["BenchApps", "bench_apps", "measure_floor", "measure_gateway", "measure_hop"]
 

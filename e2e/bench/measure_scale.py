@@ -18,13 +18,13 @@ from urllib.parse import urlencode
 
 import fleet as runner
 import httpx
+from common_libs.testing import free_port
 
 from bench import catalog_data
 from bench.fleet_access import Target
 from bench.processes import Process
 from bench.report import Row, at_most, say
 from bench.runs import Settings, medians, paired_runs
-from tests.fleet import free_port
 
 __all__ = ["SEARCH", "measure_scale"]
 

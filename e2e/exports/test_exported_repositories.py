@@ -1,7 +1,8 @@
 """Each repository, exported alone with its history, installs and passes its README's tests.
 
 A service repository gets nothing from this checkout but the pinned common-libs wheel (in
-``src/wheels/``, where its README and Dockerfile expect it); the gateway gets nothing at all.
+``src/wheels/``, where its README and Dockerfile expect it); the gateway gets the same wheel in
+``wheels/`` (its tests run the fleet's repository checks from it).
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def test_exported_service_installs_and_passes_its_tests_alone(name: str, exporte
 def test_exported_gateway_installs_and_passes_its_tests_alone(exported: Path) -> None:
     project = exported / "api-gateway-service"
     _documented(project / "README.md", "make test")
+    (project / "wheels").mkdir()
+    shutil.copy(WHEEL, project / "wheels")
 
     output = _run_documented_commands(project)
 

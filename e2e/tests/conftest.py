@@ -13,41 +13,40 @@ from typing import Any
 
 import httpx
 import pytest
+from common_libs.testing import LlmServer
 
 from tests.fleet import Fleet, new_fleet
-from tests.support.fake_llm import FakeLlm
 from tests.support.shop import Account, Endpoints, Shop
 
 ADMIN_EMAIL = "shop-admin@example.com"
 ADMIN_PASSWORD = "e2e-admin-password-1"
 CHAT_MODEL = "gpt-4o-mini-2024-07-18"
 EMBEDDING_MODEL = "text-embedding-3-large"
+LLM_API_KEY = "e2e-fake-llm-key"
 
 
 @pytest.fixture(scope="session")
-def fake_llm() -> Iterator[FakeLlm]:
-    """The OpenAI-compatible test server, on a free port of 127.0.0.1."""
-    server = FakeLlm().start()
-    try:
+def fake_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmServer]:
+    """The OpenAI-compatible test server, on a free port of 127.0.0.1, answering only our key."""
+    log_path = tmp_path_factory.mktemp("llm") / "llm-server.log"
+    with LlmServer(log_path=log_path, api_key=LLM_API_KEY) as server:
         yield server
-    finally:
-        server.stop()
 
 
-def fleet_environment(llm: FakeLlm) -> dict[str, str]:
+def fleet_environment(llm: LlmServer) -> dict[str, str]:
     """The variables exported before ``make up`` for the session fleet."""
     return {
         "FLEET_ADMIN_EMAIL": ADMIN_EMAIL,
         "FLEET_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "OPENAI_BASE_URL": llm.base_url,
-        "OPENAI_API_KEY": llm.api_key,
+        "OPENAI_API_KEY": LLM_API_KEY,
         "CHAT_MODEL": CHAT_MODEL,
         "EMBEDDING_MODEL": EMBEDDING_MODEL,
     }
 
 
 @pytest.fixture(scope="session")
-def fleet(fake_llm: FakeLlm) -> Iterator[Fleet]:
+def fleet(fake_llm: LlmServer) -> Iterator[Fleet]:
     """The whole fleet, started once for the session and stopped (Ctrl-C) afterwards."""
     running = new_fleet(fleet_environment(fake_llm))
     try:

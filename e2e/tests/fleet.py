@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from common_libs.testing import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET_PYTHON = os.environ.get("FLEET_PYTHON", str(ROOT / ".tools" / "bin" / "python"))
@@ -30,39 +28,6 @@ PORT_VARIABLES = (
 )
 _SERVICE_OF = {"gateway": "api-gateway-service"}
 _STARTED = re.compile(r"started \(pid=(\d+)\)")
-_HANDED_OUT: set[int] = set()
-
-
-def _ephemeral_ports() -> range:
-    """The kernel's range for the local ports of outgoing connections (and of ``bind(0)``)."""
-    try:
-        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    except (OSError, ValueError):
-        low, high = 32768, 60999
-    return range(low, high + 1)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now, not handed out before, outside the ephemeral range.
-
-    A port from the ephemeral range (what binding port 0 gives) can become the local port of
-    any outgoing connection, the fleet's own included, before the server that should listen
-    there starts; below the range only servers bind.
-    """
-    ephemeral = _ephemeral_ports()
-    low = 20000 if ephemeral.start > 22000 else 1024
-    for _ in range(200):
-        port = random.randrange(low, ephemeral.start)  # noqa: S311 - not for security
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _HANDED_OUT.add(port)
-        return port
-    raise RuntimeError("no free TCP port found on 127.0.0.1")
 
 
 def port_open(port: int) -> bool:
@@ -78,15 +43,6 @@ def pid_alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, message: str) -> None:
-    """Poll ``condition`` until true; raise TimeoutError with ``message`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{message} (not within {timeout:g} s)")
-        time.sleep(0.1)
 
 
 @dataclass

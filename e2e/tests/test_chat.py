@@ -4,21 +4,21 @@ server as its LLM (given to the fleet by OPENAI_BASE_URL and OPENAI_API_KEY)."""
 from __future__ import annotations
 
 import json
-import threading
+import uuid
 from typing import Any
 
 import pytest
+from common_libs.testing import LlmServer, Received, Reply
 
 from tests.conftest import CHAT_MODEL, EMBEDDING_MODEL
-from tests.support.fake_llm import FakeLlm, Received, Reply
 from tests.support.shop import Shop, bearer
 
 
-def _chat_request_about(fake_llm: FakeLlm, question: str) -> Received:
+def _chat_request_about(fake_llm: LlmServer, question: str) -> Received:
     """The (last) completion request the chat service sent for ``question``."""
     matching = [
         received
-        for received in fake_llm.received("/v1/chat/completions")
+        for received in fake_llm.requests("/v1/chat/completions")
         if received.message_texts() and received.message_texts()[-1] == question
     ]
     assert matching, f"the LLM never received {question!r}"
@@ -26,10 +26,11 @@ def _chat_request_about(fake_llm: FakeLlm, question: str) -> Received:
 
 
 def test_chat_answer_is_grounded_in_the_products_the_catalog_has(
-    shop: Shop, fake_llm: FakeLlm
+    shop: Shop, fake_llm: LlmServer
 ) -> None:
     question = "Do you have running shoes?"
-    reply = fake_llm.enqueue(Reply(deltas=("We have", " two pairs", " of running shoes.")))
+    reply = Reply(deltas=("We have", " two pairs", " of running shoes."))
+    fake_llm.enqueue(reply)
     customer = shop.new_customer()
 
     answer = shop.client.post(
@@ -68,12 +69,13 @@ def _events(lines: Any) -> Any:
 
 
 def test_streamed_chat_reaches_the_client_through_nginx_before_the_llm_finishes(
-    shop: Shop, fake_llm: FakeLlm
+    shop: Shop, fake_llm: LlmServer
 ) -> None:
-    hold = threading.Event()
     deltas = ("Trail", " Running", " Shoes", " are", " in stock.")
     # Slowly, as a model does, and the last chunk only once the client has the first delta.
-    reply = fake_llm.enqueue(Reply(deltas=deltas, delay_seconds=0.05, hold_last_chunk=hold))
+    last = f"last-chunk-{uuid.uuid4().hex}"
+    reply = Reply(deltas=deltas, delay_seconds=0.05, gate=last, gate_after=len(deltas) - 1)
+    fake_llm.enqueue(reply)
     customer = shop.new_customer()
     received: list[str] = []
     llm_had_finished_at_first_delta: bool | None = None
@@ -90,8 +92,8 @@ def test_streamed_chat_reaches_the_client_through_nginx_before_the_llm_finishes(
         for name, data in _events(response.iter_lines()):
             if name == "message":
                 if not received:
-                    llm_had_finished_at_first_delta = reply.last_chunk_sent.is_set()
-                    hold.set()
+                    llm_had_finished_at_first_delta = fake_llm.streams()[-1].sent == len(deltas)
+                    fake_llm.release(last)
                 received.append(data["delta"])
             elif name == "done":
                 done = data
@@ -104,7 +106,7 @@ def test_streamed_chat_reaches_the_client_through_nginx_before_the_llm_finishes(
     assert done["usage"]["completion_tokens"] == len(deltas)
 
 
-def test_embeddings_use_the_configured_embedding_model(shop: Shop, fake_llm: FakeLlm) -> None:
+def test_embeddings_use_the_configured_embedding_model(shop: Shop, fake_llm: LlmServer) -> None:
     customer = shop.new_customer()
     texts = ["waterproof hiking backpack", "espresso machine with grinder"]
 
@@ -117,6 +119,6 @@ def test_embeddings_use_the_configured_embedding_model(shop: Shop, fake_llm: Fak
     assert response.status_code == 200, response.text
     assert response.json()["model"] == EMBEDDING_MODEL
     assert [item["index"] for item in response.json()["data"]] == [0, 1]
-    sent = [r for r in fake_llm.received("/v1/embeddings") if r.body.get("input") == texts]
+    sent = [r for r in fake_llm.requests("/v1/embeddings") if r.body.get("input") == texts]
     assert len(sent) == 1
     assert sent[0].body["model"] == EMBEDDING_MODEL

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import signal
 
-from tests.fleet import Fleet, get, new_fleet, pid_alive, port_open, wait_until
+from common_libs.testing import wait_until
+
+from tests.fleet import Fleet, get, new_fleet, pid_alive, port_open
 
 
 def _assert_everything_stopped(fleet: Fleet, pids: list[int]) -> None:

@@ -6,10 +6,10 @@ import shutil
 import subprocess
 
 import pytest
+from common_libs.testing import LlmServer
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, CHAT_MODEL
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, CHAT_MODEL, LLM_API_KEY
 from tests.fleet import Fleet
-from tests.support.fake_llm import FakeLlm
 
 
 def _examples(fleet: Fleet) -> list[str]:
@@ -21,14 +21,14 @@ def _examples(fleet: Fleet) -> list[str]:
 
 
 def test_up_prints_the_gateway_url_the_admin_login_and_the_llm(
-    fleet: Fleet, fake_llm: FakeLlm
+    fleet: Fleet, fake_llm: LlmServer
 ) -> None:
     printed = "\n".join(fleet.lines_of("fleet"))
 
     assert f"gateway   {fleet.gateway}" in printed
     assert f"admin login: {ADMIN_EMAIL} / {ADMIN_PASSWORD}" in printed
     assert f"chat: model {CHAT_MODEL} at {fake_llm.base_url}" in printed
-    assert fake_llm.api_key not in printed
+    assert LLM_API_KEY not in printed
     examples = _examples(fleet)
     assert len(examples) >= 4
     assert all(fleet.gateway in example for example in examples)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.fleet import Fleet, get, wait_until
+from common_libs.testing import wait_until
+
+from tests.fleet import Fleet, get
 
 
 def test_gateway_healthz_answers_ok(fleet: Fleet) -> None:

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from common_libs.testing import wait_until
 
-from tests.fleet import wait_until
 from tests.support.order_path import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 
+from common_libs.testing import wait_until
+
 from tests.conftest import TracedOrder
-from tests.fleet import Fleet, wait_until
+from tests.fleet import Fleet
 
 ORDER_PATH = ("gateway", "order-processing-service", "product-catalog-service", "user-service")
 

@@ -24,8 +24,8 @@ from typing import Any
 import asyncpg
 import fleet as runner
 import httpx
+from common_libs.testing import free_port, wait_until
 
-from tests.fleet import free_port, wait_until
 from tests.support.shop import Endpoints, Shop
 
 ADMIN_EMAIL = "order-path-admin@example.com"
