@@ -203,7 +203,7 @@ def local_secrets(config: FleetConfig) -> dict[str, str]:
         secrets.setdefault(name, token_urlsafe(18))
     if "orders_client_secret_hash" not in secrets:
         secrets["orders_client_secret_hash"] = subprocess.run(
-            [str(USERS.workdir / ".venv" / "bin" / "python"), "-m", "app.hash_secret"],
+            [str(USERS.workdir / ".venv" / "bin" / "python"), "-m", "app.security.hash_secret"],
             input=secrets["orders_client_secret"],
             cwd=USERS.workdir,
             capture_output=True,
