@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, Self
 
 import httpx
 
 from common_libs.testing.llm_server import DEFAULT_DELTAS
-from common_libs.testing.processes import UvicornServer
+from common_libs.testing.processes import StartStop, UvicornServer
 
 __all__ = [
     "Failure",
@@ -164,7 +163,7 @@ class LlmControl:
         return [StreamRecord(**s) for s in self._call("GET", "/_control/state")["streams"]]
 
 
-class LlmServer(LlmControl):
+class LlmServer(LlmControl, StartStop):
     """The test server as a uvicorn process of its own; with ``api_key``, others get 401."""
 
     def __init__(self, *, log_path: Path, api_key: str | None = None) -> None:
@@ -187,14 +186,3 @@ class LlmServer(LlmControl):
     def stop(self) -> None:
         """Stop the process."""
         self.process.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

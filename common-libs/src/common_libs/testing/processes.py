@@ -22,6 +22,7 @@ import uvicorn
 
 __all__ = [
     "ServerProcess",
+    "StartStop",
     "UvicornServer",
     "UvicornThread",
     "eventually",
@@ -114,7 +115,30 @@ def wait_for_http(url: str, *, status: int = 200, timeout: float = 20.0) -> None
     wait_until(lambda: _answers(url, status), timeout=timeout, message=f"GET {url} -> {status}")
 
 
-class ServerProcess:
+class StartStop:
+    """``with`` support for what has ``start()`` (returning itself) and ``stop()``."""
+
+    def start(self) -> Self:
+        """Start; return self."""
+        raise NotImplementedError  # pragma: no cover - every subclass defines it
+
+    def stop(self) -> object:
+        """Stop."""
+        raise NotImplementedError  # pragma: no cover - every subclass defines it
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ServerProcess(StartStop):
     """A server started as a child process, stopped by its own handle (never by name).
 
     Output goes to ``log_path`` so that a test can read it (and a full pipe never blocks the child).
@@ -197,17 +221,6 @@ class ServerProcess:
             self._log.close()
             self._log = None
         return self.process.returncode
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class UvicornServer(ServerProcess):
