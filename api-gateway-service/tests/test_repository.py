@@ -15,4 +15,4 @@ from support.artifacts import REPOSITORY
 
 @pytest.mark.parametrize("check", repository_checks(REPOSITORY), ids=str)
 def test_gateway_repository_passes(check: Check, request: pytest.FixtureRequest) -> None:
-    check.run(request)
+    assert check.findings(request) == []

@@ -28,4 +28,4 @@ FACTS = ServiceFacts(
 
 @pytest.mark.parametrize("check", service_checks(FACTS), ids=str)
 def test_repository_passes_the_check(check: Check, request: pytest.FixtureRequest) -> None:
-    check.run(request)
+    assert check.findings(request) == []

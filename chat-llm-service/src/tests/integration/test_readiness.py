@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 from common_libs.testing.db_checks import check_ready_answers, check_ready_names_stopped_database
+from common_libs.testing.findings import async_findings
 from fastapi import FastAPI
 
 from app.main import create_app
@@ -23,12 +24,21 @@ async def test_ready_answers_200_when_database_answers(
 ) -> None:
     await background_start_done(app)
 
-    await check_ready_answers(
-        client, checks={"database": "ok", "llm_client": "ok", "tokenizer": "ok"}
+    found = await async_findings(
+        lambda: check_ready_answers(
+            client, checks={"database": "ok", "llm_client": "ok", "tokenizer": "ok"}
+        )
     )
+
+    assert found == []
 
 
 async def test_ready_answers_503_once_database_is_stopped() -> None:
-    await check_ready_names_stopped_database(
-        lambda url: create_app(make_settings(database_url=url)), started=background_start_done
+    found = await async_findings(
+        lambda: check_ready_names_stopped_database(
+            lambda url: create_app(make_settings(database_url=url)),
+            started=background_start_done,
+        )
     )
+
+    assert found == []

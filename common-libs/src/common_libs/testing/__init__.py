@@ -5,6 +5,8 @@ Installed with ``common-libs[testing]``; the pytest plugin in :mod:`common_libs.
 is registered automatically and provides the ``postgres_server`` fixture.
 """
 
+import pytest
+
 from common_libs.testing.llm import (
     Failure,
     Hang,
@@ -27,6 +29,17 @@ from common_libs.testing.processes import (
     wait_until,
 )
 from common_libs.testing.tokens import TestTokenIssuer
+
+# The checks assert their rules; rewritten like a test's own asserts, a failed one says what it
+# compared (registered before anything imports them; the imports above do not).
+pytest.register_assert_rewrite(
+    "common_libs.testing.app_checks",
+    "common_libs.testing.checks",
+    "common_libs.testing.db_checks",
+    "common_libs.testing.local_image",
+    "common_libs.testing.repository",
+    "common_libs.testing.service_checks",
+)
 
 __all__ = [
     "Failure",

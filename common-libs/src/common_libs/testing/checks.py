@@ -19,6 +19,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
+from common_libs.testing.findings import findings
 from common_libs.testing.repository import Repository
 
 __all__ = [
@@ -48,6 +49,10 @@ class Check:
 
     def __str__(self) -> str:
         return self.name
+
+    def findings(self, request: pytest.FixtureRequest) -> list[str]:
+        """Run the check: ``[]`` when the repository keeps the rule, else what is wrong."""
+        return findings(lambda: self.run(request))
 
 
 def check_dockerfile_passes_hadolint(repository: Repository) -> None:

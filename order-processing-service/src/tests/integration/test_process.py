@@ -12,6 +12,7 @@ import httpx
 import pytest
 from common_libs.testing import ServerProcess, TestTokenIssuer, free_port, wait_until
 from common_libs.testing.app_checks import check_process_serves_health_and_ready
+from common_libs.testing.findings import findings
 
 from tests.integration.conftest import CLIENT_SECRET, SERVICE_ROOT
 from tests.support.catalog_stub import CatalogStub
@@ -21,12 +22,16 @@ ARGV = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--
 
 
 def test_uvicorn_process_serves_health_and_ready(database_url: str, tmp_path: Path) -> None:
-    check_process_serves_health_and_ready(
-        service="order-processing-service",
-        env={"ORDERS_DATABASE_URL": database_url, "ORDERS_ENVIRONMENT": "test"},
-        cwd=SERVICE_ROOT,
-        log_path=tmp_path / "service.log",
+    found = findings(
+        lambda: check_process_serves_health_and_ready(
+            service="order-processing-service",
+            env={"ORDERS_DATABASE_URL": database_url, "ORDERS_ENVIRONMENT": "test"},
+            cwd=SERVICE_ROOT,
+            log_path=tmp_path / "service.log",
+        )
     )
+
+    assert found == []
 
 
 def test_order_killed_after_reserve_is_confirmed_by_the_next_process(

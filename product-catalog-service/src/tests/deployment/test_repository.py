@@ -23,4 +23,4 @@ CATALOG = ServiceFacts(
 
 @pytest.mark.parametrize("check", service_checks(CATALOG), ids=str)
 def test_catalog_repository_passes(check: Check, request: pytest.FixtureRequest) -> None:
-    check.run(request)
+    assert check.findings(request) == []

@@ -5,14 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from common_libs.testing.app_checks import check_process_serves_health_and_ready
+from common_libs.testing.findings import findings
 
 from tests.integration.conftest import SERVICE_ROOT
 
 
 def test_uvicorn_process_serves_health_and_ready(database_url: str, tmp_path: Path) -> None:
-    check_process_serves_health_and_ready(
-        service="product-catalog-service",
-        env={"CATALOG_DATABASE_URL": database_url, "CATALOG_ENVIRONMENT": "test"},
-        cwd=SERVICE_ROOT,
-        log_path=tmp_path / "service.log",
+    found = findings(
+        lambda: check_process_serves_health_and_ready(
+            service="product-catalog-service",
+            env={"CATALOG_DATABASE_URL": database_url, "CATALOG_ENVIRONMENT": "test"},
+            cwd=SERVICE_ROOT,
+            log_path=tmp_path / "service.log",
+        )
     )
+
+    assert found == []

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import httpx
 from common_libs.testing.db_checks import check_ready_answers, check_ready_names_stopped_database
+from common_libs.testing.findings import async_findings
 
 from app.main import create_app
 from tests.conftest import make_settings
 
 
 async def test_ready_answers_200_when_database_answers(client: httpx.AsyncClient) -> None:
-    await check_ready_answers(client, checks={"database": "ok"})
+    found = await async_findings(lambda: check_ready_answers(client, checks={"database": "ok"}))
+
+    assert found == []
 
 
 async def test_ready_answers_503_once_database_is_stopped() -> None:
-    await check_ready_names_stopped_database(
-        lambda url: create_app(make_settings(database_url=url))
+    found = await async_findings(
+        lambda: check_ready_names_stopped_database(
+            lambda url: create_app(make_settings(database_url=url))
+        )
     )
+
+    assert found == []
