@@ -20,6 +20,7 @@ from common_libs.testing.db_checks import (
     check_ready_answers,
     check_ready_names_stopped_database,
     check_schema_matches_models,
+    readiness_test,
 )
 
 
@@ -117,3 +118,24 @@ async def test_ready_check_on_a_stopped_database_fails_for_an_app_that_stays_rea
 
     with pytest.raises(AssertionError):
         await check_ready_names_stopped_database(always_ready)
+
+
+async def test_ready_check_compares_the_reported_checks_when_given() -> None:
+    await check_ready_names_stopped_database(probe_app, checks={"database": "ok"})
+
+    with pytest.raises(AssertionError):
+        await check_ready_names_stopped_database(
+            probe_app, checks={"database": "ok", "cache": "ok"}
+        )
+
+
+test_a_bound_readiness_test_passes_on_a_sound_app = readiness_test(
+    probe_app, checks={"database": "ok"}
+)
+
+
+async def test_a_bound_readiness_test_fails_on_wrong_checks() -> None:
+    test = readiness_test(probe_app, checks={"database": "ok", "cache": "ok"})
+
+    with pytest.raises(AssertionError):
+        await test()

@@ -28,6 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from common_libs.migrations import alembic_config
 from common_libs.testing.app_checks import asgi_client
+from common_libs.testing.findings import async_findings
 from common_libs.testing.postgres import PostgresServer, create_database, start_postgres
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "check_ready_names_stopped_database",
     "check_schema_matches_models",
     "create_migrated_database",
+    "readiness_test",
 ]
 
 _Shape = tuple[set[str], set[tuple[str, bool, bool]]]
@@ -146,12 +148,14 @@ async def check_ready_names_stopped_database(
     make_app: Callable[[str], FastAPI],
     *,
     started: Callable[[FastAPI], Awaitable[None]] | None = None,
+    checks: Mapping[str, str] | None = None,
 ) -> None:
     """An app on a PostgreSQL of its own is ready, then answers 503 naming ``database`` once
     that server is stopped.
 
     ``make_app(database_url)`` builds the service's app; ``started(app)``, when given, waits for
-    what its lifespan started in the background before the first probe.
+    what its lifespan started in the background before the first probe; ``checks``, when given,
+    are exactly what the ready answer reports (name to result).
     """
     with ExitStack() as stack:
         server = stack.enter_context(start_postgres())
@@ -160,7 +164,10 @@ async def check_ready_names_stopped_database(
             if started is not None:
                 await started(app)
             async with asgi_client(app) as client:
-                assert (await client.get("/ready")).status_code == 200
+                if checks is None:
+                    assert (await client.get("/ready")).status_code == 200
+                else:
+                    await check_ready_answers(client, checks=checks)
 
                 stack.close()  # stops this check's own PostgreSQL server
                 response = await client.get("/ready")
@@ -170,3 +177,28 @@ async def check_ready_names_stopped_database(
     body = response.json()
     assert body["checks"]["database"].startswith("failed")
     assert "database" in body["detail"]
+
+
+def readiness_test(
+    make_app: Callable[[str], FastAPI],
+    *,
+    checks: Mapping[str, str],
+    started: Callable[[FastAPI], Awaitable[None]] | None = None,
+) -> Callable[[], Awaitable[None]]:
+    """The readiness test of a service, bound in its suite in one statement::
+
+        test_ready_tells_whether_the_database_answers = readiness_test(
+            lambda url: create_app(make_settings(database_url=url)), checks={"database": "ok"}
+        )
+
+    See :func:`check_ready_names_stopped_database` for ``make_app``, ``checks`` and ``started``.
+    """
+
+    async def test_ready_tells_whether_the_database_answers() -> None:
+        found = await async_findings(
+            lambda: check_ready_names_stopped_database(make_app, started=started, checks=checks)
+        )
+
+        assert found == []
+
+    return test_ready_tells_whether_the_database_answers
