@@ -271,7 +271,7 @@ class UvicornServer(ServerProcess):
         )
 
 
-class UvicornThread:
+class UvicornThread(StartStop):
     """An ASGI app object served by uvicorn in a daemon thread of this process (its own event
     loop) on a free port of 127.0.0.1; for a test that needs the app in process. Stopped on exit.
     """
@@ -292,7 +292,8 @@ class UvicornThread:
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> Self:
+    def start(self) -> Self:
+        """Start the thread and wait until uvicorn serves."""
         self._thread.start()
         wait_until(
             lambda: self.server.started or not self._thread.is_alive(),
@@ -303,11 +304,7 @@ class UvicornThread:
             raise RuntimeError(f"the server on port {self.port} did not start")
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Ask uvicorn to exit and wait for its thread."""
         self.server.should_exit = True
         self._thread.join(timeout=15)
