@@ -8,7 +8,7 @@ from importlib.metadata import version
 
 from common_libs.db import ping_database
 from common_libs.http_client import create_http_client
-from common_libs.service_app import create_service_app, open_token_verifier
+from common_libs.service_app import create_service_app, open_token_verifier, run_in_background
 from fastapi import FastAPI
 
 from app.clients.catalog_client import CatalogClient
@@ -62,8 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.token_verifier = open_token_verifier(stack, settings)
         app.state.settlement = settlement
         app.state.reconciler = reconciler
-        reconciler.start()
-        stack.push_async_callback(reconciler.stop)
+        run_in_background(stack, reconciler.run_forever(), name="order-reconciler")
         yield
 
 

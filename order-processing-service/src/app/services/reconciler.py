@@ -9,7 +9,6 @@ finishing the same order waits for the lock and then finds it no longer ``pendin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -69,19 +68,6 @@ class Reconciler:
         self._settlement = settlement
         self._interval = interval_seconds
         self._max_age = timedelta(seconds=pending_max_age_seconds)
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the periodic passes (the first one right away)."""
-        self._task = asyncio.create_task(self._run_forever(), name="order-reconciler")
-
-    async def stop(self) -> None:
-        """Stop the passes; an interrupted order stays locked-then-pending for the next pass."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def run_once(self) -> ReconcileReport:
         """One pass: settle stale ``pending`` orders, retry releases, purge expired keys."""
@@ -96,7 +82,9 @@ class Reconciler:
             _logger.info("reconciler pass: %s", report)
         return report
 
-    async def _run_forever(self) -> None:
+    async def run_forever(self) -> None:
+        """Periodic passes, the first one right away, until cancelled (an interrupted order stays
+        locked-then-pending for the next pass)."""
         request_id_var.set("reconciler")
         while True:
             try:
