@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from common_libs.db import create_engine
 from common_libs.http_client import create_http_client
 from common_libs.problems import problem_responses
-from common_libs.service_app import create_service_app
+from common_libs.service_app import create_service_app, open_token_verifier
 from common_libs.testing.app_checks import (
     APP_CONVENTIONS,
     AppCheck,
@@ -36,6 +36,14 @@ pytestmark = pytest.mark.usefixtures("restore_logging")
 class QuietLogging:
     log_level: str = "WARNING"
     log_json: bool = True
+
+
+@dataclass(frozen=True)
+class TokenSettingsForTests:
+    jwks_url: str = "http://127.0.0.1:9/auth/jwks"
+    jwt_issuer: str = "issuer"
+    jwt_audience: str = "audience"
+    http_timeout_seconds: float = 1.0
 
 
 def conventional_app() -> FastAPI:
@@ -187,3 +195,26 @@ test_app_keeps_fleet_convention = fleet_app_test(
     failing_start_step="finish",
     absent_routes=[("POST", "/_pact/provider-states")],
 )
+
+
+async def test_a_token_verifier_client_left_open_by_a_failed_start_is_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The service module never names create_http_client: common-libs makes the JWKS client.
+    module = ModuleType("verifier_lifespan")
+    module.finish = lambda: None  # type: ignore[attr-defined]
+    settings = TokenSettingsForTests()
+
+    @asynccontextmanager
+    async def leaky(app: FastAPI) -> AsyncIterator[None]:
+        leaked_stack = AsyncExitStack()  # never closed: the client it was to close stays open
+        app.state.token_verifier = open_token_verifier(leaked_stack, settings)
+        module.finish()
+        yield
+
+    app = FastAPI(lifespan=leaky)
+
+    with pytest.raises(AssertionError, match="clients left open"):
+        await check_failed_start_releases_resources(
+            app, monkeypatch, module=module, failing_step="finish"
+        )

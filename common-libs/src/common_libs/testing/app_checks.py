@@ -24,6 +24,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from common_libs import http_client
 from common_libs.testing.processes import UvicornServer
 
 __all__ = [
@@ -120,20 +121,24 @@ async def check_failed_start_releases_resources(
 ) -> None:
     """A lifespan whose ``module.failing_step`` raises closes all it opened before, and re-raises.
 
-    Checked: every client made through ``module.create_http_client`` is closed, the engine in
-    ``app.state.engine`` (when the lifespan got that far) was disposed, and no task the start
-    created is still running. Pick a step late in the start, after the resources.
+    Checked: every client made through ``create_http_client`` (common-libs' own, as the token
+    verifier's, or ``module``'s name for it) is closed, the engine in ``app.state.engine`` (when
+    the lifespan got that far) was disposed, and no task the start created is still running.
+    Pick a step late in the start, after the resources.
     """
     clients: list[httpx.AsyncClient] = []
     pools: list[Any] = []
-    make_client = getattr(module, "create_http_client", None)
-    if make_client is not None:
+    make_client = http_client.create_http_client
 
-        def recording_client(*args: Any, **kwargs: Any) -> httpx.AsyncClient:
-            client: httpx.AsyncClient = make_client(*args, **kwargs)
-            clients.append(client)
-            return client
+    def recording_client(*args: Any, **kwargs: Any) -> httpx.AsyncClient:
+        client = make_client(*args, **kwargs)
+        clients.append(client)
+        return client
 
+    # Where common-libs makes clients (the token verifier's JWKS client) and where the service's
+    # own module does, if it imported the factory.
+    monkeypatch.setattr(http_client, "create_http_client", recording_client)
+    if hasattr(module, "create_http_client"):
         monkeypatch.setattr(module, "create_http_client", recording_client)
 
     def fail(*args: Any, **kwargs: Any) -> None:
