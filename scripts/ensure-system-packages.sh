@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the fleet runs on, only when they are missing:
-# nginx-light (the gateway), postgresql (server binaries for local runs and tests), shellcheck (used
-# by actionlint on the CI workflows), curl (the examples make up prints) and docker-compose (validates the Compose file; needs no daemon).
+# nginx-light (the gateway), postgresql (server binaries for local runs and tests), nats-server (the
+# event broker with JetStream, for local runs and tests), shellcheck (used by actionlint on the CI
+# workflows), curl (the examples make up prints) and docker-compose (validates the Compose file;
+# needs no daemon).
 set -euo pipefail
 
 missing=()
@@ -10,6 +12,9 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   missing+=(postgresql)
+fi
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  missing+=(nats-server)
 fi
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v curl >/dev/null 2>&1 || missing+=(curl)

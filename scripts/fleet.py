@@ -1,28 +1,31 @@
-"""Run the whole fleet locally: PostgreSQL, migrations, the four services and the nginx gateway.
+"""Run the whole fleet locally: PostgreSQL, NATS, migrations, the four services and the gateway.
 
     python scripts/fleet.py up     # start, wait until healthy, print the URLs; Ctrl-C stops all
     python scripts/fleet.py down   # stop a fleet left running (by its pid file)
 
 PostgreSQL runs from the local server binaries with its data in ``.fleet/pgdata`` (kept across
-restarts; see ``fleet_postgres.py``). The services and nginx run under ``fleet_supervisor.py``,
-which stops them all when one exits or when this process gets SIGINT/SIGTERM; PostgreSQL is
-stopped last. They write straight to this process's stdout/stderr: JSON lines naming their
-``service``; the runner's own lines read ``HH:MM:SS fleet | ...``. On an
-empty catalog the first ``up`` loads the demo catalog (``scripts/demo-catalog.json``, see
-``demo_catalog.py``). Once the fleet is ready it prints the gateway URL, the admin login and a
-few ``curl`` commands to try.
+restarts; see ``fleet_postgres.py``); NATS with JetStream runs from Debian's ``nats-server`` with
+its store in ``.fleet/nats`` (kept too; see ``fleet_nats.py``), and the fleet's streams are created
+on it before the services start, each of which gets ``NATS_URL``. The services and nginx run
+under ``fleet_supervisor.py``, which stops them all when one exits or when this process gets
+SIGINT/SIGTERM; then NATS stops, and PostgreSQL last. They write straight to this process's
+stdout/stderr: JSON lines naming their ``service``; the runner's own lines read
+``HH:MM:SS fleet | ...``. On an empty catalog the first ``up`` loads the demo catalog
+(``scripts/demo-catalog.json``, see ``demo_catalog.py``). Once the fleet is ready it prints the
+gateway URL, the admin login and a few ``curl`` commands to try.
 
 Variables, all optional: FLEET_DATA_DIR (``.fleet``), GATEWAY_PORT (8080), USER_SERVICE_PORT,
 CATALOG_SERVICE_PORT, ORDER_SERVICE_PORT, CHAT_SERVICE_PORT (8001..8004), FLEET_PG_PORT (55432),
-FLEET_ADMIN_EMAIL (``admin@example.com``), FLEET_ADMIN_PASSWORD (else one generated once into
-``<data>/secrets.json``; it sets the password of an admin account created from now on, not of
-one that exists), FLEET_READY_TIMEOUT (90 s). The whole environment passes through to every
-process, so the services' own variables work too: OPENAI_API_KEY, OPENAI_BASE_URL, CHAT_MODEL
-and EMBEDDING_MODEL for chat-llm-service, for example.
+FLEET_NATS_PORT (4222), FLEET_ADMIN_EMAIL (``admin@example.com``), FLEET_ADMIN_PASSWORD (else
+one generated once into ``<data>/secrets.json``; it sets the password of an admin account
+created from now on, not of one that exists), FLEET_READY_TIMEOUT (90 s). The whole environment
+passes through to every process, so the services' own variables work too: OPENAI_API_KEY,
+OPENAI_BASE_URL, CHAT_MODEL and EMBEDDING_MODEL for chat-llm-service, for example.
 
-The parts (``FleetConfig``, ``running_postgres`` from ``fleet_postgres.py``,
-``prepare_databases``, ``local_secrets``, ``service_env``, ``service_command``) can be imported,
-so that a test can run some of the services as child processes of its own.
+The parts (``FleetConfig``, ``running_postgres`` from ``fleet_postgres.py``, ``running_nats`` and
+``create_streams`` from ``fleet_nats.py``, ``prepare_databases``, ``local_secrets``,
+``service_env``, ``service_command``) can be imported, so that a test can run some of the
+services as child processes of its own.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pathlib import Path
 from secrets import token_urlsafe
 
 import demo_catalog
+from fleet_nats import NatsError, create_streams, running_nats
 from fleet_postgres import PostgresError, psql, running_postgres, say
 from fleet_supervisor import Supervisor, say_line
 
@@ -57,8 +61,10 @@ __all__ = [
     "FleetError",
     "Service",
     "answers",
+    "create_streams",
     "local_secrets",
     "prepare_databases",
+    "running_nats",
     "running_postgres",
     "service_command",
     "service_env",
@@ -101,6 +107,7 @@ class FleetConfig:
     service_ports: Mapping[str, int]
     gateway_port: int = 8080
     pg_port: int = 55432
+    nats_port: int = 4222
     admin_email: str = "admin@example.com"
     # FLEET_ADMIN_PASSWORD; None: the password generated once into the data folder.
     admin_password: str | None = None
@@ -118,6 +125,7 @@ class FleetConfig:
                 service_ports=ports,
                 gateway_port=int(environ.get("GATEWAY_PORT", "8080")),
                 pg_port=int(environ.get("FLEET_PG_PORT", "55432")),
+                nats_port=int(environ.get("FLEET_NATS_PORT", "4222")),
                 admin_email=environ.get("FLEET_ADMIN_EMAIL") or "admin@example.com",
                 admin_password=environ.get("FLEET_ADMIN_PASSWORD") or None,
                 ready_timeout=float(environ.get("FLEET_READY_TIMEOUT", "90")),
@@ -133,6 +141,10 @@ class FleetConfig:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
 
     def port(self, service: Service) -> int:
         return self.service_ports[service.name]
@@ -220,10 +232,12 @@ def local_secrets(config: FleetConfig) -> dict[str, str]:
 def service_env(
     config: FleetConfig, service: Service, secrets: Mapping[str, str]
 ) -> dict[str, str]:
-    """The environment of one service: its database, where its peers are, its secrets."""
+    """The environment of one service: its database, the broker, its peers, its secrets."""
     prefix = service.prefix
     env = {
         f"{prefix}DATABASE_URL": database_url(config, service),
+        # Unprefixed: every service reads the same variable for the one broker.
+        "NATS_URL": config.nats_url,
         f"{prefix}JWKS_URL": f"{config.url(USERS)}/auth/jwks",
         f"{prefix}ENVIRONMENT": "development",
     }
@@ -322,6 +336,7 @@ def announce_ready(
     say_line(f"  gateway   {base}   (the only entry point for clients)")
     for service in SERVICES:
         say_line(f"  {service.name:<25} {config.url(service)}  (direct, not for clients)")
+    say_line(f"  {'NATS (JetStream)':<25} {config.nats_url}  (events between services)")
     login = f"{config.admin_email} / {admin_password}"
     say_line(f"  admin login: {login}  (FLEET_ADMIN_EMAIL, FLEET_ADMIN_PASSWORD)")
     say_line(f"  {llm_summary(config)}")
@@ -357,7 +372,7 @@ def check_not_running(config: FleetConfig) -> None:
         if running(pid):
             raise FleetError(f"already running (pid {pid}); stop it with 'make down' first.")
         config.pid_file.unlink()
-    ports = (config.gateway_port, config.pg_port, *config.service_ports.values())
+    ports = (config.gateway_port, config.pg_port, config.nats_port, *config.service_ports.values())
     busy = [port for port in ports if in_use(port)]
     if busy:
         raise FleetError(f"port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1.")
@@ -404,15 +419,20 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def up(config: FleetConfig) -> int:
     check_not_running(config)
-    # 'make down' (SIGTERM) before the supervisor runs unwinds like Ctrl-C, so PostgreSQL stops
-    # too; the supervisor installs its own handlers while it runs the services.
+    # 'make down' (SIGTERM) before the supervisor runs unwinds like Ctrl-C, so NATS and PostgreSQL
+    # stop too; the supervisor installs its own handlers while it runs the services.
     signal.signal(signal.SIGTERM, _interrupt)
     for sub in ("run", "logs", "gateway", "keys"):
         (config.data_dir / sub).mkdir(parents=True, exist_ok=True)
     config.pid_file.write_text(str(os.getpid()))
     try:
-        with running_postgres(config.data_dir, config.pg_port) as bindir:
+        # Left in reverse: the services first (run_fleet), then NATS, then PostgreSQL.
+        with (
+            running_postgres(config.data_dir, config.pg_port) as bindir,
+            running_nats(config.data_dir, config.nats_port) as nats_url,
+        ):
             secrets = local_secrets(config)
+            create_streams(CATALOG.workdir / ".venv" / "bin" / "python", nats_url)
             prepare_databases(config, bindir, secrets)
             return run_fleet(config, secrets)
     finally:
@@ -445,7 +465,7 @@ def down(config: FleetConfig) -> int:
             say(f"the fleet (pid {pid}) did not stop within 60 s")
             return 1
         time.sleep(0.2)
-    # The runner removes its pid file last, after PostgreSQL has stopped.
+    # The runner removes its pid file last, after NATS and PostgreSQL have stopped.
     while running(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     say("stopped")
@@ -459,7 +479,7 @@ def main() -> int:
     try:
         config = FleetConfig.from_environ(os.environ)
         return up(config) if args.command == "up" else down(config)
-    except (FleetError, PostgresError) as exc:
+    except (FleetError, PostgresError, NatsError) as exc:
         print(f"fleet: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

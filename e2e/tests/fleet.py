@@ -25,6 +25,7 @@ PORT_VARIABLES = (
     "ORDER_SERVICE_PORT",
     "CHAT_SERVICE_PORT",
     "FLEET_PG_PORT",
+    "FLEET_NATS_PORT",
 )
 _SERVICE_OF = {"gateway": "api-gateway-service"}
 _STARTED = re.compile(r"started \(pid=(\d+)\)")
@@ -57,6 +58,10 @@ class Fleet:
     @property
     def gateway(self) -> str:
         return f"http://127.0.0.1:{self.ports['GATEWAY_PORT']}"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.ports['FLEET_NATS_PORT']}"
 
     @property
     def log_path(self) -> Path:
@@ -132,7 +137,7 @@ class Fleet:
         return "the fleet is ready" in self.log()
 
     def pids(self) -> list[int]:
-        """Every process the fleet started: the supervisor's children, PostgreSQL's postmaster."""
+        """Every process the fleet started: supervised children, NATS, PostgreSQL's postmaster."""
         pids = [int(pid) for pid in _STARTED.findall(self.log())]
         postmaster = self.data_dir / "pgdata" / "postmaster.pid"
         if postmaster.exists():

@@ -23,7 +23,7 @@ def test_ctrl_c_stops_every_process_of_the_fleet() -> None:
     try:
         fleet.start()
         pids = fleet.pids()
-        assert len(pids) == 6  # four services, nginx, PostgreSQL
+        assert len(pids) == 7  # four services, nginx, NATS, PostgreSQL
 
         fleet.stop(signal.SIGINT)
 

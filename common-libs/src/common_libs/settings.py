@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Environment", "ServiceSettings", "VerifyingServiceSettings"]
@@ -23,7 +23,7 @@ Environment = Literal["development", "test", "production"]
 
 
 class ServiceSettings(BaseSettings):
-    """The environment, logging and database settings of every service."""
+    """The environment, logging, database and event broker settings of every service."""
 
     model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
 
@@ -38,6 +38,12 @@ class ServiceSettings(BaseSettings):
     database_max_overflow: int = Field(default=10, ge=0, le=100)
     # A pooled connection idle this long is pinged before use (instead of pinging every time).
     database_idle_ping_seconds: float = Field(default=10.0, ge=0, le=3600)
+
+    # The event broker (NATS with JetStream), one for the whole fleet: read from ``NATS_URL``
+    # without the service's prefix.
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL", "nats_url")
+    )
 
     # Access tokens are issued by user-service: its issuer name, not this service's.
     jwt_issuer: str = "fleet-user-service"

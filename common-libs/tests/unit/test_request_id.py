@@ -15,6 +15,7 @@ from common_libs.request_id import (
     REQUEST_ID_HEADER,
     RequestIdMiddleware,
     get_request_id,
+    get_trace_headers,
     is_sane_request_id,
     new_request_id,
 )
@@ -29,6 +30,10 @@ def build_app() -> FastAPI:
     @app.get("/whoami")
     async def whoami() -> dict[str, str | None]:
         return {"request_id": get_request_id()}
+
+    @app.get("/trace")
+    async def trace() -> dict[str, str]:
+        return dict(get_trace_headers())
 
     @app.get("/spoof")
     async def spoof() -> JSONResponse:
@@ -153,3 +158,23 @@ async def test_request_id_does_not_outlive_the_request_task() -> None:
 
     assert response.json() == {"request_id": "r-1"}
     assert get_request_id() is None
+
+
+async def test_the_trace_context_of_the_request_is_kept_for_what_it_causes(
+    client: httpx.AsyncClient,
+) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    response = await client.get(
+        "/trace",
+        headers=[
+            ("traceparent", traceparent),
+            ("tracestate", "vendor=1"),
+            ("X-Request-ID", "first"),
+            ("X-Request-ID", "second"),
+        ],
+    )
+
+    assert response.json() == {"traceparent": traceparent, "tracestate": "vendor=1"}
+    assert response.headers[REQUEST_ID_HEADER] == "first"
+    assert (await client.get("/trace")).json() == {}
+    assert (await client.get("/trace", headers={"traceparent": "0" * 600})).json() == {}

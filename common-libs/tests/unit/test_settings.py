@@ -61,3 +61,10 @@ def test_a_service_without_a_default_database_url_needs_one(
 
     monkeypatch.setenv("BARE_DATABASE_URL", "postgresql+asyncpg://db/bare")
     assert BareSettings().database_url.get_secret_value() == "postgresql+asyncpg://db/bare"
+
+
+def test_the_broker_url_is_the_fleets_unprefixed_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ShopSettings().nats_url == "nats://127.0.0.1:4222"
+    monkeypatch.setenv("NATS_URL", "nats://nats:4222")
+    assert ShopSettings().nats_url == "nats://nats:4222"
+    assert ShopSettings(nats_url="nats://elsewhere:4222").nats_url == "nats://elsewhere:4222"

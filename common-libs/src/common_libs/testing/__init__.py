@@ -1,8 +1,8 @@
-"""Test helpers for the fleet's suites: a real throwaway PostgreSQL, real server processes and
-the OpenAI-compatible test server.
+"""Test helpers for the fleet's suites: a real throwaway PostgreSQL and NATS server, real server
+processes and the OpenAI-compatible test server.
 
 Installed with ``common-libs[testing]``; the pytest plugin in :mod:`common_libs.testing.plugin`
-is registered automatically and provides the ``postgres_server`` fixture.
+is registered automatically and provides the ``postgres_server`` and ``nats_server`` fixtures.
 """
 
 import pytest
@@ -18,6 +18,7 @@ from common_libs.testing.llm import (
     ToolCall,
     ToolCalls,
 )
+from common_libs.testing.nats import NatsServer, start_nats
 from common_libs.testing.postgres import PostgresServer, create_database, start_postgres
 from common_libs.testing.processes import (
     ServerProcess,
@@ -46,6 +47,7 @@ __all__ = [
     "Hang",
     "LlmControl",
     "LlmServer",
+    "NatsServer",
     "PostgresServer",
     "Received",
     "Reply",
@@ -59,6 +61,7 @@ __all__ = [
     "create_database",
     "eventually",
     "free_port",
+    "start_nats",
     "start_postgres",
     "wait_for_http",
     "wait_until",

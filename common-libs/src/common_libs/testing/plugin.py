@@ -1,5 +1,5 @@
-"""The pytest plugin (registered through the ``pytest11`` entry point): ``postgres_server``, and
-``offline_client`` for suites that define an ``offline_app`` fixture."""
+"""The pytest plugin (registered through the ``pytest11`` entry point): ``postgres_server``,
+``nats_server``, and ``offline_client`` for suites that define an ``offline_app`` fixture."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 from fastapi import FastAPI
 
 from common_libs.testing.app_checks import asgi_client
+from common_libs.testing.nats import NatsServer, start_nats
 from common_libs.testing.postgres import PostgresServer, start_postgres
 
-__all__ = ["offline_client", "postgres_server"]
+__all__ = ["nats_server", "offline_client", "postgres_server"]
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,18 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield PostgresServer.from_url(url)
         return
     with start_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """A real NATS server with JetStream for the whole test session: ``TEST_NATS_URL`` or a
+    throwaway one."""
+    url = os.environ.get("TEST_NATS_URL")
+    if url:
+        yield NatsServer(url)
+        return
+    with start_nats() as server:
         yield server
 
 

@@ -12,7 +12,6 @@ import glob
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -25,9 +24,13 @@ from urllib.parse import quote, unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
+from common_libs.testing._system import apt_install, docker_available
 from common_libs.testing.processes import ServerProcess, free_port, wait_until
 
 __all__ = ["PostgresServer", "create_database", "find_postgres_bindir", "start_postgres"]
+
+# The name this module's Docker probe had before it moved to ``_system`` (shared with NATS).
+_docker_available = docker_available
 
 _logger = logging.getLogger("common_libs.testing")
 _T = TypeVar("_T")
@@ -117,17 +120,6 @@ def find_postgres_bindir() -> Path | None:
     return Path(newest).parent
 
 
-def _install_postgres() -> None:  # pragma: no cover - runs only on a machine without PostgreSQL
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise RuntimeError(
-            "PostgreSQL server binaries are missing; install Debian's 'postgresql' package "
-            "or set TEST_DATABASE_URL."
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)  # noqa: S607
-    subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env)  # noqa: S607
-
-
 def _server_user() -> str | None:
     """As root, PostgreSQL must run as the unprivileged ``postgres`` user."""
     return _SERVER_USER if os.geteuid() == 0 else None
@@ -137,7 +129,11 @@ def _server_user() -> str | None:
 def _local_cluster() -> Iterator[PostgresServer]:
     bindir = find_postgres_bindir()
     if bindir is None:  # pragma: no cover - depends on the machine
-        _install_postgres()
+        apt_install(
+            "postgresql",
+            missing="PostgreSQL server binaries are missing",
+            override="TEST_DATABASE_URL",
+        )
         bindir = find_postgres_bindir()
         assert bindir is not None
     user = _server_user()
@@ -216,33 +212,10 @@ def _docker_container() -> Iterator[PostgresServer]:  # pragma: no cover - needs
         )
 
 
-def _docker_available() -> bool:
-    """Tell whether a Docker daemon accepts connections at ``DOCKER_HOST`` (or the default socket).
-
-    Probed with a plain socket: docker-py leaves its socket open when no daemon answers.
-    """
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    parts = urlsplit(host)
-    try:
-        if parts.scheme == "unix":
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(1.0)
-                sock.connect(parts.path)
-        elif parts.scheme == "tcp":
-            socket.create_connection(
-                (parts.hostname or "127.0.0.1", parts.port or 2375), 1.0
-            ).close()
-        else:
-            return False
-    except OSError:
-        return False
-    return True  # pragma: no cover - needs a Docker engine
-
-
 @contextmanager
 def start_postgres(*, prefer_docker: bool = True) -> Iterator[PostgresServer]:
     """Start a fresh PostgreSQL server and remove it afterwards."""
-    if prefer_docker and _docker_available():  # pragma: no cover - needs a Docker engine
+    if prefer_docker and docker_available():  # pragma: no cover - needs a Docker engine
         with _docker_container() as server:
             yield server
         return

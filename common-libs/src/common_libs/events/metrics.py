@@ -1,0 +1,83 @@
+"""The pipe's metrics: outbox backlog and age, publishes, consumer outcomes, lag, dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from weakref import WeakKeyDictionary
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+
+__all__ = ["EventMetrics", "event_metrics"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventMetrics:
+    """The collectors, registered once per registry."""
+
+    outbox_backlog: Gauge
+    outbox_oldest_age: Gauge
+    published: Counter
+    publish_failures: Counter
+    consumed: Counter
+    redeliveries: Counter
+    dead_lettered: Counter
+    consumer_pending: Gauge
+
+
+_metrics: WeakKeyDictionary[CollectorRegistry, EventMetrics] = WeakKeyDictionary()
+
+
+def event_metrics(registry: CollectorRegistry = REGISTRY) -> EventMetrics:
+    """The events' collectors of ``registry`` (created on first use; tests pass their own)."""
+    metrics = _metrics.get(registry)
+    if metrics is None:
+        metrics = EventMetrics(
+            outbox_backlog=Gauge(
+                "events_outbox_backlog",
+                "Events written but not yet acknowledged by the broker.",
+                registry=registry,
+            ),
+            outbox_oldest_age=Gauge(
+                "events_outbox_oldest_age_seconds",
+                "Age of the oldest event not yet acknowledged by the broker (0 when none).",
+                registry=registry,
+            ),
+            published=Counter(
+                "events_published",
+                "Events the broker acknowledged, by type; outcome duplicate: it already had it.",
+                ["type", "outcome"],
+                registry=registry,
+            ),
+            publish_failures=Counter(
+                "events_publish_failures",
+                "Relay passes that failed (broker or database away); retried with backoff.",
+                registry=registry,
+            ),
+            consumed=Counter(
+                "events_consumed",
+                "Messages a consumer processed, by outcome "
+                "(handled, duplicate, stale, failed, dead_lettered).",
+                ["consumer", "outcome"],
+                registry=registry,
+            ),
+            redeliveries=Counter(
+                "events_redeliveries",
+                "Messages delivered to a consumer more than once.",
+                ["consumer"],
+                registry=registry,
+            ),
+            dead_lettered=Counter(
+                "events_dead_lettered",
+                "Messages a consumer gave up on and moved to the DEADLETTER stream.",
+                ["consumer"],
+                registry=registry,
+            ),
+            consumer_pending=Gauge(
+                "events_consumer_pending",
+                "Messages in the stream the consumer has not been delivered yet (its lag).",
+                ["consumer"],
+                registry=registry,
+            ),
+        )
+        _metrics[registry] = metrics
+    return metrics

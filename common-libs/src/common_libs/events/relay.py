@@ -1,0 +1,265 @@
+"""The outbox relay: publishes committed events to JetStream, then removes them from the outbox.
+
+It runs as a background task in each producing service's process (``run_in_background(stack,
+relay.run(), name="outbox-relay")``). One pass:
+
+1. claims the oldest rows with ``FOR UPDATE SKIP LOCKED`` (another replica's relay skips them),
+   keeping back a row while an earlier row of the same subject is pending outside its claim, so
+   that each subject's events reach the broker in version order whatever the number of relays;
+2. publishes them with ``Nats-Msg-Id`` = event id (subjects concurrently, each subject's events
+   one after another, each waiting for the broker's acknowledgement);
+3. deletes the acknowledged rows and commits. A relay that dies between 2 and 3 leaves the rows,
+   the next pass publishes them again, and the broker drops the duplicate (its window is longer
+   than a restart); consumers' inboxes catch any that get through later.
+
+Between passes it sleeps until a write's ``NOTIFY`` (or a slow poll, if the listening connection
+is gone) and, while the broker or the database is away, backs off exponentially. The outbox's
+backlog and the age of its oldest row are gauges, measured by every pass that publishes and
+every pass that fails, so they stay current while the broker is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from nats.js import JetStreamContext
+from prometheus_client import REGISTRY, CollectorRegistry
+from sqlalchemy import Row, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from common_libs.events.broker import Broker, raise_if_cancelled, retry_delay
+from common_libs.events.envelope import envelope_json
+from common_libs.events.metrics import event_metrics
+from common_libs.events.schema import OUTBOX_CHANNEL
+from common_libs.events.streams import StreamSpec, ensure_stream
+
+__all__ = ["OutboxRelay", "start_relay"]
+
+_logger = logging.getLogger("common_libs.events")
+
+_CLAIM = text(
+    """
+    WITH claimed AS (
+        SELECT id, subject FROM outbox ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    )
+    SELECT o.id, o.event_id, o.type, o.source, o.subject, o.version, o.occurred_at,
+           o.request_id, o.headers, CAST(o.data AS text) AS data
+    FROM outbox AS o JOIN claimed AS c ON c.id = o.id
+    WHERE NOT EXISTS (
+        SELECT 1 FROM outbox AS earlier
+        WHERE earlier.subject = c.subject AND earlier.id < c.id
+          AND earlier.id NOT IN (SELECT id FROM claimed)
+    )
+    ORDER BY o.id
+    """
+)
+# Remove what the broker acknowledged and measure what is left, in one round trip (the deleted
+# rows are still visible to the outer query's snapshot, hence NOT IN).
+_DELETE_AND_MEASURE = text(
+    """
+    WITH sent AS (DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING id)
+    SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)
+    FROM outbox WHERE id NOT IN (SELECT id FROM sent)
+    """
+)
+_BACKLOG = text(
+    "SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0) FROM outbox"
+)
+
+
+class OutboxRelay:
+    """Publishes one service's outbox to its stream; safe to run in every replica."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        broker: Broker,
+        stream: StreamSpec,
+        batch_size: int = 200,
+        publish_timeout: float = 2.0,
+        poll_seconds: float = 5.0,
+        linger_seconds: float = 0.003,
+        max_backoff_seconds: float = 10.0,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.stream = stream
+        self.batch_size = batch_size
+        self.publish_timeout = publish_timeout
+        self.poll_seconds = poll_seconds
+        self.linger_seconds = linger_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.metrics = event_metrics(registry)
+        self._wake = asyncio.Event()
+        self._listener: Any = None
+        self._stream_ready = False
+
+    async def run(self) -> None:
+        """Relay until cancelled."""
+        failures = 0
+        try:
+            while True:
+                try:
+                    await self._listen()
+                    published = await self.relay_once()
+                except Exception as exc:
+                    raise_if_cancelled()
+                    failures += 1
+                    self.metrics.publish_failures.inc()
+                    delay = retry_delay(failures, self.max_backoff_seconds)
+                    _logger.warning(
+                        "outbox relay pass failed (%s); retrying in %.1f s",
+                        type(exc).__name__,
+                        delay,
+                    )
+                    await self._update_gauges()
+                    await self._sleep(delay, wake_early=False)
+                    continue
+                failures = 0
+                if published < self.batch_size and await self._sleep(
+                    self.poll_seconds, wake_early=True
+                ):
+                    # Woken by a commit: let the commits right behind it join the same pass (a
+                    # pass costs about as much for one event as for ten).
+                    await asyncio.sleep(self.linger_seconds)
+        finally:
+            await self._unlisten()
+
+    async def relay_once(self) -> int:
+        """One pass: publish what can be published now; return how many events it published."""
+        js = await self.broker.jetstream()
+        if not self._stream_ready:
+            await ensure_stream(js, self.stream)
+            self._stream_ready = True
+        self._wake.clear()
+        failure: BaseException | None = None
+        async with self.engine.begin() as connection:
+            rows = (await connection.execute(_CLAIM, {"limit": self.batch_size})).all()
+            if rows:  # an empty pass changes nothing, not even the gauges
+                acknowledged, failure = await self._publish(js, rows)
+                measured = await connection.execute(_DELETE_AND_MEASURE, {"ids": acknowledged})
+                self._set_gauges(*measured.one())
+        if failure is not None:
+            self._stream_ready = False  # the stream may be what is missing
+            raise failure
+        return len(rows)
+
+    async def _publish(
+        self, js: JetStreamContext, rows: Sequence[Row[Any]]
+    ) -> tuple[list[int], BaseException | None]:
+        by_subject: defaultdict[str, list[Row[Any]]] = defaultdict(list)
+        for row in rows:
+            by_subject[row.subject].append(row)
+        results = await asyncio.gather(
+            *(self._publish_in_order(js, chain) for chain in by_subject.values())
+        )
+        acknowledged = [row_id for ids, _ in results for row_id in ids]
+        failure = next((error for _, error in results if error is not None), None)
+        return acknowledged, failure
+
+    async def _publish_in_order(
+        self, js: JetStreamContext, chain: list[Row[Any]]
+    ) -> tuple[list[int], BaseException | None]:
+        """Publish one subject's events in order, stopping at the first that fails."""
+        acknowledged: list[int] = []
+        for row in chain:
+            headers = {str(k): str(v) for k, v in row.headers.items()}
+            headers["Nats-Msg-Id"] = str(row.event_id)
+            if row.request_id:
+                headers["X-Request-ID"] = row.request_id
+            body = envelope_json(
+                event_id=row.event_id,
+                type_=row.type,
+                source=row.source,
+                subject=row.subject,
+                version=row.version,
+                occurred_at=row.occurred_at,
+                request_id=row.request_id,
+                data_json=row.data,
+            )
+            try:
+                ack = await js.publish(
+                    row.type,
+                    body,
+                    timeout=self.publish_timeout,
+                    stream=self.stream.name,
+                    headers=headers,
+                )
+            except Exception as exc:
+                return acknowledged, exc
+            outcome = "duplicate" if ack.duplicate else "published"
+            self.metrics.published.labels(type=row.type, outcome=outcome).inc()
+            acknowledged.append(row.id)
+        return acknowledged, None
+
+    async def _update_gauges(self) -> None:
+        """Measure the backlog after a failed pass (a pass that publishes measures it itself)."""
+        try:
+            async with self.engine.connect() as connection:
+                count, age = (await connection.execute(_BACKLOG)).one()
+        except Exception as exc:
+            _logger.warning("outbox backlog unknown (%s)", type(exc).__name__)
+            return
+        self._set_gauges(count, age)
+
+    def _set_gauges(self, count: int, age: float) -> None:
+        self.metrics.outbox_backlog.set(count)
+        self.metrics.outbox_oldest_age.set(float(age))
+
+    async def _sleep(self, seconds: float, *, wake_early: bool) -> bool:
+        """Wait ``seconds``, or until a write's NOTIFY arrives when ``wake_early``; tell whether
+        a NOTIFY ended it."""
+        if not wake_early:
+            await asyncio.sleep(seconds)
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+                return True
+        return False
+
+    async def _listen(self) -> None:
+        """Open the ``LISTEN`` connection if there is none (a write's commit wakes the relay)."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        url = self.engine.url.set(drivername="postgresql")
+        listener = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=5)
+        await listener.add_listener(OUTBOX_CHANNEL, self._notified)
+        listener.add_termination_listener(self._listener_lost)
+        self._listener = listener
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    def _listener_lost(self, *_: object) -> None:
+        self._wake.set()  # go and look, then open a new one
+
+    async def _unlisten(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            await listener.close()
+
+
+def start_relay(
+    stack: AsyncExitStack,
+    *,
+    engine: AsyncEngine,
+    broker: Broker,
+    stream: StreamSpec,
+    registry: CollectorRegistry = REGISTRY,
+) -> OutboxRelay:
+    """Run an :class:`OutboxRelay` in the background of a lifespan (cancelled when it ends)."""
+    from common_libs.service_app import run_in_background
+
+    relay = OutboxRelay(engine=engine, broker=broker, stream=stream, registry=registry)
+    run_in_background(stack, relay.run(), name="outbox-relay")
+    return relay

@@ -1,0 +1,93 @@
+"""What the events tests share: a database with the events' tables, a stream of each test's own,
+and helpers to read the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pytest
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from common_libs.db import create_engine
+from common_libs.events import Broker, EventSource, EventType, StreamSpec
+from common_libs.events.schema import create_inbox_tables, create_outbox_tables
+from common_libs.testing import PostgresServer, create_database
+from common_libs.testing.nats import NatsServer
+
+
+class Thing(BaseModel):
+    """The data of the test events."""
+
+    id: uuid.UUID
+    count: int
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A stream and event types of one test's own (streams outlive tests within a session)."""
+
+    stream: StreamSpec
+    source: EventSource
+    changed: EventType
+    removed: EventType
+
+    @property
+    def name(self) -> str:
+        return self.stream.name
+
+
+@pytest.fixture(scope="session")
+def events_database(postgres_server: PostgresServer) -> str:
+    """A database with ``outbox``/``event_versions`` and ``inbox``/``consumed_versions``, made by
+    the migration helpers a service's migration calls."""
+    url = create_database(postgres_server, "cl_events")
+
+    async def migrate() -> None:
+        engine = create_engine(url)
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda sync: (
+                    create_outbox_tables(SimpleNamespace(get_bind=lambda: sync)),
+                    create_inbox_tables(SimpleNamespace(get_bind=lambda: sync)),
+                )
+            )
+        await engine.dispose()
+
+    asyncio.run(migrate())
+    return url
+
+
+@pytest.fixture
+async def engine(events_database: str) -> AsyncIterator[AsyncEngine]:
+    """A pool on the events database; the outbox starts empty for every test."""
+    engine = create_engine(events_database)
+    async with engine.begin() as connection:
+        await connection.execute(text("TRUNCATE outbox, event_versions, inbox, consumed_versions"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def domain() -> Domain:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    stream = StreamSpec(prefix.upper(), (f"{prefix}.>",))
+    source = EventSource("test-service", stream)
+    return Domain(
+        stream=stream,
+        source=source,
+        changed=source.event(f"{prefix}.thing.changed", Thing, "A thing changed."),
+        removed=source.event(f"{prefix}.thing.removed", Thing, "A thing went."),
+    )
+
+
+@pytest.fixture
+async def broker(nats_server: NatsServer) -> AsyncIterator[Broker]:
+    broker = Broker(nats_server.url, name="events-tests")
+    yield broker
+    await broker.close()

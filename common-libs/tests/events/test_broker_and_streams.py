@@ -1,0 +1,108 @@
+"""The broker connection, the streams command and the test kit's stream readers, for real."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import nats
+import pytest
+from nats.errors import NoServersError
+
+import common_libs.events as events_package
+from common_libs.events import Broker, StreamSpec
+from common_libs.events.streams import FLEET_STREAMS, ensure_stream, main
+from common_libs.testing import free_port
+from common_libs.testing.events import stream_events, wait_for_stream_events
+from common_libs.testing.nats import NatsServer
+
+from .conftest import Domain
+
+
+async def test_the_streams_command_creates_the_fleets_streams(
+    nats_server: NatsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    await asyncio.to_thread(main, ["--nats-url", nats_server.url, "--replicas", "1"])
+    assert capsys.readouterr().out == "streams ready: CATALOG, ORDERS, USERS, DEADLETTER\n"
+    client = await nats.connect(nats_server.url)
+    try:
+        js = client.jetstream()
+        for spec in FLEET_STREAMS:
+            info = await js.stream_info(spec.name)
+            assert info.config.subjects == list(spec.subjects)
+    finally:
+        await client.close()
+
+
+async def test_ensuring_a_stream_again_brings_its_configuration_up_to_date(
+    broker: Broker, domain: Domain
+) -> None:
+    js = await broker.jetstream()
+    await ensure_stream(js, domain.stream)
+    longer = StreamSpec(domain.stream.name, domain.stream.subjects, max_age=timedelta(days=9))
+    await ensure_stream(js, longer)  # a service: an existing stream stays as the operator left it
+    assert (await js.stream_info(domain.stream.name)).config.max_age == 7 * 86400
+    await ensure_stream(js, longer, update=True)  # the operator's command
+    assert (await js.stream_info(domain.stream.name)).config.max_age == 9 * 86400
+
+
+async def test_the_broker_connects_when_first_used_and_closes_once(
+    nats_server: NatsServer,
+) -> None:
+    broker = Broker(nats_server.url, name="lazy")
+    assert not broker.connected
+    await broker.close()  # nothing open: nothing to do
+    first = await broker.jetstream()
+    assert broker.connected
+    assert (await first.account_info()).streams >= 0
+    await broker.jetstream()
+    await broker.close()
+    assert not broker.connected
+
+
+async def test_a_broker_that_does_not_answer_fails_fast_and_logs_no_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = Broker(f"nats://127.0.0.1:{free_port()}", name="nowhere", connect_timeout=0.2)
+    with caplog.at_level(logging.WARNING, "common_libs.events"), pytest.raises(NoServersError):
+        await broker.jetstream()
+    assert "event broker connection" in caplog.text
+    assert "127.0.0.1" not in caplog.text
+
+
+async def test_reading_a_stream_that_does_not_exist_finds_nothing(nats_server: NatsServer) -> None:
+    assert await stream_events(nats_server.url, "NO_SUCH_STREAM") == []
+    with pytest.raises(AssertionError, match="timed out waiting for one event; the stream holds"):
+        await wait_for_stream_events(
+            nats_server.url,
+            "NO_SUCH_STREAM",
+            lambda e: len(e) == 1,
+            within=0.1,
+            message="one event",
+        )
+
+
+async def test_the_streams_command_gives_up_on_a_broker_that_does_not_answer() -> None:
+    import asyncio
+
+    with pytest.raises(NoServersError):
+        await asyncio.to_thread(main, ["--nats-url", f"nats://127.0.0.1:{free_port()}"])
+
+
+def test_the_package_runs_the_streams_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import runpy
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["python -m common_libs.events", "--help"])
+    # What ``python -m common_libs.events`` runs:
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(
+            str(Path(events_package.__file__).with_name("__main__.py")), run_name="__main__"
+        )
+    assert exited.value.code == 0
+    assert "--replicas" in capsys.readouterr().out

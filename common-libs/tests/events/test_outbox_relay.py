@@ -1,0 +1,489 @@
+"""The outbox and its relay on a real PostgreSQL and a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import uuid
+from collections import Counter
+from contextlib import AsyncExitStack
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from nats.js.errors import NoStreamResponseError
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from common_libs.db import create_engine
+from common_libs.events import (
+    Broker,
+    OutboxRelay,
+    StreamSpec,
+    open_broker,
+    start_relay,
+    write_event,
+    write_events,
+)
+from common_libs.events.metrics import event_metrics
+from common_libs.events.schema import (
+    create_inbox_tables,
+    create_outbox_tables,
+    drop_inbox_tables,
+    drop_outbox_tables,
+)
+from common_libs.request_id import request_id_var, trace_headers_var
+from common_libs.testing import (
+    PostgresServer,
+    ServerProcess,
+    create_database,
+    eventually,
+    free_port,
+)
+from common_libs.testing.events import stream_events, wait_for_stream_events
+from common_libs.testing.nats import NatsServer, start_nats
+
+from .conftest import Domain, Thing
+
+SUPPORT = Path(__file__).parent.parent / "support"
+
+
+async def outbox_rows(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int(await connection.scalar(text("SELECT count(*) FROM outbox")))
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def published(registry: CollectorRegistry, domain: Domain, outcome: str) -> float:
+    return sample(registry, "events_published_total", type=domain.changed.name, outcome=outcome)
+
+
+async def test_a_rolled_back_change_publishes_nothing_and_a_committed_one_once(
+    engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
+) -> None:
+    registry = CollectorRegistry()
+    relay = OutboxRelay(engine=engine, broker=broker, stream=domain.stream, registry=registry)
+    kept, dropped = uuid.uuid4(), uuid.uuid4()
+
+    async def change_that_fails() -> None:
+        async with engine.begin() as connection:
+            await write_event(connection, domain.changed, dropped, Thing(id=dropped, count=1))
+            raise RuntimeError("the change failed")
+
+    with pytest.raises(RuntimeError, match="the change failed"):
+        await change_that_fails()
+    async with engine.begin() as connection:
+        event_id = await write_event(connection, domain.changed, kept, Thing(id=kept, count=1))
+
+    assert await relay.relay_once() == 1
+    assert await relay.relay_once() == 0
+
+    events = await stream_events(nats_server.url, domain.name)
+    assert [(e.envelope.id, e.envelope.subject) for e in events] == [(event_id, str(kept))]
+    assert events[0].headers["Nats-Msg-Id"] == str(event_id)
+    assert events[0].envelope.data == {"id": str(kept), "count": 1}
+    assert events[0].envelope.source == "test-service"
+    assert await outbox_rows(engine) == 0
+    assert (
+        sample(registry, "events_published_total", type=domain.changed.name, outcome="published")
+        == 1
+    )
+
+
+async def test_the_envelope_carries_versions_per_subject_and_the_request_context(
+    engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
+) -> None:
+    relay = OutboxRelay(
+        engine=engine, broker=broker, stream=domain.stream, registry=CollectorRegistry()
+    )
+    first, second = uuid.uuid4(), uuid.uuid4()
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    request_id_var.set("req-123")
+    trace_headers_var.set((("traceparent", traceparent),))
+    try:
+        async with engine.begin() as connection:
+            await write_events(
+                connection,
+                domain.changed,
+                {first: Thing(id=first, count=1), second: Thing(id=second, count=1)},
+            )
+            await write_event(connection, domain.removed, first, Thing(id=first, count=0))
+        async with engine.begin() as connection:
+            await write_event(connection, domain.changed, first, Thing(id=first, count=2))
+    finally:
+        request_id_var.set(None)
+        trace_headers_var.set(())
+    async with engine.begin() as connection:
+        assert await write_events(connection, domain.changed, {}) == []
+
+    await relay.relay_once()
+    events = await stream_events(nats_server.url, domain.name)
+    versions = [(e.envelope.subject, e.envelope.type, e.envelope.version) for e in events]
+    assert sorted(v for v in versions if v[0] == str(first)) == [
+        (str(first), domain.changed.name, 1),
+        (str(first), domain.changed.name, 3),
+        (str(first), domain.removed.name, 2),
+    ]
+    assert [v for v in versions if v[0] == str(second)] == [(str(second), domain.changed.name, 1)]
+    assert all(e.envelope.request_id == "req-123" for e in events)
+    assert all(e.headers["X-Request-ID"] == "req-123" for e in events)
+    assert all(e.headers["traceparent"] == traceparent for e in events)
+    assert all(e.envelope.occurred_at.utcoffset() is not None for e in events)
+
+
+async def test_writing_data_of_another_model_is_refused(
+    engine: AsyncEngine, domain: Domain
+) -> None:
+
+    class Other(BaseModel):
+        id: uuid.UUID
+
+    async with engine.begin() as connection:
+        with pytest.raises(TypeError, match="carries Thing, not Other"):
+            await write_event(connection, domain.changed, 1, Other(id=uuid.uuid4()))
+
+
+async def test_the_running_relay_publishes_on_notify(
+    engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
+) -> None:
+    registry = CollectorRegistry()
+    # A poll far longer than the test: only the NOTIFY of the commit can wake the relay.
+    relay = OutboxRelay(
+        engine=engine, broker=broker, stream=domain.stream, poll_seconds=600, registry=registry
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: relay._listener is not None, message="the relay listens")
+        await asyncio.sleep(0)  # let it reach its wait
+        thing = uuid.uuid4()
+        for count in (1, 2):  # the second pass comes too soon to refresh the gauges at once
+            async with engine.begin() as connection:
+                await write_event(connection, domain.changed, thing, Thing(id=thing, count=count))
+            events = await wait_for_stream_events(
+                nats_server.url, domain.name, lambda events, n=count: len(events) == n, within=5
+            )
+        assert [event.envelope.data["count"] for event in events] == [1, 2]
+        assert sample(registry, "events_outbox_backlog") == 0
+        assert sample(registry, "events_outbox_oldest_age_seconds") == 0
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert relay._listener is None
+
+
+async def test_the_listener_lost_wakes_the_relay_which_listens_again(
+    engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
+) -> None:
+    relay = OutboxRelay(
+        engine=engine,
+        broker=broker,
+        stream=domain.stream,
+        poll_seconds=600,
+        registry=CollectorRegistry(),
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: relay._listener is not None, message="the relay listens")
+        first = relay._listener
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("SELECT pg_terminate_backend(:pid)"), {"pid": first.get_server_pid()}
+            )
+        await eventually(
+            lambda: relay._listener is not None and relay._listener is not first,
+            message="a new listening connection",
+        )
+        thing = uuid.uuid4()
+        async with engine.begin() as connection:
+            await write_event(connection, domain.changed, thing, Thing(id=thing, count=1))
+        await wait_for_stream_events(nats_server.url, domain.name, lambda e: len(e) == 1, within=5)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_while_the_broker_is_away_writes_go_on_and_the_backlog_says_so(
+    engine: AsyncEngine, domain: Domain, tmp_path: Path
+) -> None:
+    registry = CollectorRegistry()
+    port = free_port()
+    store = tmp_path / "store"
+    broker = Broker(f"nats://127.0.0.1:{port}", name="away", connect_timeout=0.5)
+    relay = OutboxRelay(
+        engine=engine,
+        broker=broker,
+        stream=domain.stream,
+        poll_seconds=600,
+        max_backoff_seconds=0.5,
+        registry=registry,
+    )
+    task = asyncio.create_task(relay.run())
+    things = [uuid.uuid4() for _ in range(3)]
+    try:
+        for thing in things:
+            async with engine.begin() as connection:
+                await write_event(connection, domain.changed, thing, Thing(id=thing, count=1))
+        await eventually(
+            lambda: (
+                sample(registry, "events_outbox_backlog") == 3
+                and sample(registry, "events_publish_failures_total") >= 2
+            ),
+            message="failed passes and a backlog of 3",
+        )
+        assert sample(registry, "events_outbox_oldest_age_seconds") > 0
+        with start_nats(port=port, store_dir=store) as server:
+            events = await wait_for_stream_events(
+                server.url, domain.name, lambda e: len(e) == 3, within=10
+            )
+            assert sorted(e.envelope.subject for e in events) == sorted(map(str, things))
+            await eventually(lambda: sample(registry, "events_outbox_backlog") == 0)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await broker.close()
+
+
+async def test_a_relay_killed_between_publish_and_delete_publishes_again_and_the_broker_drops_it(
+    engine: AsyncEngine,
+    domain: Domain,
+    nats_server: NatsServer,
+    events_database: str,
+    tmp_path: Path,
+) -> None:
+    # Every DELETE from the outbox waits for an advisory lock this test holds: the relay process
+    # publishes, then blocks before it can remove the row; then it is killed.
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                """
+            CREATE OR REPLACE FUNCTION hold_outbox_delete() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$
+            """
+            )
+        )
+        await connection.execute(
+            text(
+                "CREATE TRIGGER hold_outbox_delete BEFORE DELETE ON outbox "
+                "FOR EACH STATEMENT EXECUTE FUNCTION hold_outbox_delete()"
+            )
+        )
+    holder = await engine.connect()
+    relay_process = ServerProcess(
+        [
+            sys.executable,
+            str(SUPPORT / "relay_process.py"),
+            events_database,
+            nats_server.url,
+            domain.stream.name,
+            ",".join(domain.stream.subjects),
+        ],
+        log_path=tmp_path / "relay.log",
+    )
+    thing = uuid.uuid4()
+    try:
+        await holder.execute(text("SELECT pg_advisory_lock(4242)"))
+        async with engine.begin() as connection:
+            event_id = await write_event(
+                connection, domain.changed, thing, Thing(id=thing, count=1)
+            )
+        with relay_process:
+            await wait_for_stream_events(
+                nats_server.url, domain.name, lambda e: len(e) == 1, within=10
+            )
+            relay_process.kill()
+        await holder.execute(text("SELECT pg_advisory_unlock(4242)"))
+    finally:
+        await holder.close()
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP TRIGGER hold_outbox_delete ON outbox"))
+    await eventually(lambda: row_is_free(engine), message="the killed pass rolled back")
+    assert await outbox_rows(engine) == 1
+
+    registry = CollectorRegistry()
+    broker = Broker(nats_server.url, name="after-the-crash")
+    try:
+        relay = OutboxRelay(engine=engine, broker=broker, stream=domain.stream, registry=registry)
+        assert await relay.relay_once() == 1
+    finally:
+        await broker.close()
+    assert (
+        sample(registry, "events_published_total", type=domain.changed.name, outcome="duplicate")
+        == 1
+    )
+    events = await stream_events(nats_server.url, domain.name)
+    assert [e.envelope.id for e in events] == [event_id]
+    assert await outbox_rows(engine) == 0
+
+
+async def row_is_free(engine: AsyncEngine) -> bool:
+    """The killed relay's transaction is over once nothing locks the outbox row any more."""
+    try:
+        async with engine.begin() as connection:
+            locked = await connection.execute(text("SELECT id FROM outbox FOR UPDATE NOWAIT"))
+            return len(locked.all()) == 1
+    except DBAPIError:
+        return False
+
+
+async def test_two_relays_publish_every_event_once_in_order_per_subject(
+    events_database: str, engine: AsyncEngine, domain: Domain, nats_server: NatsServer
+) -> None:
+    subjects = [uuid.uuid4() for _ in range(4)]
+    relays, brokers, engines = [], [], []
+    registries = [CollectorRegistry(), CollectorRegistry()]
+    for name, registry in zip(("one", "two"), registries, strict=True):
+        own_engine = create_engine(events_database)
+        own_broker = Broker(nats_server.url, name=name)
+        engines.append(own_engine)
+        brokers.append(own_broker)
+        relays.append(
+            OutboxRelay(
+                engine=own_engine,
+                broker=own_broker,
+                stream=domain.stream,
+                batch_size=7,
+                poll_seconds=0.05,
+                registry=registry,
+            )
+        )
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+
+    async def writer(subject: uuid.UUID) -> None:
+        for count in range(40):
+            async with engine.begin() as connection:
+                await write_event(
+                    connection, domain.changed, subject, Thing(id=subject, count=count)
+                )
+
+    try:
+        await asyncio.gather(*(writer(subject) for subject in subjects))
+        events = await wait_for_stream_events(
+            nats_server.url, domain.name, lambda e: len(e) >= 160, within=20
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for own_broker in brokers:
+            await own_broker.close()
+        for own_engine in engines:
+            await own_engine.dispose()
+    assert len(events) == 160
+    assert max(Counter(e.envelope.id for e in events).values()) == 1
+    for subject in subjects:
+        mine = [e.envelope for e in events if e.envelope.subject == str(subject)]
+        assert [e.version for e in mine] == list(range(1, 41))
+        assert [e.data["count"] for e in mine] == list(range(40))
+    assert sum(published(registry, domain, "published") for registry in registries) == 160
+
+
+def test_metrics_are_registered_once_per_registry() -> None:
+    registry = CollectorRegistry()
+    assert event_metrics(registry) is event_metrics(registry)
+    assert event_metrics(registry) is not event_metrics(CollectorRegistry())
+
+
+async def test_a_lifespan_starts_the_relay_and_stops_it_with_its_broker(
+    engine: AsyncEngine, domain: Domain, nats_server: NatsServer
+) -> None:
+    thing = uuid.uuid4()
+    async with AsyncExitStack() as stack:
+        broker = open_broker(stack, nats_server.url, name="lifespan")
+        relay = start_relay(
+            stack, engine=engine, broker=broker, stream=domain.stream, registry=CollectorRegistry()
+        )
+        async with engine.begin() as connection:
+            await write_event(connection, domain.changed, thing, Thing(id=thing, count=1))
+        await wait_for_stream_events(nats_server.url, domain.name, lambda e: len(e) == 1)
+        assert broker.connected
+    assert relay._listener is None
+    assert not broker.connected
+
+
+async def test_what_the_broker_acknowledged_is_removed_even_when_the_rest_of_the_pass_fails(
+    engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
+) -> None:
+    registry = CollectorRegistry()
+    # A stream that captures only "changed": "removed" has nowhere to go.
+    narrow = StreamSpec(domain.stream.name, (domain.changed.name,))
+    relay = OutboxRelay(engine=engine, broker=broker, stream=narrow, registry=registry)
+    kept, lost = uuid.uuid4(), uuid.uuid4()
+    async with engine.begin() as connection:
+        await write_event(connection, domain.changed, kept, Thing(id=kept, count=1))
+        await write_event(connection, domain.removed, lost, Thing(id=lost, count=0))
+    with pytest.raises(NoStreamResponseError):
+        await relay.relay_once()
+    with pytest.raises(NoStreamResponseError):
+        await relay.relay_once()  # nothing acknowledged this time
+    async with engine.connect() as connection:
+        left = (await connection.execute(text("SELECT subject FROM outbox"))).scalars().all()
+    assert left == [str(lost)]
+    assert sample(registry, "events_outbox_backlog") == 1
+    events = await stream_events(nats_server.url, domain.name)
+    assert [e.envelope.subject for e in events] == [str(kept)]
+
+
+async def test_with_the_database_away_the_relay_backs_off_and_says_the_backlog_is_unknown(
+    domain: Domain, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = CollectorRegistry()
+    nowhere = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
+    relay = OutboxRelay(
+        engine=nowhere,
+        broker=broker,
+        stream=domain.stream,
+        max_backoff_seconds=0.2,
+        registry=registry,
+    )
+    with caplog.at_level(logging.WARNING, "common_libs.events"):
+        task = asyncio.create_task(relay.run())
+        try:
+            await eventually(lambda: sample(registry, "events_publish_failures_total") >= 2)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await nowhere.dispose()
+    assert "outbox relay pass failed (ConnectionRefusedError)" in caplog.text
+    assert "outbox backlog unknown (ConnectionRefusedError)" in caplog.text
+
+
+async def test_the_migration_helpers_drop_what_they_created(
+    postgres_server: PostgresServer,
+) -> None:
+    url = create_database(postgres_server, "cl_events_drop")
+    engine = create_engine(url)
+    tables = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda sync: (
+                    create_outbox_tables(SimpleNamespace(get_bind=lambda: sync)),
+                    create_inbox_tables(SimpleNamespace(get_bind=lambda: sync)),
+                )
+            )
+            assert (await connection.execute(text(tables))).scalars().all() == [
+                "consumed_versions",
+                "event_versions",
+                "inbox",
+                "outbox",
+            ]
+            await connection.run_sync(
+                lambda sync: (
+                    drop_outbox_tables(SimpleNamespace(get_bind=lambda: sync)),
+                    drop_inbox_tables(SimpleNamespace(get_bind=lambda: sync)),
+                )
+            )
+            assert (await connection.execute(text(tables))).scalars().all() == []
+    finally:
+        await engine.dispose()
