@@ -1,4 +1,5 @@
-"""The application factory and its lifespan (engine, HTTP clients, token verifier, sweeper)."""
+"""The application factory and its lifespan (engine, HTTP clients, token verifier, sweeper,
+event relay)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from common_libs.db import ping_database
+from common_libs.events import CATALOG, open_broker, start_relay
 from common_libs.service_app import create_service_app, open_token_verifier, run_in_background
 from fastapi import FastAPI
 
@@ -26,7 +28,8 @@ VERSION = version(SERVICE_NAME)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool and the HTTP clients and start the sweeper; stop them all on shutdown.
+    """Open the pool and the HTTP clients, start the sweeper and the outbox relay; stop them
+    all on shutdown.
 
     Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
     what it had opened.
@@ -48,6 +51,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ),
             name="reservation-sweeper",
         )
+        # Publishes the outbox to the CATALOG stream. The broker is connected on first use and
+        # again after it was lost: writes never wait for it, and /ready does not ask about it
+        # (events_outbox_backlog on /metrics says when it is away).
+        broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
+        app.state.relay = start_relay(stack, engine=engine, broker=broker, stream=CATALOG)
         yield
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.base import AnyRow
+from app.db.product_repository import PRODUCT_COLUMNS
 from app.db.tables import Product, Reservation, ReservationItem
 
 __all__ = [
@@ -51,6 +52,10 @@ __all__ = [
 products = cast(Table, Product.__table__)
 reservations = cast(Table, Reservation.__table__)
 items = cast(Table, ReservationItem.__table__)
+
+# What a statement that moves stock returns of each product it changed: its API representation
+# after the change (for the catalog.product.updated event) and whether it is still live.
+_CHANGED_PRODUCT = (*PRODUCT_COLUMNS, products.c.deleted_at.is_(None).label("is_live"))
 
 _UUIDS = ARRAY(Uuid)
 _INTS = ARRAY(Integer)
@@ -165,6 +170,7 @@ _HOLD_ITEMS = (
     update(products)
     .where(products.c.id == _ADDED_ITEMS.c.product_id)
     .values(held=products.c.held + _ADDED_ITEMS.c.quantity)
+    .returning(*_CHANGED_PRODUCT)
 )
 # Settling moves stock and status in one statement: ``locked`` locks the products in ascending
 # id order (MATERIALIZED, so it is a scan of its own; ``FOR UPDATE`` locks the rows as the sort
@@ -187,6 +193,7 @@ _SET_STATUS = (
 _MOVE_STOCK = _ADJUST_STOCK.where(products.c.id.in_(select(_LOCKED_PRODUCTS.c.id))).add_cte(
     _SET_STATUS.cte("moved")
 )
+_MOVE_STOCK_RETURNING = _MOVE_STOCK.returning(*_CHANGED_PRODUCT)
 
 
 async def insert_reservation(
@@ -246,10 +253,11 @@ async def fetch_items(
 
 async def hold_items(
     connection: AsyncConnection, *, reservation_id: UUID, rows: Sequence[dict[str, Any]]
-) -> None:
+) -> Sequence[AnyRow]:
     """Store the items of a new reservation (``rows`` in request order: product_id, quantity,
     name, unit_price, currency) and hold their quantities on the products this transaction
-    has locked, in one statement."""
+    has locked, in one statement; return those products as they are now (``PRODUCT_COLUMNS``
+    and ``is_live``)."""
     parameters = {
         "reservation_id": reservation_id,
         "positions": list(range(len(rows))),
@@ -259,7 +267,7 @@ async def hold_items(
         "unit_prices": [row["unit_price"] for row in rows],
         "currencies": [row["currency"] for row in rows],
     }
-    await connection.execute(_HOLD_ITEMS, parameters)
+    return (await connection.execute(_HOLD_ITEMS, parameters)).all()
 
 
 async def lock_products(
@@ -276,17 +284,25 @@ async def move_stock(
     changes: Sequence[tuple[UUID, int, int]],
     reservation_ids: Sequence[UUID],
     status: str,
-) -> None:
+    returning: bool,
+) -> Sequence[AnyRow]:
     """Move these (locked) reservations to ``status`` and add ``(product_id, stock_delta,
-    held_delta)`` to their products, locking those in ascending id order: one statement."""
+    held_delta)`` to their products, locking those in ascending id order: one statement.
+
+    With ``returning``, return the changed products as they are now (``PRODUCT_COLUMNS`` and
+    ``is_live``); else nothing (the caller has no use for them, and their rows cost CPU).
+    """
     parameters: dict[str, Any] = {"reservation_ids": list(reservation_ids), "status": status}
     if not changes:
         await connection.execute(_SET_STATUS, parameters)
-        return
+        return []
     ids, stock_deltas, held_deltas = zip(*changes, strict=True)
     parameters |= {
         "ids": list(ids),
         "stock_deltas": list(stock_deltas),
         "held_deltas": list(held_deltas),
     }
-    await connection.execute(_MOVE_STOCK, parameters)
+    if not returning:
+        await connection.execute(_MOVE_STOCK, parameters)
+        return []
+    return (await connection.execute(_MOVE_STOCK_RETURNING, parameters)).all()

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
+from common_libs.events.schema import add_outbox_tables
 from sqlalchemy import (
     CheckConstraint,
     Computed,
@@ -116,3 +117,7 @@ class ReservationItem(Base):
     currency: Mapped[str] = mapped_column(String(3))
 
     __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+
+# The events' ``outbox`` and ``event_versions`` (common-libs' schema, created by migration 0003).
+add_outbox_tables(Base.metadata)

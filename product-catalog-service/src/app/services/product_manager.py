@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from common_libs.events import DeletedData, write_event, write_events
 from common_libs.pagination import InvalidCursor, Page, PageParams, encode_cursor
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db import product_repository
 from app.db.base import AnyRow
 from app.db.product_repository import DuplicateSkuError, Keyset, ProductSearch
+from app.events import PRODUCT_CREATED, PRODUCT_DELETED, PRODUCT_UPDATED
 from app.models.product_models import (
     CategorySummary,
     Product,
@@ -28,6 +31,7 @@ __all__ = [
     "list_categories",
     "list_products",
     "update_product",
+    "write_product_updates",
 ]
 
 _PRODUCT_FIELDS = tuple(Product.model_fields)
@@ -111,18 +115,21 @@ async def list_categories(*, engine: AsyncEngine) -> list[CategorySummary]:
 
 
 async def create_product(*, connection: AsyncConnection, product: ProductCreate) -> Product:
-    """Add a product; its SKU must not be taken by a live product."""
+    """Add a product (and its created event); its SKU must not be taken by a live product."""
     try:
         row = await product_repository.insert_product(connection, values=product.model_dump())
     except DuplicateSkuError:
         raise DuplicateSku(product.sku) from None
-    return _to_product(row)
+    created = _to_product(row)
+    await write_event(connection, PRODUCT_CREATED, created.id, created)
+    return created
 
 
 async def update_product(
     *, connection: AsyncConnection, product_id: UUID, update: ProductUpdate
 ) -> Product:
-    """Change some fields of a product; stock may not go below what reservations hold."""
+    """Change some fields of a product (and write its updated event); stock may not go below
+    what reservations hold. An empty change changes nothing, not even ``updated_at``: no event."""
     changes = update.changes()
     if not changes:
         return await _fetch_product(connection, product_id)
@@ -133,16 +140,32 @@ async def update_product(
     except DuplicateSkuError:
         raise DuplicateSku(changes["sku"]) from None
     if row is not None:
-        return _to_product(row)
+        updated = _to_product(row)
+        await write_event(connection, PRODUCT_UPDATED, product_id, updated)
+        return updated
     state = await product_repository.fetch_product_state(connection, product_id=product_id)
     if state is None:
         raise ProductNotFound(product_id)
     raise StockBelowHeld(product_id, held=state.held)
 
 
+async def write_product_updates(connection: AsyncConnection, rows: Sequence[AnyRow]) -> None:
+    """Write catalog.product.updated for each live product of ``rows`` (``PRODUCT_COLUMNS`` and
+    ``is_live``, read by the statement that changed them), in one round trip.
+
+    A deleted product is left out: ``GET /products/{id}`` does not show it, so its
+    representation did not change (only releasing a committed reservation reaches one).
+    """
+    await write_events(
+        connection, PRODUCT_UPDATED, {row.id: _to_product(row) for row in rows if row.is_live}
+    )
+
+
 async def delete_product(*, connection: AsyncConnection, product_id: UUID) -> None:
-    """Delete a product (softly: reservations keep referring to it) unless stock of it is held."""
+    """Delete a product (softly: reservations keep referring to it) unless stock of it is held,
+    and write its deleted event."""
     if await product_repository.soft_delete_product(connection, product_id=product_id):
+        await write_event(connection, PRODUCT_DELETED, product_id, DeletedData(id=product_id))
         return
     state = await product_repository.fetch_product_state(connection, product_id=product_id)
     if state is None:

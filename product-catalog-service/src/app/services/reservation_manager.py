@@ -3,6 +3,9 @@
 Every change of stock runs under row locks taken in one order (reservation, then products by
 ascending id; see ``reservation_repository``), so concurrent reservations can neither oversell
 nor deadlock; the ``held_within_stock`` CHECK constraint backs this up in the database.
+
+A change of stock that ``GET /products/{id}`` shows (a hold, a release, an expiry) writes the
+products' ``catalog.product.updated`` events in its own transaction, one call for all of them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from app.services.errors import (
     TtlOutOfBounds,
     UnknownProduct,
 )
+from app.services.product_manager import write_product_updates
 
 __all__ = [
     "TtlPolicy",
@@ -127,7 +131,10 @@ async def hold_reservation(
         }
         for item in request.items
     ]
-    await repository.hold_items(connection, reservation_id=request.reservation_id, rows=rows)
+    held = await repository.hold_items(connection, reservation_id=request.reservation_id, rows=rows)
+    # Holding lowers each product's stock_available. A replay (above) holds nothing and writes
+    # no event.
+    await write_product_updates(connection, held)
     reservation = Reservation.model_construct(
         reservation_id=request.reservation_id,
         status="held",
@@ -144,7 +151,8 @@ async def _settle(
 
     Two statements between BEGIN and COMMIT when stock moves (one when it does not): lock the
     reservation and read its items; then lock its products (in ascending id order) and move the
-    stock and the status together.
+    stock and the status together. A release adds a third, the products' updated events; a
+    repeat returns before any of it and writes none.
     """
     reservation, items = await repository.lock_reservation_with_items(
         connection, reservation_id=reservation_id
@@ -168,9 +176,19 @@ async def _settle(
     else:
         # Releasing a committed reservation puts the sold stock back.
         changes = [(item.product_id, item.quantity, 0) for item in items]
-    await repository.move_stock(
-        connection, changes=changes, reservation_ids=[reservation_id], status=target
+    # A commit takes the quantity from stock and from held alike: stock_available (stock - held)
+    # stays, and updated_at is an admin edit's, so GET /products/{id} shows the same product
+    # before and after and there is no event to write. Releases change stock_available.
+    changes_available = target == "released"
+    changed = await repository.move_stock(
+        connection,
+        changes=changes,
+        reservation_ids=[reservation_id],
+        status=target,
+        returning=changes_available,
     )
+    if changes_available:
+        await write_product_updates(connection, changed)
     return _reservation(reservation_id, target, reservation.expires_at, items)
 
 
@@ -193,10 +211,13 @@ async def release_expired_reservations(*, connection: AsyncConnection, batch_siz
     held = Counter[UUID]()
     for item in items:
         held[item.product_id] += item.quantity
-    await repository.move_stock(
+    changed = await repository.move_stock(
         connection,
         changes=[(product_id, 0, -quantity) for product_id, quantity in held.items()],
         reservation_ids=reservation_ids,
         status="released",
+        returning=True,
     )
+    # One event per product, however many of the batch's reservations held it.
+    await write_product_updates(connection, changed)
     return len(reservation_ids)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from alembic import command
 from common_libs.testing import (
+    NatsServer,
     PostgresServer,
     ServerProcess,
     TestTokenIssuer,
@@ -36,7 +37,7 @@ def pact_database_url(postgres_server: PostgresServer) -> str:
 
 @pytest.fixture(scope="session")
 def provider(
-    pact_database_url: str, tmp_path_factory: pytest.TempPathFactory
+    pact_database_url: str, nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningProvider]:
     """The catalog as a uvicorn process, configured through its environment only."""
     issuer = TestTokenIssuer()
@@ -49,6 +50,7 @@ def provider(
         env = {
             "CATALOG_ENVIRONMENT": "test",
             "CATALOG_DATABASE_URL": pact_database_url,
+            "NATS_URL": nats_server.url,
             "CATALOG_JWKS_URL": jwks_url,
             "CATALOG_LOG_LEVEL": "WARNING",
             "CATALOG_LOG_JSON": "false",

@@ -1,4 +1,5 @@
-"""Integration fixtures: one migrated database per test session, the app with its lifespan.
+"""Integration fixtures: one migrated database per test session, the app with its lifespan
+(its outbox relay publishing to the session's NATS server).
 
 Tokens come from ``TestTokenIssuer``, which stands in for user-service: real EdDSA tokens with
 the fleet's claims, verified by the app against the issuer's public key.
@@ -14,7 +15,7 @@ import pytest
 from alembic.config import Config
 from common_libs import migrations
 from common_libs.auth import TokenVerifier
-from common_libs.testing import PostgresServer, TestTokenIssuer
+from common_libs.testing import NatsServer, PostgresServer, TestTokenIssuer
 from common_libs.testing.db_checks import create_migrated_database
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -31,14 +32,16 @@ def alembic_config(database_url: str) -> Config:
     return migrations.alembic_config(SERVICE_ROOT / "alembic.ini", database_url)
 
 
-def integration_settings(database_url: str, **overrides: object) -> Settings:
-    """Settings of an app under test: a pool big enough for the storm tests, short TTLs allowed.
+def integration_settings(database_url: str, nats_url: str, **overrides: object) -> Settings:
+    """Settings of an app under test: a pool big enough for the storm tests, short TTLs allowed,
+    events relayed to ``nats_url``.
 
     The sweeper waits an hour between sweeps unless a test asks for a faster one, so that only
     the tests about expiry see reservations released behind their back.
     """
     values: dict[str, object] = {
         "database_url": database_url,
+        "nats_url": nats_url,
         "database_pool_size": 20,
         "database_max_overflow": 60,
         "reservation_min_ttl_seconds": 1,
@@ -70,9 +73,11 @@ def trust_issuer(app: FastAPI, issuer: TestTokenIssuer) -> None:
 
 
 @pytest.fixture(scope="session")
-async def app(database_url: str, issuer: TestTokenIssuer) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running (engine, clients, sweeper), trusting ``issuer``."""
-    application = create_app(integration_settings(database_url))
+async def app(
+    database_url: str, nats_server: NatsServer, issuer: TestTokenIssuer
+) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running (engine, clients, sweeper, relay), trusting ``issuer``."""
+    application = create_app(integration_settings(database_url, nats_server.url))
     async with application.router.lifespan_context(application):
         trust_issuer(application, issuer)
         yield application

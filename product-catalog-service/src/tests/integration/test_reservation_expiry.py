@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from common_libs.testing import TestTokenIssuer, free_port
+from common_libs.testing import NatsServer, TestTokenIssuer, free_port
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -28,11 +28,11 @@ RESERVATIONS = "/inventory/reservations"
 
 @pytest.fixture
 async def sweeping_client(
-    database_url: str, issuer: TestTokenIssuer
+    database_url: str, nats_server: NatsServer, issuer: TestTokenIssuer
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A second replica of the app whose sweeper runs every 0.1 s."""
     app: FastAPI = create_app(
-        integration_settings(database_url, reservation_sweep_interval_seconds=0.1)
+        integration_settings(database_url, nats_server.url, reservation_sweep_interval_seconds=0.1)
     )
     async with app.router.lifespan_context(app):
         trust_issuer(app, issuer)

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from common_libs.testing import ServerProcess, TestTokenIssuer, free_port
+from common_libs.testing import NatsServer, ServerProcess, TestTokenIssuer, free_port
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -44,7 +44,10 @@ def jwks_url(issuer: TestTokenIssuer) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def service_url(
-    database_url: str, jwks_url: str, tmp_path_factory: pytest.TempPathFactory
+    database_url: str,
+    nats_server: NatsServer,
+    jwks_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """The service as a uvicorn process, configured only through its environment."""
     port = free_port()
@@ -52,6 +55,7 @@ def service_url(
     argv += ["--host", "127.0.0.1", "--port", str(port)]
     env = {
         "CATALOG_DATABASE_URL": database_url,
+        "NATS_URL": nats_server.url,
         "CATALOG_JWKS_URL": jwks_url,
         "CATALOG_ENVIRONMENT": "test",
         "CATALOG_LOG_LEVEL": "WARNING",

@@ -7,6 +7,6 @@ from app import main
 test_app_keeps_fleet_convention = fleet_app_test(
     main,
     service="product-catalog-service",
-    failing_start_step="run_reservation_sweeper",
+    failing_start_step="start_relay",
     absent_routes=[("POST", "/_pact/provider-states")],
 )
