@@ -1,4 +1,5 @@
-"""The application factory and its lifespan (engine, HTTP clients, settlement, reconciler)."""
+"""The application factory and its lifespan (engine, the events' relay, HTTP clients, settlement,
+reconciler)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from common_libs.db import ping_database
+from common_libs.events import ORDERS, open_broker, start_relay
 from common_libs.http_client import create_http_client
 from common_libs.service_app import create_service_app, open_token_verifier, run_in_background
 from fastapi import FastAPI
@@ -24,7 +26,8 @@ VERSION = version(SERVICE_NAME)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool, the HTTP clients and the reconciler for the life of the process.
+    """Open the pool, the outbox relay, the HTTP clients and the reconciler for the life of the
+    process.
 
     Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
     what it had opened.
@@ -34,6 +37,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
         app.state.engine = engine
+        # The broker connects when the relay first needs it. /ready does not depend on it: while
+        # it is away, writes go on and their events wait in the outbox.
+        broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
+        app.state.relay = start_relay(stack, engine=engine, broker=broker, stream=ORDERS)
         # One client per target; each call's own deadline bounds it further.
         users_client = create_http_client(
             base_url=settings.users_url, timeout=settings.catalog_deadline_seconds

@@ -2,10 +2,11 @@
 
     .venv/bin/python -m bench.bench_orders [--seconds 10] [--concurrency 16]
 
-Starts a throwaway PostgreSQL, migrates it, serves the user-service and catalog stubs from this
-process (threads), runs the service with uvicorn (one worker, JSON logs at WARNING), then drives
-``POST /orders`` from an asyncio client (each request a new Idempotency-Key: claim, reserve,
-commit, confirm) and ``GET /orders/{id}`` with wrk when it is installed (else the same client).
+Starts a throwaway PostgreSQL and NATS server, migrates the database, serves the user-service and
+catalog stubs from this process (threads), runs the service with uvicorn (one worker, JSON logs at
+WARNING; its relay publishes each order's event), then drives ``POST /orders`` from an asyncio
+client (each request a new Idempotency-Key: claim, reserve, commit, confirm with its event) and
+``GET /orders/{id}`` with wrk when it is installed (else the same client).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from common_libs.testing import (
     UvicornThread,
     create_database,
     free_port,
+    start_nats,
     start_postgres,
 )
 
@@ -103,6 +105,7 @@ def main() -> int:
 
     with (
         start_postgres() as postgres,
+        start_nats() as nats_server,
         UvicornThread(users.app) as users_server,
         UvicornThread(catalog.app) as catalog_server,
         tempfile.TemporaryDirectory() as workdir,
@@ -119,6 +122,7 @@ def main() -> int:
             "ORDERS_USERS_URL": users_server.url,
             "ORDERS_CATALOG_URL": catalog_server.url,
             "ORDERS_SERVICE_CLIENT_SECRET": CLIENT_SECRET,
+            "NATS_URL": nats_server.url,
         }
         argv = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
         argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]

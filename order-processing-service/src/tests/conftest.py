@@ -12,9 +12,19 @@ from app.main import create_app
 SCHEMATHESIS_CASES = pytest.StashKey[int]()
 
 
+# Nothing listens there: an app whose test gives it no broker keeps its events in the outbox
+# rather than publishing them to a developer's local broker.
+NO_BROKER = "nats://127.0.0.1:9"
+
+
 def make_settings(**overrides: object) -> Settings:
     """Settings for tests: plain log lines, never the developer's environment."""
-    values: dict[str, object] = {"environment": "test", "log_json": False, **overrides}
+    values: dict[str, object] = {
+        "environment": "test",
+        "log_json": False,
+        "nats_url": NO_BROKER,
+        **overrides,
+    }
     return Settings.model_validate(values)
 
 

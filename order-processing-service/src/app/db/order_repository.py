@@ -1,9 +1,11 @@
 """Reading orders, and the moves of a settled order (cancel; the admin's ship and deliver).
 
-SQLAlchemy Core statements on the mapped tables. The records and the row reader defined here are
+SQLAlchemy Core statements on the mapped tables. The records and the row readers defined here are
 shared with the statements that create and settle an order: the key's claim with the ``pending``
 order (:mod:`app.db.idempotency_repository`), its confirmation or failure and the reconciler's
-locks (:mod:`app.db.settlement_repository`).
+locks (:mod:`app.db.settlement_repository`). A move is one statement that returns the order as
+it now is, with its lines (:func:`select_changed_order`), or nothing when it did not move: the
+caller writes the order's event from it in the same transaction, without reading it again.
 """
 
 from __future__ import annotations
@@ -14,9 +16,22 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, Uuid, any_, bindparam, func, select, true, tuple_, update
+from sqlalchemy import (
+    CTE,
+    Row,
+    Select,
+    Table,
+    Uuid,
+    any_,
+    bindparam,
+    func,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -32,11 +47,15 @@ __all__ = [
     "get_order",
     "list_orders",
     "move_status",
+    "order_from_rows",
     "order_record",
+    "select_changed_order",
     "with_items",
 ]
 
 _UUIDS = ARRAY(Uuid())
+_orders = cast(Table, Order.__table__)
+_items = cast(Table, OrderItem.__table__)
 ORDER_COLUMNS = (
     Order.id,
     Order.user_id,
@@ -166,27 +185,64 @@ async def list_orders(
     return await with_items(connection, rows)
 
 
+def select_changed_order(changed: CTE) -> Select[Any]:
+    """The order an ``UPDATE orders ... RETURNING`` (``ORDER_COLUMNS``) CTE changed, one row per
+    line in the lines' order (read with :func:`order_from_rows`); no row when nothing changed."""
+    return (
+        select(
+            *(changed.c[column.key] for column in ORDER_COLUMNS),
+            _items.c.product_id,
+            _items.c.quantity,
+            _items.c.name.label("item_name"),
+            _items.c.unit_price,
+        )
+        .select_from(changed.join(_items, _items.c.order_id == changed.c.id))
+        .order_by(_items.c.position)
+    )
+
+
+def order_from_rows(rows: Sequence[Row[Any]]) -> OrderRecord | None:
+    """The order of the rows :func:`select_changed_order` returns (None for no row)."""
+    if not rows:
+        return None
+    items = tuple(
+        ItemRecord(row.product_id, row.quantity, row.item_name, row.unit_price) for row in rows
+    )
+    return order_record(rows[0], items)
+
+
+def _move(*conditions: ColumnElement[bool], **values: Any) -> Select[Any]:
+    """Change the order(s) matching ``conditions``; the changed order with its lines."""
+    changed = (
+        update(_orders)
+        .where(*conditions)
+        .values(**values, updated_at=func.now())
+        .returning(*(_orders.c[column.key] for column in ORDER_COLUMNS))
+        .cte("changed")
+    )
+    return select_changed_order(changed)
+
+
 async def cancel_confirmed_order(
     connection: AsyncConnection, *, order_id: uuid.UUID, owner_id: str | None
-) -> bool:
-    """Move a visible ``confirmed`` order to ``cancelled``, marking its stock for release."""
-    cancelled = await connection.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.status == "confirmed", _visible_to(owner_id))
-        .values(status="cancelled", release_pending=True, updated_at=func.now())
-        .returning(Order.id)
+) -> OrderRecord | None:
+    """Move a visible ``confirmed`` order to ``cancelled``, marking its stock for release; the
+    cancelled order, or None (nothing written) when it was not a visible confirmed order."""
+    visible = true() if owner_id is None else _orders.c.user_id == owner_id
+    statement = _move(
+        _orders.c.id == order_id,
+        _orders.c.status == "confirmed",
+        visible,
+        status="cancelled",
+        release_pending=True,
     )
-    return cancelled.first() is not None
+    return order_from_rows((await connection.execute(statement)).all())
 
 
 async def move_status(
     connection: AsyncConnection, *, order_id: uuid.UUID, from_status: str, to_status: str
-) -> bool:
-    """Change the status only when it is ``from_status`` now (one conditional statement)."""
-    moved = await connection.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.status == from_status)
-        .values(status=to_status, updated_at=func.now())
-        .returning(Order.id)
-    )
-    return moved.first() is not None
+) -> OrderRecord | None:
+    """Change the status only when it is ``from_status`` now (one conditional statement); the
+    moved order, or None (nothing written) when it was not."""
+    statement = _move(_orders.c.id == order_id, _orders.c.status == from_status, status=to_status)
+    return order_from_rows((await connection.execute(statement)).all())

@@ -1,9 +1,10 @@
 """The statements that settle a ``pending`` order: its confirmation with the stored answer, its
 failure, and the reconciler's row locks; and the release marker of a failed or cancelled order.
 
-The confirmation is one statement (three CTEs), built once so that its cache key is computed
-once; on an autocommit connection it is one round trip. The key's claim with the ``pending``
-order, the other statement of a placement, is in :mod:`app.db.idempotency_repository`.
+The confirmation and the failure are each one statement built once (so that its cache key is
+computed once) that returns the settled order with its lines, from which the caller writes the
+order's event in the same transaction. The key's claim with the ``pending`` order, the other
+statement of a placement, is in :mod:`app.db.idempotency_repository`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db import idempotency_repository
 from app.db.order_repository import (
     ORDER_COLUMNS,
-    ItemRecord,
     OrderRecord,
     PricedItem,
-    order_record,
+    order_from_rows,
+    select_changed_order,
     with_items,
 )
 from app.db.tables import IdempotencyKey, Order, OrderItem
@@ -153,12 +154,22 @@ async def confirm_order(
             },
         )
     ).all()
-    if not rows:
-        return None
-    items = tuple(
-        ItemRecord(row.product_id, row.quantity, row.item_name, row.unit_price) for row in rows
+    return order_from_rows(rows)
+
+
+def _failure_statement() -> Any:
+    """Fail a ``pending`` order and mark it for release; returns it with its lines (unpriced)."""
+    failed = (
+        update(_orders)
+        .where(_orders.c.id == bindparam("b_order_id"), _orders.c.status == "pending")
+        .values(status="failed", release_pending=True, updated_at=func.now())
+        .returning(*(_orders.c[column.key] for column in ORDER_COLUMNS))
+        .cte("failed")
     )
-    return order_record(rows[0], items)
+    return select_changed_order(failed)
+
+
+_FAILURE = _failure_statement()
 
 
 async def fail_pending_order(
@@ -166,17 +177,13 @@ async def fail_pending_order(
     *,
     order_id: uuid.UUID,
     refusal: tuple[int, dict[str, Any]] | None,
-) -> bool:
+) -> OrderRecord | None:
     """Fail a ``pending`` order (marked for release) and store its ``refusal`` (status, body)
-    with its key, or drop the key when there is none; False (nothing written) if not pending."""
-    failed = await connection.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.status == "pending")
-        .values(status="failed", release_pending=True, updated_at=func.now())
-        .returning(Order.id)
-    )
-    if failed.first() is None:
-        return False
+    with its key, or drop the key when there is none; the failed order, or None (nothing
+    written) if it was not pending."""
+    failed = order_from_rows((await connection.execute(_FAILURE, {"b_order_id": order_id})).all())
+    if failed is None:
+        return None
     if refusal is None:
         await idempotency_repository.drop_key(connection, order_id=order_id)
     else:
@@ -184,7 +191,7 @@ async def fail_pending_order(
         await idempotency_repository.store_response(
             connection, order_id=order_id, status=status, body=body
         )
-    return True
+    return failed
 
 
 async def clear_release_marker(connection: AsyncConnection, *, order_id: uuid.UUID) -> None:

@@ -1,4 +1,5 @@
-"""The service's tables (SQLAlchemy 2 ``Mapped`` classes); Alembic migrations must match them."""
+"""The service's tables (SQLAlchemy 2 ``Mapped`` classes) and the events' outbox tables (from
+common-libs); Alembic migrations must match them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from common_libs.events.schema import add_outbox_tables
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -115,3 +117,7 @@ class IdempotencyKey(Base):
         ),
         Index("ix_idempotency_keys_expires_at", "expires_at"),
     )
+
+
+# ``outbox`` and ``event_versions``: the events written with each status change (app/events.py).
+add_outbox_tables(Base.metadata)

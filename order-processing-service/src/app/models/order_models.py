@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from common_libs.money import Currency, Money, format_money
 from pydantic import (
@@ -29,6 +29,7 @@ __all__ = [
     "OrderItemIn",
     "OrderItemOut",
     "OrderOut",
+    "OrderState",
     "OrderStatus",
     "ShippingAddress",
     "StatusChange",
@@ -112,8 +113,10 @@ class OrderItemOut(BaseModel):
     line_total: Amount | None
 
 
-class OrderOut(BaseModel):
-    """An order as clients see it."""
+# The API's order (OrderOut) is this state plus the address, so the two cannot drift apart, and
+# an event, which carries the state, never carries personal data (a name, where someone lives).
+class OrderState(BaseModel):
+    """An order as `GET /orders/{id}` returns it, without its shipping address."""
 
     id: uuid.UUID
     user_id: str
@@ -121,30 +124,46 @@ class OrderOut(BaseModel):
     items: list[OrderItemOut]
     total: Amount | None
     currency: Currency | None
-    shipping_address: ShippingAddress
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def from_record(cls, record: OrderRecord) -> OrderOut:
+    def from_record(cls, record: OrderRecord) -> Self:
+        """The state of a stored order (line totals computed, never stored)."""
+        return cls(**_state_fields(record))
+
+
+class OrderOut(OrderState):
+    """An order as clients see it."""
+
+    shipping_address: ShippingAddress
+
+    @classmethod
+    def from_record(cls, record: OrderRecord) -> Self:
         """The API view of a stored order (line totals computed, never stored)."""
         return cls(
-            id=record.id,
-            user_id=record.user_id,
-            status=record.status,
-            items=[
-                OrderItemOut(
-                    product_id=item.product_id,
-                    name=item.name,
-                    unit_price=item.unit_price,
-                    quantity=item.quantity,
-                    line_total=None if item.unit_price is None else item.unit_price * item.quantity,
-                )
-                for item in record.items
-            ],
-            total=record.total,
-            currency=record.currency,
+            **_state_fields(record),
             shipping_address=ShippingAddress.model_validate(record.shipping_address),
-            created_at=record.created_at,
-            updated_at=record.updated_at,
         )
+
+
+def _state_fields(record: OrderRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "user_id": record.user_id,
+        "status": record.status,
+        "items": [
+            OrderItemOut(
+                product_id=item.product_id,
+                name=item.name,
+                unit_price=item.unit_price,
+                quantity=item.quantity,
+                line_total=None if item.unit_price is None else item.unit_price * item.quantity,
+            )
+            for item in record.items
+        ],
+        "total": record.total,
+        "currency": record.currency,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }

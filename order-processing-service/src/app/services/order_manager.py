@@ -1,5 +1,6 @@
 """Orders for the routes: place and cancel (through the settlement, which commits its own short
-steps around the catalog calls), read, and the admin's status moves (the request's connection)."""
+steps around the catalog calls), read, and the admin's status moves (the request's connection,
+with their event in its transaction)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db import order_repository
 from app.db.idempotency_repository import KeyRecord
+from app.events import write_order_event
 from app.models.order_models import OrderCreate, OrderOut, OrderStatus
 from app.services import idempotency
 from app.services.errors import IdempotencyKeyMissing, OrderNotFound, OrderStateConflict
@@ -118,12 +120,14 @@ async def change_status(
 ) -> OrderOut:
     """Move an order ``confirmed -> shipped -> delivered`` (admins only); anything else 409."""
     required = _ADMIN_MOVES.get(status)
-    moved = required is not None and await order_repository.move_status(
-        connection, order_id=order_id, from_status=required, to_status=status
-    )
-    record = await order_repository.get_order(connection, order_id=order_id, owner_id=None)
-    if record is None:
+    if required is not None:
+        moved = await order_repository.move_status(
+            connection, order_id=order_id, from_status=required, to_status=status
+        )
+        if moved is not None:
+            await write_order_event(connection, moved)
+            return OrderOut.from_record(moved)
+    current = await order_repository.get_order(connection, order_id=order_id, owner_id=None)
+    if current is None:
         raise OrderNotFound()
-    if not moved:
-        raise OrderStateConflict(f"An order cannot move from {record.status} to {status}.")
-    return OrderOut.from_record(record)
+    raise OrderStateConflict(f"An order cannot move from {current.status} to {status}.")

@@ -1,6 +1,7 @@
 """Giving stock back to the catalog: cancelling a confirmed order, releasing a reservation.
 
-The order's ``release_pending`` marker is written with its ``failed`` or ``cancelled`` status,
+The order's ``release_pending`` marker is written with its ``failed`` or ``cancelled`` status (and
+its event),
 so a release that the catalog does not answer (or a crash before it is sent) is retried by the
 reconciler. Releases are idempotent at the catalog.
 """
@@ -19,6 +20,7 @@ from app.clients.resilience import Deadline
 from app.db import order_repository, settlement_repository
 from app.db.order_repository import OrderRecord
 from app.db.session import unit_of_work
+from app.events import write_order_event
 from app.services.errors import OrderNotFound, OrderStateConflict
 
 __all__ = ["ReservationReleases"]
@@ -41,9 +43,10 @@ class ReservationReleases:
     async def cancel(self, *, order_id: uuid.UUID, owner_id: str | None) -> OrderRecord:
         """Cancel a visible ``confirmed`` order and return its stock to the catalog."""
         async with unit_of_work(self._engine) as connection:
-            if not await order_repository.cancel_confirmed_order(
+            cancelled = await order_repository.cancel_confirmed_order(
                 connection, order_id=order_id, owner_id=owner_id
-            ):
+            )
+            if cancelled is None:
                 current = await order_repository.get_order(
                     connection, order_id=order_id, owner_id=owner_id
                 )
@@ -52,13 +55,12 @@ class ReservationReleases:
                 raise OrderStateConflict(
                     f"Only a confirmed order can be cancelled; this one is {current.status}."
                 )
-        # The cancellation is durable with its release marker: if the catalog does not answer
-        # now, the reconciler releases the stock later.
+            await write_order_event(connection, cancelled)
+        # The cancellation is durable with its release marker and its event: if the catalog does
+        # not answer now, the reconciler releases the stock later. The release changes nothing
+        # the answer shows, so the cancelled order is the answer.
         await self.release(order_id=order_id)
-        async with unit_of_work(self._engine) as connection:
-            record = await order_repository.get_order(connection, order_id=order_id, owner_id=None)
-        assert record is not None
-        return record
+        return cancelled
 
     async def release(self, *, order_id: uuid.UUID, held: AsyncConnection | None = None) -> bool:
         """Release the order's reservation and clear its marker; False leaves it for later.

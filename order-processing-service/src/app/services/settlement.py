@@ -10,10 +10,12 @@ stock at the catalog (:mod:`app.services.reservation`), then write one outcome:
   and the key dropped, so that the retry the ``503`` invites starts afresh.
 - left pending (the reconciler, when the catalog does not answer): its next pass tries again.
 
-A ``failed`` order is marked for release in the same transaction. The claim and the confirmation
-are single statements on an autocommit connection; every other commit goes through
-:func:`app.db.session.unit_of_work` (the documented exception to "managers never commit"). The
-reconciler writes in its own transaction, which holds the order's row lock.
+A ``failed`` order is marked for release in the same transaction. An outcome is written with its
+event (``orders.order.confirmed`` or ``orders.order.failed``) in one transaction, and only by the
+statement that moved the order out of ``pending``: whoever finds it settled already writes
+neither. The claim is a single statement on an autocommit connection; every other commit goes
+through :func:`app.db.session.unit_of_work` (the documented exception to "managers never
+commit"). The reconciler writes in its own transaction, which holds the order's row lock.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from app.db import idempotency_repository, order_repository, settlement_reposito
 from app.db.idempotency_repository import KeyRecord
 from app.db.order_repository import ItemRecord, OrderRecord
 from app.db.session import unit_of_work
+from app.events import write_order_event
 from app.models.order_models import OrderCreate, OrderOut
 from app.services.errors import (
     CatalogUnavailable,
@@ -206,7 +209,7 @@ class OrderSettlement:
             if not await self._fail(order, held=held, refusal=None):
                 return _Settled(Outcome.SETTLED_ELSEWHERE)
             return _Settled(Outcome.ABANDONED)
-        async with self._connection(held, statements=1) as connection:
+        async with self._transaction(held) as connection:
             record = await settlement_repository.confirm_order(
                 connection,
                 order_id=order.id,
@@ -215,6 +218,8 @@ class OrderSettlement:
                 priced_items=pricing.items,
                 answer=_confirmed_answer(order, pricing),
             )
+            if record is not None:
+                await write_order_event(connection, record)
         if record is None:
             return _Settled(Outcome.SETTLED_ELSEWHERE)
         return _Settled(Outcome.CONFIRMED, order=record)
@@ -226,22 +231,24 @@ class OrderSettlement:
         held: AsyncConnection | None,
         refusal: tuple[int, dict[str, Any]] | None,
     ) -> bool:
-        """Fail the order and store its refusal or drop its key (one transaction)."""
-        async with self._connection(held, statements=2) as connection:
-            return await settlement_repository.fail_pending_order(
+        """Fail the order, store its refusal or drop its key, write its event (one transaction);
+        False (nothing written) when it was no longer pending."""
+        async with self._transaction(held) as connection:
+            failed = await settlement_repository.fail_pending_order(
                 connection, order_id=order.id, refusal=refusal
             )
+            if failed is None:
+                return False
+            await write_order_event(connection, failed)
+            return True
 
-    def _connection(
-        self, held: AsyncConnection | None, *, statements: int
+    def _transaction(
+        self, held: AsyncConnection | None
     ) -> AbstractAsyncContextManager[AsyncConnection]:
-        """Where to write: the reconciler's transaction (it holds the row lock), else a connection
-        of our own, autocommit for one statement (no BEGIN/COMMIT round trips), else a short
-        transaction."""
+        """Where to write an outcome: the reconciler's transaction (it holds the row lock), else a
+        short transaction of our own."""
         if held is not None:
             return nullcontext(held)
-        if statements == 1:
-            return self._autocommit.connect()
         return unit_of_work(self._engine)
 
 

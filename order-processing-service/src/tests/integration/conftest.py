@@ -1,5 +1,6 @@
-"""Integration fixtures: one migrated database per test session, the app with its lifespan,
-and user-service and the catalog replaced at the HTTP boundary by stub apps on real sockets."""
+"""Integration fixtures: one migrated database and one NATS server per test session, the app with
+its lifespan (its relay publishing to that server), and user-service and the catalog replaced at
+the HTTP boundary by stub apps on real sockets."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from alembic.config import Config
 from common_libs import migrations
 from common_libs.auth import Role
-from common_libs.testing import PostgresServer, TestTokenIssuer, UvicornThread
+from common_libs.testing import NatsServer, PostgresServer, TestTokenIssuer, UvicornThread
 from common_libs.testing.db_checks import create_migrated_database
 from fastapi import FastAPI
 
@@ -79,13 +80,14 @@ def catalog_url(catalog: CatalogStub) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def service_settings(
-    database_url: str, users_url: str, catalog_url: str
+    database_url: str, users_url: str, catalog_url: str, nats_server: NatsServer
 ) -> Callable[..., Settings]:
-    """Settings for an app wired to the test database and the stubs (overrides allowed)."""
+    """Settings for an app wired to the test database, broker and stubs (overrides allowed)."""
 
     def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": database_url,
+            "nats_url": nats_server.url,
             "jwks_url": users_url + "/auth/jwks",
             "users_url": users_url,
             "catalog_url": catalog_url,

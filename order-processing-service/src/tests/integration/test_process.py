@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from common_libs.testing import ServerProcess, TestTokenIssuer, free_port, wait_until
+from common_libs.testing import NatsServer, ServerProcess, TestTokenIssuer, free_port, wait_until
 from common_libs.testing.app_checks import check_process_serves_health_and_ready
 from common_libs.testing.findings import findings
 
@@ -21,11 +21,17 @@ from tests.support.orders import order_body
 ARGV = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]
 
 
-def test_uvicorn_process_serves_health_and_ready(database_url: str, tmp_path: Path) -> None:
+def test_uvicorn_process_serves_health_and_ready(
+    database_url: str, nats_server: NatsServer, tmp_path: Path
+) -> None:
     found = findings(
         lambda: check_process_serves_health_and_ready(
             service="order-processing-service",
-            env={"ORDERS_DATABASE_URL": database_url, "ORDERS_ENVIRONMENT": "test"},
+            env={
+                "ORDERS_DATABASE_URL": database_url,
+                "ORDERS_ENVIRONMENT": "test",
+                "NATS_URL": nats_server.url,
+            },
             cwd=SERVICE_ROOT,
             log_path=tmp_path / "service.log",
         )
@@ -40,6 +46,7 @@ def test_order_killed_after_reserve_is_confirmed_by_the_next_process(
     catalog_url: str,
     catalog: CatalogStub,
     issuer: TestTokenIssuer,
+    nats_server: NatsServer,
     tmp_path: Path,
 ) -> None:
     product = catalog.add_product(stock=10)
@@ -53,6 +60,7 @@ def test_order_killed_after_reserve_is_confirmed_by_the_next_process(
         "ORDERS_CATALOG_URL": catalog_url,
         "ORDERS_SERVICE_CLIENT_SECRET": CLIENT_SECRET,
         "ORDERS_CATALOG_DEADLINE_SECONDS": "1",
+        "NATS_URL": nats_server.url,
     }
     port = free_port()
     base = f"http://127.0.0.1:{port}"
