@@ -1,4 +1,5 @@
-"""The application factory and its lifespan (engine, keys, password hashing, background purge)."""
+"""The application factory and its lifespan (engine, keys, password hashing, the outbox relay,
+background purge)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from importlib.metadata import version
 
 from common_libs.auth import TokenVerifier
 from common_libs.db import ping_database
+from common_libs.events import USERS, open_broker, start_relay
 from common_libs.service_app import create_service_app, run_in_background
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -60,7 +62,8 @@ async def purge_refresh_tokens_forever(
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool, load the keys, create the admin; close and stop everything on shutdown.
+    """Open the pool, start the outbox relay, load the keys, create the admin; close and stop
+    everything on shutdown.
 
     Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
     what it had opened.
@@ -83,6 +86,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
+        # Publishes the committed events of app.events to NATS; /ready does not depend on it
+        # (writes go on while the broker is away, and the outbox backlog on /metrics says so).
+        broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
+        app.state.relay = start_relay(stack, engine=engine, broker=broker, stream=USERS)
         app.state.keys = keys
         app.state.passwords = passwords
         app.state.tokens = TokenIssuer(

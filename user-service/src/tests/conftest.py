@@ -16,6 +16,9 @@ SERVICE_ROOT = Path(__file__).resolve().parents[1]
 set_hypothesis_home_dir(SERVICE_ROOT / ".pytest_cache" / "hypothesis")
 # Cheap Argon2 for speed (tests that are about the parameters set their own).
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 1024, "argon2_parallelism": 1}
+# No broker unless a test hands one (the session's nats_server): an app's relay must never publish
+# test events to a developer's local NATS. Nothing listens on port 1; the relay backs off.
+NO_BROKER_URL = "nats://127.0.0.1:1"
 SCHEMATHESIS_CASES = pytest.StashKey[int]()
 _key_dir: list[Path] = []
 
@@ -31,6 +34,7 @@ def make_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "environment": "test",
         "log_json": False,
+        "nats_url": NO_BROKER_URL,
         **FAST_ARGON2,
         **({"signing_key_file": _key_dir[-1] / "signing-key.pem"} if _key_dir else {}),
         **overrides,

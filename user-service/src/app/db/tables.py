@@ -5,12 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from common_libs.events.schema import add_outbox_tables
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, LargeBinary, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
 
 __all__ = ["Base", "RefreshToken", "User"]
+
+# ``outbox`` and ``event_versions`` (common-libs' events): the events written with each change,
+# until the relay has them acknowledged by the broker. Migration 0003 creates them.
+add_outbox_tables(Base.metadata)
 
 
 class User(Base):

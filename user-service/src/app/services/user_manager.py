@@ -1,4 +1,8 @@
-"""Account rules: registration, reading, updating and deleting users, the admin bootstrap."""
+"""Account rules: registration, reading, updating and deleting users, the admin bootstrap.
+
+Every account created or deleted writes its event (``app.events``) in the same transaction as the
+change: an event is published for a committed change only, and never lost for one.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import uuid
 from datetime import UTC, datetime
 
 from common_libs.auth import Principal
+from common_libs.events import DeletedData, write_event
 from common_libs.pagination import InvalidCursor, Page, PageParams, encode_cursor
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import refresh_token_repository, user_repository
 from app.db.user_repository import UserRecord
+from app.events import USER_DELETED, USER_REGISTERED, UserEventData
 from app.models.email_address import normalize_email
 from app.models.user_models import UserCreate, UserOut, UserUpdate
 from app.security.passwords import PasswordHashing
@@ -22,6 +28,12 @@ _logger = logging.getLogger(__name__)
 
 def _out(record: UserRecord) -> UserOut:
     return UserOut.model_validate(record)
+
+
+async def _write_registered(session: AsyncSession, record: UserRecord) -> None:
+    """``users.user.registered`` for an account this transaction created."""
+    data = UserEventData.model_validate(record, from_attributes=True)
+    await write_event(await session.connection(), USER_REGISTERED, record.id, data)
 
 
 def _own_id(principal: Principal) -> uuid.UUID:
@@ -48,6 +60,7 @@ async def register_user(
     )
     if record is None:
         raise EmailAlreadyRegistered
+    await _write_registered(session, record)
     return _out(record)
 
 
@@ -96,9 +109,14 @@ async def update_own_user(
 
 
 async def delete_own_user(*, session: AsyncSession, principal: Principal) -> None:
-    """Delete the caller's account; its refresh tokens are deleted with it."""
-    if not await user_repository.delete_user(session, _own_id(principal)):
+    """Delete the caller's account; its refresh tokens are deleted with it.
+
+    The only way an account is deleted: the refresh-token purge deletes tokens, never accounts.
+    """
+    user_id = _own_id(principal)
+    if not await user_repository.delete_user(session, user_id):
         raise UserNotFound
+    await write_event(await session.connection(), USER_DELETED, user_id, DeletedData(id=user_id))
 
 
 def _keyset(cursor: dict[str, object] | None) -> tuple[datetime, uuid.UUID] | None:
@@ -139,7 +157,7 @@ async def ensure_admin(
 
     Safe when several replicas start at once (one conditional INSERT). An existing account with
     that email is left alone, even a customer: promoting it would hand admin rights to whoever
-    registered the address first.
+    registered the address first. Only the replica whose INSERT created it writes the event.
     """
     normalized = normalize_email(email)
     existing = await user_repository.get_user_by_email(session, normalized)
@@ -155,6 +173,8 @@ async def ensure_admin(
         role="admin",
         password_hash=await passwords.hash(password),
     )
-    if created is not None:
-        _logger.info("created the configured admin account")
-    return created is not None
+    if created is None:
+        return False
+    await _write_registered(session, created)
+    _logger.info("created the configured admin account")
+    return True

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.security.hash_secret import hash_secret
 from app.security.signing_keys import private_key_pem
-from tests.conftest import FAST_ARGON2, SERVICE_ROOT, make_settings
+from tests.conftest import FAST_ARGON2, NO_BROKER_URL, SERVICE_ROOT, make_settings
 from tests.integration.conftest import alembic_config
 
 PROVIDER = "user-service"
@@ -71,6 +71,7 @@ def provider(
         "USERS_LOG_JSON": "false",
         "USERS_LOG_LEVEL": "WARNING",
         "USERS_DATABASE_URL": pact_database_url,
+        "NATS_URL": NO_BROKER_URL,
         "USERS_SIGNING_KEY_PEM": private_key_pem(Ed25519PrivateKey.generate()).decode(),
         "USERS_SERVICE_CLIENTS": json.dumps(clients),
         "USERS_PROVIDER_STATES_ENABLED": "true",

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from alembic.config import Config
 from common_libs import migrations
-from common_libs.testing import PostgresServer, ServerProcess, free_port
+from common_libs.testing import NatsServer, PostgresServer, ServerProcess, free_port
 from common_libs.testing.db_checks import create_migrated_database
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
@@ -61,10 +61,13 @@ def signing_key() -> Ed25519PrivateKey:
 
 
 @pytest.fixture(scope="session")
-def service_settings(database_url: str, signing_key: Ed25519PrivateKey) -> dict[str, object]:
-    """The settings the in-process app runs with."""
+def service_settings(
+    database_url: str, signing_key: Ed25519PrivateKey, nats_server: NatsServer
+) -> dict[str, object]:
+    """The settings the in-process app runs with (its relay publishes to the session's NATS)."""
     return {
         "database_url": database_url,
+        "nats_url": nats_server.url,
         "signing_key_pem": private_key_pem(signing_key).decode(),
         "admin_email": ADMIN_EMAIL,
         "admin_password": ADMIN_PASSWORD,
@@ -144,6 +147,7 @@ def running_service(
         "USERS_ENVIRONMENT": "test",
         "USERS_LOG_JSON": "false",
         "USERS_DATABASE_URL": str(service_settings["database_url"]),
+        "NATS_URL": str(service_settings["nats_url"]),
         "USERS_SIGNING_KEY_PEM": str(service_settings["signing_key_pem"]),
         "USERS_ADMIN_EMAIL": ADMIN_EMAIL,
         "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD,
