@@ -57,6 +57,8 @@ def measure_orders(
         return run_wrk(url, script=script, seconds=seconds, connections=connections)
 
     found = {service.name: listening_pid(target.port(service)) for service in _IN_THE_LOOP}
+    # The broker the services' relays publish the orders' events to (absent before events).
+    found["nats-server"] = listening_pid(target.config.nats_port)
     pids = {name: pid for name, pid in found.items() if pid is not None}
 
     # One order alone first: the order service fetches its service token on its first order,
