@@ -187,6 +187,37 @@ async def test_a_module_without_http_clients_or_engine_is_checked_for_tasks_only
     assert not hasattr(app.state, "engine")
 
 
+@pytest.mark.parametrize(("lasts", "passes"), [(0.05, True), (None, False)])
+async def test_a_task_the_failed_start_leaves_must_end_on_its_own(
+    monkeypatch: pytest.MonkeyPatch, lasts: float | None, passes: bool
+) -> None:
+    """A cleanup that ends right after (a shielded close) passes; a task that runs on fails."""
+    module = ModuleType("lingering_lifespan")
+    module.finish = lambda: None  # type: ignore[attr-defined]
+    lingering: list[asyncio.Task[None]] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        work = asyncio.sleep(lasts) if lasts is not None else _forever()
+        lingering.append(asyncio.create_task(work))  # type: ignore[arg-type]
+        module.finish()
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+    try:
+        if passes:
+            await check_failed_start_releases_resources(
+                app, monkeypatch, module=module, failing_step="finish"
+            )
+        else:
+            with pytest.raises(AssertionError, match="tasks left running"):
+                await check_failed_start_releases_resources(
+                    app, monkeypatch, module=module, failing_step="finish"
+                )
+    finally:
+        await _stop(lingering[0])
+
+
 CAREFUL = lifespan_module(leaks=False)
 
 test_app_keeps_fleet_convention = fleet_app_test(
