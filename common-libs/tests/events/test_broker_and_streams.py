@@ -106,3 +106,32 @@ def test_the_package_runs_the_streams_command(
         )
     assert exited.value.code == 0
     assert "--replicas" in capsys.readouterr().out
+
+
+async def test_a_connect_cancelled_halfway_closes_its_socket() -> None:
+    """The lifespan may end while a connect waits for a slow broker: no socket is left open."""
+    import asyncio
+
+    accepted: asyncio.Queue[asyncio.StreamReader] = asyncio.Queue()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def silent_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await accepted.put(reader)  # never says INFO: the client waits
+
+    server = await asyncio.start_server(silent_broker, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    broker = Broker(f"nats://127.0.0.1:{port}", name="cancelled", connect_timeout=30)
+    connecting = asyncio.create_task(broker.jetstream())
+    try:
+        reader = await asyncio.wait_for(accepted.get(), timeout=10)
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # the client hung up
+        assert not broker.connected
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -12,8 +12,8 @@ import asyncio
 import logging
 import random
 from contextlib import AsyncExitStack
+from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -39,18 +39,28 @@ class Broker:
     async def jetstream(self) -> JetStreamContext:
         """The JetStream context of an open connection; connects first if there is none."""
         if self._client is None or self._client.is_closed:
-            self._client = await nats.connect(
-                self.url,
-                name=self.name,
-                connect_timeout=self.connect_timeout,
-                allow_reconnect=False,
-                # nats-py tries a server up to this many times more before it gives up.
-                max_reconnect_attempts=1,
-                reconnect_time_wait=0.1,
-                error_cb=self._on_error,
-            )
+            # Made here rather than by nats.connect(): a connect cancelled halfway (the lifespan
+            # ending while the broker is slow) must still close the socket it opened.
+            client = Client()
+            try:
+                await client.connect(self.url, **self._options())
+            except BaseException:
+                await asyncio.shield(client.close())
+                raise
+            self._client = client
             _logger.info("connected to the event broker")
         return self._client.jetstream()
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "connect_timeout": self.connect_timeout,
+            "allow_reconnect": False,
+            # nats-py tries a server up to this many times more before it gives up.
+            "max_reconnect_attempts": 1,
+            "reconnect_time_wait": 0.1,
+            "error_cb": self._on_error,
+        }
 
     async def close(self) -> None:
         """Close the connection, if one is open (the lifespan's exit)."""
