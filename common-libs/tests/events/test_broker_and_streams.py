@@ -135,3 +135,14 @@ async def test_a_connect_cancelled_halfway_closes_its_socket() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_users_asking_at_once_share_one_connection(nats_server: NatsServer) -> None:
+    import asyncio
+
+    broker = Broker(nats_server.url, name="shared")
+    try:
+        contexts = await asyncio.gather(*(broker.jetstream() for _ in range(5)))
+        assert len({id(context._nc) for context in contexts}) == 1
+    finally:
+        await broker.close()

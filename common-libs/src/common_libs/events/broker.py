@@ -30,6 +30,7 @@ class Broker:
         self.name = name
         self.connect_timeout = connect_timeout
         self._client: Client | None = None
+        self._connecting = asyncio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -38,18 +39,19 @@ class Broker:
 
     async def jetstream(self) -> JetStreamContext:
         """The JetStream context of an open connection; connects first if there is none."""
-        if self._client is None or self._client.is_closed:
-            # Made here rather than by nats.connect(): a connect cancelled halfway (the lifespan
-            # ending while the broker is slow) must still close the socket it opened.
-            client = Client()
-            try:
-                await client.connect(self.url, **self._options())
-            except BaseException:
-                await asyncio.shield(client.close())
-                raise
-            self._client = client
-            _logger.info("connected to the event broker")
-        return self._client.jetstream()
+        async with self._connecting:  # the relay and a consumer asking at once: one connection
+            if self._client is None or self._client.is_closed:
+                # Made here rather than by nats.connect(): a connect cancelled halfway (the
+                # lifespan ending while the broker is slow) must still close the socket it opened.
+                client = Client()
+                try:
+                    await client.connect(self.url, **self._options())
+                except BaseException:
+                    await asyncio.shield(client.close())
+                    raise
+                self._client = client
+                _logger.info("connected to the event broker")
+            return self._client.jetstream()
 
     def _options(self) -> dict[str, Any]:
         return {
