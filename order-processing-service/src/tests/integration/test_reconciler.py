@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import httpx
+from common_libs.testing import eventually
 from fastapi import FastAPI
 from sqlalchemy import func, update
 
@@ -222,15 +223,27 @@ async def test_two_replicas_settle_every_pending_order_exactly_once(
         await crashed_order(app, customer, [(product, 1)], key=f"replica-{n}") for n in range(8)
     ]
 
+    async def statuses() -> list[str]:
+        return [await _status(client, customer, order_id) for order_id in orders]
+
     # The replica's own loop makes a first pass at start-up too: three reconcilers at once.
     async with running_app(service_settings()) as (replica, _):
         other: Reconciler = replica.state.reconciler
         await asyncio.gather(reconciler.run_once(), other.run_once())
+        # The two passes skip what the start-up pass has locked: let it finish before the
+        # replica stops (stopping would cancel it and leave its orders to a later pass).
+        await eventually(
+            lambda: _all_confirmed(statuses()), within=15, message="every order settled"
+        )
 
-    assert [await _status(client, customer, order_id) for order_id in orders] == ["confirmed"] * 8
+    assert await statuses() == ["confirmed"] * 8
     assert {catalog.count("reserve", order_id) for order_id in orders} == {1}
     assert {catalog.count("commit", order_id) for order_id in orders} == {1}
     assert catalog.on_hand(product) == 92
+
+
+async def _all_confirmed(statuses: Awaitable[list[str]]) -> bool:
+    return all(status == "confirmed" for status in await statuses)
 
 
 async def test_expired_keys_are_purged_and_the_key_can_be_used_again(
