@@ -44,7 +44,7 @@ from common_libs.testing import (
     eventually,
     free_port,
 )
-from common_libs.testing.events import stream_events, wait_for_stream_events
+from common_libs.testing.events import published_events, stream_events, wait_for_stream_events
 from common_libs.testing.nats import NatsServer, start_nats
 
 from .conftest import Domain, Thing
@@ -487,3 +487,27 @@ async def test_the_migration_helpers_drop_what_they_created(
             assert (await connection.execute(text(tables))).scalars().all() == []
     finally:
         await engine.dispose()
+
+
+async def test_the_events_about_a_subject_are_final_once_its_outbox_rows_are_gone(
+    engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
+) -> None:
+    relay = OutboxRelay(
+        engine=engine, broker=broker, stream=domain.stream, registry=CollectorRegistry()
+    )
+    thing, other = uuid.uuid4(), uuid.uuid4()
+    async with engine.begin() as connection:
+        await write_event(connection, domain.changed, thing, Thing(id=thing, count=1))
+        await write_event(connection, domain.changed, other, Thing(id=other, count=1))
+        await write_event(connection, domain.removed, thing, Thing(id=thing, count=0))
+    task = asyncio.create_task(relay.run())
+    try:
+        events = await published_events(engine, nats_server.url, domain.name, str(thing))
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [(e.envelope.type, e.envelope.version) for e in events] == [
+        (domain.changed.name, 1),
+        (domain.removed.name, 2),
+    ]

@@ -60,17 +60,15 @@ _CLAIM = text(
     ORDER BY o.id
     """
 )
-# Remove what the broker acknowledged and measure what is left, in one round trip (the deleted
-# rows are still visible to the outer query's snapshot, hence NOT IN).
+# Remove what the broker acknowledged and measure what is left (count, age of the oldest), in
+# one round trip: the deleted rows are still visible to the outer query's snapshot, hence NOT IN.
+# With no ids it only measures (after a failed pass).
 _DELETE_AND_MEASURE = text(
     """
     WITH sent AS (DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING id)
     SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)
     FROM outbox WHERE id NOT IN (SELECT id FROM sent)
     """
-)
-_BACKLOG = text(
-    "SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0) FROM outbox"
 )
 
 
@@ -204,8 +202,8 @@ class OutboxRelay:
     async def _update_gauges(self) -> None:
         """Measure the backlog after a failed pass (a pass that publishes measures it itself)."""
         try:
-            async with self.engine.connect() as connection:
-                count, age = (await connection.execute(_BACKLOG)).one()
+            async with self.engine.begin() as connection:
+                count, age = (await connection.execute(_DELETE_AND_MEASURE, {"ids": []})).one()
         except Exception as exc:
             _logger.warning("outbox backlog unknown (%s)", type(exc).__name__)
             return

@@ -4,23 +4,27 @@
     assert [e.envelope.type for e in events] == ["catalog.product.created"]
 
 :func:`wait_for_stream_events` waits (on the condition, bounded) until a predicate over the
-stream's events holds, since the relay publishes after the commit, not before the response.
+stream's events holds, since the relay publishes after the commit, not before the response;
+:func:`published_events` gives every event about one subject once its producer's outbox holds
+none of it (with a producer's engine: the ``db`` extra).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.js.errors import NotFoundError
 
 from common_libs.events.envelope import EventEnvelope
+from common_libs.testing.processes import eventually
 
-__all__ = ["StreamEvent", "stream_events", "wait_for_stream_events"]
+if TYPE_CHECKING:  # SQLAlchemy is the db extra's: reading the broker does without it
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["StreamEvent", "published_events", "stream_events", "wait_for_stream_events"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +79,40 @@ async def wait_for_stream_events(
 ) -> list[StreamEvent]:
     """Poll ``stream`` until ``condition(events)`` holds; return the events. Raises after
     ``within`` seconds with ``message`` and what the stream held."""
-    deadline = time.monotonic() + within
-    while True:
-        events = await stream_events(url, stream, subject=subject)
-        if condition(events):
-            return events
-        if time.monotonic() > deadline:
-            held = [(e.envelope.type, e.envelope.subject, e.envelope.version) for e in events]
-            raise AssertionError(f"timed out waiting for {message}; the stream holds {held}")
-        await asyncio.sleep(0.05)
+    events: list[StreamEvent] = []
+
+    async def holds() -> bool:
+        events[:] = await stream_events(url, stream, subject=subject)
+        return condition(events)
+
+    try:
+        await eventually(holds, within=within, interval=0.05, message=message)
+    except TimeoutError:
+        held = [(e.envelope.type, e.envelope.subject, e.envelope.version) for e in events]
+        raise AssertionError(f"timed out waiting for {message}; the stream holds {held}") from None
+    return events
+
+
+async def published_events(
+    engine: AsyncEngine, url: str, stream: str, subject: str, *, within: float = 10.0
+) -> list[StreamEvent]:
+    """Every event about ``subject`` (an envelope's subject: a product's, order's or user's id),
+    in stream order, once none of it waits in the producer's outbox.
+
+    The relay removes a row only after the broker acknowledged it, so everything committed
+    before this call is in the stream by then: the list is final, and "no second event" can be
+    asserted without waiting any longer.
+    """
+    from sqlalchemy import text
+
+    async def drained() -> bool:
+        async with engine.connect() as connection:
+            waiting = await connection.scalar(
+                text("SELECT EXISTS (SELECT 1 FROM outbox WHERE subject = :subject)"),
+                {"subject": subject},
+            )
+        return not waiting
+
+    await eventually(drained, within=within, message=f"the outbox rows about {subject} published")
+    events = await stream_events(url, stream)
+    return [event for event in events if event.envelope.subject == subject]
