@@ -18,13 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
-from common_libs.testing import PostgresServer, TestTokenIssuer, UvicornServer
+from common_libs.testing import PostgresServer, TestTokenIssuer, UvicornServer, free_port
 from common_libs.testing.db_checks import create_migrated_database
 from common_libs.testing.events import StreamEvent, stream_events, wait_for_stream_events
+from common_libs.testing.nats import start_nats
 from common_libs.testing.processes import eventually
 
 from tests.integration.conftest import SERVICE_ROOT
-from tests.support.events import PRODUCT_EVENTS, RestartableNats
+from tests.support.events import PRODUCT_EVENTS
 from tests.support.products import product_payload, reservation_body, serve_jwks
 
 RESERVATIONS = "/inventory/reservations"
@@ -111,13 +112,17 @@ async def test_events_written_while_the_broker_is_away_a_minute_are_published_on
     service_headers: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    broker = RestartableNats(tmp_path / "nats")
+    # A broker of this test's own, stopped and started again as itself: same port, same store.
+    port, store = free_port(), tmp_path / "nats"
+    url = f"nats://127.0.0.1:{port}"
+    broker = ExitStack()
     with ExitStack() as stack:
         stack.enter_context(broker)
+        broker.enter_context(start_nats(port=port, store_dir=store))
         service = stack.enter_context(
             catalog_process(
                 database_url=own_database_url,
-                nats_url=broker.url,
+                nats_url=url,
                 jwks_url=jwks_url,
                 log_path=tmp_path / "catalog.log",
             )
@@ -126,10 +131,10 @@ async def test_events_written_while_the_broker_is_away_a_minute_are_published_on
             products = [await _create(client, admin_headers)]
             # The relay is connected and has published: the outage below breaks a live connection.
             await wait_for_stream_events(
-                broker.url, "CATALOG", lambda events: len(events) == 1, subject=PRODUCT_EVENTS
+                url, "CATALOG", lambda events: len(events) == 1, subject=PRODUCT_EVENTS
             )
 
-            broker.stop()
+            broker.close()
             restart_at = time.monotonic() + OUTAGE_SECONDS
             products += [await _create(client, admin_headers) for _ in range(3)]
             for index, product in enumerate(products):
@@ -161,10 +166,10 @@ async def test_events_written_while_the_broker_is_away_a_minute_are_published_on
             )
             assert await _backlog(client) == changes
             assert (await client.get("/ready")).status_code == 200
-            broker.start()
+            broker.enter_context(start_nats(port=port, store_dir=store))
 
             await wait_for_stream_events(
-                broker.url,
+                url,
                 "CATALOG",
                 lambda events: len(events) >= 1 + changes,
                 subject=PRODUCT_EVENTS,
@@ -177,7 +182,7 @@ async def test_events_written_while_the_broker_is_away_a_minute_are_published_on
 
             await eventually(backlog_is_empty, within=10, message="outbox empty")
             # The events by id, once more after the backlog is empty: nothing came twice.
-            events = await stream_events(broker.url, "CATALOG", subject=PRODUCT_EVENTS)
+            events = await stream_events(url, "CATALOG", subject=PRODUCT_EVENTS)
 
     counts = _ids(events)
     assert len(counts) == 1 + changes
@@ -194,12 +199,12 @@ async def test_two_relays_on_one_database_publish_every_event_once_in_order(
     tmp_path: Path,
 ) -> None:
     with ExitStack() as stack:
-        broker = stack.enter_context(RestartableNats(tmp_path / "nats"))
+        broker_url = stack.enter_context(start_nats()).url
         services = [
             stack.enter_context(
                 catalog_process(
                     database_url=own_database_url,
-                    nats_url=broker.url,
+                    nats_url=broker_url,
                     jwks_url=jwks_url,
                     log_path=tmp_path / f"catalog-{name}.log",
                 )
@@ -237,7 +242,7 @@ async def test_two_relays_on_one_database_publish_every_event_once_in_order(
             expected = len(ids) + sum(changed)
 
             events = await wait_for_stream_events(
-                broker.url,
+                broker_url,
                 "CATALOG",
                 lambda events: len(events) >= expected,
                 subject=PRODUCT_EVENTS,

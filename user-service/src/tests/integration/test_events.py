@@ -17,8 +17,7 @@ import nats
 import pytest
 from common_libs.events import USERS
 from common_libs.testing import NatsServer
-from common_libs.testing.events import StreamEvent, stream_events
-from common_libs.testing.processes import eventually
+from common_libs.testing.events import published_events, stream_events
 from fastapi import FastAPI
 from sqlalchemy import delete, exists, select
 
@@ -53,20 +52,6 @@ async def _register(
     )
 
 
-async def _published_about(app: FastAPI, nats_url: str, subject: str) -> list[StreamEvent]:
-    """Every event about ``subject`` once the outbox holds none of it: all that committed has
-    been acknowledged by the broker, so the stream has all of them (and no more will come)."""
-
-    async def outbox_drained() -> bool:
-        async with app.state.engine.connect() as connection:
-            pending = await connection.scalar(select(exists().where(OUTBOX.c.subject == subject)))
-        return not pending
-
-    await eventually(outbox_drained, within=10, message=f"the outbox relayed {subject}'s events")
-    events = await stream_events(nats_url, USERS.name, subject="users.user.>")
-    return [event for event in events if event.envelope.subject == subject]
-
-
 async def _raw_messages(nats_url: str) -> list[tuple[dict[str, str], bytes]]:
     """Headers and body of every message in the USERS stream, as stored."""
     client = await nats.connect(nats_url, connect_timeout=2, allow_reconnect=False)
@@ -92,7 +77,7 @@ async def test_registration_publishes_user_registered_with_id_and_role(
 
     response = await _register(committing_client, email, request_id=request_id)
     user_id = response.json()["id"]
-    [event] = await _published_about(app, nats_server.url, user_id)
+    [event] = await published_events(app.state.engine, nats_server.url, USERS.name, user_id)
 
     assert response.status_code == 201
     assert event.subject == "users.user.registered"
@@ -123,7 +108,9 @@ async def test_account_deletion_publishes_user_deleted_as_version_2(
     response = await committing_client.delete(
         "/users/me", headers={**bearer(tokens), "X-Request-ID": request_id}
     )
-    registered, deleted = await _published_about(app, nats_server.url, user_id)
+    registered, deleted = await published_events(
+        app.state.engine, nats_server.url, USERS.name, user_id
+    )
 
     assert response.status_code == 204
     assert (registered.envelope.type, registered.envelope.version) == ("users.user.registered", 1)
@@ -147,7 +134,7 @@ async def test_duplicate_registration_publishes_nothing(
     email, request_id = unique_email("twice"), f"duplicate-{uuid.uuid4().hex}"
     committed_emails.append(email)
     first = await _register(committing_client, email, request_id="first")
-    await _published_about(app, nats_server.url, first.json()["id"])
+    await published_events(app.state.engine, nats_server.url, USERS.name, first.json()["id"])
 
     duplicate = await _register(committing_client, email.upper(), request_id=request_id)
     # Its transaction ended before the answer: a row it wrote would be in the outbox, or (once
@@ -177,7 +164,12 @@ async def test_no_message_in_the_stream_carries_the_email_or_the_name(
     user = await _register(committing_client, email, request_id="private", full_name=full_name)
     tokens = await login(committing_client, email)
     await committing_client.delete("/users/me", headers=bearer(tokens))
-    assert len(await _published_about(app, nats_server.url, user.json()["id"])) == 2
+    assert (
+        len(
+            await published_events(app.state.engine, nats_server.url, USERS.name, user.json()["id"])
+        )
+        == 2
+    )
 
     messages = await _raw_messages(nats_server.url)
 
@@ -213,7 +205,7 @@ async def test_replicas_bootstrapping_the_admin_publish_one_registered_event(
                 select(User.id).where(User.email_normalized == normalize_email(email))
             )
         )
-    [event] = await _published_about(app, nats_server.url, admin_id)
+    [event] = await published_events(app.state.engine, nats_server.url, USERS.name, admin_id)
 
     assert (event.envelope.type, event.envelope.version) == ("users.user.registered", 1)
     assert event.envelope.data == {"id": admin_id, "role": "admin"}
