@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from types import SimpleNamespace
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from nats.js.errors import NoStreamResponseError
 from prometheus_client import CollectorRegistry
@@ -209,6 +210,37 @@ async def test_the_listener_lost_wakes_the_relay_which_listens_again(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+@pytest.mark.parametrize("failure", [asyncio.CancelledError, OSError])
+async def test_a_relay_stopped_or_failing_while_it_starts_listening_closes_that_connection(
+    engine: AsyncEngine,
+    broker: Broker,
+    domain: Domain,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: type[BaseException],
+) -> None:
+    opened: list[asyncpg.Connection] = []
+    connect = asyncpg.connect
+
+    async def connect_and_keep(*args: object, **kwargs: object) -> asyncpg.Connection:
+        connection = await connect(*args, **kwargs)
+        opened.append(connection)
+        return connection
+
+    async def add_listener(*_: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(asyncpg, "connect", connect_and_keep)
+    monkeypatch.setattr(asyncpg.Connection, "add_listener", add_listener)
+    relay = OutboxRelay(
+        engine=engine, broker=broker, stream=domain.stream, registry=CollectorRegistry()
+    )
+    with pytest.raises(failure):
+        await relay._listen()
+    assert len(opened) == 1
+    assert opened[0].is_closed()
+    assert relay._listener is None
 
 
 async def test_while_the_broker_is_away_writes_go_on_and_the_backlog_says_so(

@@ -231,7 +231,13 @@ class OutboxRelay:
             return
         url = self.engine.url.set(drivername="postgresql")
         listener = await asyncpg.connect(url.render_as_string(hide_password=False), timeout=5)
-        await listener.add_listener(OUTBOX_CHANNEL, self._notified)
+        try:
+            await listener.add_listener(OUTBOX_CHANNEL, self._notified)
+        except BaseException:
+            # Cancelled (the lifespan ended) or failed before it became ours to close: close it
+            # here, or the connection leaks.
+            listener.terminate()
+            raise
         listener.add_termination_listener(self._listener_lost)
         self._listener = listener
 
