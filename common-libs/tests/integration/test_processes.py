@@ -26,10 +26,12 @@ from common_libs.testing import (
 from common_libs.testing.processes import _ephemeral_ports
 
 # A child that runs until a signal ends it; it says "ready" once its signal handling is in place.
-WAIT_FOREVER = "import threading; print('ready', flush=True); threading.Event().wait()"
+# It waits in short sleeps, not in one blocking wait: a SIGINT that lands after "ready" but before
+# the wait has begun would otherwise be noticed only when the wait returns, which is never.
+WAIT_FOREVER = "import time; print('ready', flush=True)\nwhile True: time.sleep(0.05)"
 IGNORE_SIGTERM = (
-    "import signal, threading; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-    "print('ready', flush=True); threading.Event().wait()"
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print('ready', flush=True)\nwhile True: time.sleep(0.05)"
 )
 
 
