@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -12,7 +13,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 from common_libs.testing import free_port, wait_until
 
@@ -62,6 +65,10 @@ class Fleet:
     @property
     def nats_url(self) -> str:
         return f"nats://127.0.0.1:{self.ports['FLEET_NATS_PORT']}"
+
+    def fetch(self, database: str, query: str, *args: object) -> list[Any]:
+        """Rows of ``query`` in one of this fleet's databases."""
+        return asyncio.run(fetch_rows(self.ports["FLEET_PG_PORT"], database, query, *args))
 
     @property
     def log_path(self) -> Path:
@@ -171,6 +178,17 @@ def new_fleet(extra_env: dict[str, str] | None = None, data_dir: Path | None = N
     env = {**os.environ, "FLEET_DATA_DIR": str(data_dir), **(extra_env or {})}
     env.update({name: str(port) for name, port in ports.items()})
     return Fleet(data_dir=data_dir, ports=ports, env=env)
+
+
+async def fetch_rows(pg_port: int, database: str, query: str, *args: object) -> list[Any]:
+    """Rows of ``query`` in one of the fleet's databases (local 'postgres' is trusted)."""
+    connection = await asyncpg.connect(
+        host="127.0.0.1", port=pg_port, user="postgres", database=database
+    )
+    try:
+        return list(await connection.fetch(query, *args))
+    finally:
+        await connection.close()
 
 
 def get(url: str, **kwargs: object) -> httpx.Response:

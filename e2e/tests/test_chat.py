@@ -8,21 +8,11 @@ import uuid
 from typing import Any
 
 import pytest
-from common_libs.testing import LlmServer, Received, Reply
+from common_libs.testing import LlmServer, Reply
 
 from tests.conftest import CHAT_MODEL, EMBEDDING_MODEL
+from tests.support.assistant import chat_request_about
 from tests.support.shop import Shop, bearer
-
-
-def _chat_request_about(fake_llm: LlmServer, question: str) -> Received:
-    """The (last) completion request the chat service sent for ``question``."""
-    matching = [
-        received
-        for received in fake_llm.requests("/v1/chat/completions")
-        if received.message_texts() and received.message_texts()[-1] == question
-    ]
-    assert matching, f"the LLM never received {question!r}"
-    return matching[-1]
 
 
 def test_chat_answer_is_grounded_in_the_products_the_catalog_has(
@@ -42,7 +32,7 @@ def test_chat_answer_is_grounded_in_the_products_the_catalog_has(
     assert answer.status_code == 200, answer.text
     assert answer.json()["message"] == {"role": "assistant", "content": reply.content}
     assert answer.json()["model"] == CHAT_MODEL
-    sent = _chat_request_about(fake_llm, question)
+    sent = chat_request_about(fake_llm, question)
     assert sent.body["model"] == CHAT_MODEL
     assert sent.headers["authorization"] == f"Bearer {fake_llm.api_key}"
     in_catalog = shop.client.get(

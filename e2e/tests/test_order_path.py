@@ -13,12 +13,12 @@ import httpx
 import pytest
 from common_libs.testing import wait_until
 
-from tests.support.order_path import (
+from tests.support.processes import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     CATALOG_DEADLINE_SECONDS,
-    OrderPath,
-    running_order_path,
+    Services,
+    running_services,
 )
 from tests.support.shop import Account, Shop, bearer, order_body, unique
 
@@ -26,8 +26,8 @@ _PAUSED = re.compile(r"saga paused after reserve order_id=([0-9a-f-]{36})")
 
 
 @pytest.fixture(scope="module")
-def order_path() -> Iterator[OrderPath]:
-    with running_order_path() as path:
+def order_path() -> Iterator[Services]:
+    with running_services() as path:
         yield path
 
 
@@ -38,7 +38,7 @@ def client() -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def shop(order_path: OrderPath, client: httpx.Client) -> Shop:
+def shop(order_path: Services, client: httpx.Client) -> Shop:
     return order_path.shop(client)
 
 
@@ -65,7 +65,7 @@ async def _place_at_once(
 
 
 def test_twenty_concurrent_orders_for_five_items_confirm_exactly_five(
-    order_path: OrderPath, shop: Shop, admin: Account
+    order_path: Services, shop: Shop, admin: Account
 ) -> None:
     product = shop.add_product(admin, stock=5)
     with ThreadPoolExecutor(4) as pool:
@@ -86,7 +86,7 @@ def test_twenty_concurrent_orders_for_five_items_confirm_exactly_five(
 
 
 def test_order_killed_after_its_reservation_is_settled_by_the_restarted_service(
-    order_path: OrderPath, shop: Shop, admin: Account
+    order_path: Services, shop: Shop, admin: Account
 ) -> None:
     product = shop.add_product(admin, stock=10)
     customer = shop.new_customer()
@@ -128,7 +128,7 @@ def test_order_killed_after_its_reservation_is_settled_by_the_restarted_service(
 
 
 def test_catalog_down_answers_503_in_time_and_orders_resume_when_it_is_back(
-    order_path: OrderPath, shop: Shop, admin: Account
+    order_path: Services, shop: Shop, admin: Account
 ) -> None:
     product = shop.add_product(admin, stock=3)
     customer = shop.new_customer()

@@ -1,11 +1,12 @@
-"""The order path as real processes the test controls one by one.
+"""The services as real processes the test controls one by one.
 
-PostgreSQL, then user-service, product-catalog-service and order-processing-service, each a
-uvicorn child process of the test with its own database. Everything is set up with
-``scripts/fleet.py`` (PostgreSQL, databases and migrations, the local secrets, each service's
-environment and command line), so these processes run exactly as under ``make up``; only the
-process management is the test's own, because the fleet's supervisor stops the whole fleet when
-one process dies and these tests kill, stop and restart single services on purpose.
+PostgreSQL and NATS, then user-service, product-catalog-service and order-processing-service
+(the order path), and chat-llm-service when asked for, each a uvicorn child process of the test
+with its own database. Everything is set up with ``scripts/fleet.py`` (PostgreSQL, NATS and its
+streams, databases and migrations, the local secrets, each service's environment and command
+line), so these processes run exactly as under ``make up``; only the process management is the
+test's own, because the fleet's supervisor stops the whole fleet when one process dies and these
+tests kill, stop and restart single services on purpose.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import fleet as runner
 import httpx
 from common_libs.testing import free_port, wait_until
 
+from tests.fleet import fetch_rows
 from tests.support.shop import Endpoints, Shop
 
 ADMIN_EMAIL = "order-path-admin@example.com"
@@ -112,67 +113,68 @@ class ServiceProcess:
 
 
 @dataclass
-class OrderPath:
-    """The running order path: its configuration and its three service processes."""
+class Services:
+    """The running services: their configuration and their processes (``chat`` when asked for)."""
 
     config: runner.FleetConfig
     users: ServiceProcess
     catalog: ServiceProcess
     orders: ServiceProcess
+    chat: ServiceProcess
+
+    @property
+    def nats_url(self) -> str:
+        return self.config.nats_url
 
     def shop(self, client: httpx.Client) -> Shop:
-        """The services' API, called directly (there is no gateway on this path)."""
+        """The services' API, called directly (there is no gateway here)."""
         endpoints = Endpoints(
-            users=self.users.url, catalog=self.catalog.url, orders=self.orders.url, chat=""
+            users=self.users.url,
+            catalog=self.catalog.url,
+            orders=self.orders.url,
+            chat=self.chat.url,
         )
         return Shop(endpoints, client)
 
+    async def fetch(self, service: runner.Service, query: str, *args: object) -> list[Any]:
+        """Rows of ``query`` in ``service``'s own database."""
+        return await fetch_rows(self.config.pg_port, service.database, query, *args)
+
     async def catalog_stock(self, product_id: str) -> dict[str, int]:
         """``held`` and ``sold`` of a product, read from the catalog's own tables."""
-        connection = await asyncpg.connect(
-            host="127.0.0.1",
-            port=self.config.pg_port,
-            user="postgres",
-            database=runner.CATALOG.database,
+        (row,) = await self.fetch(
+            runner.CATALOG,
+            """
+            SELECT p.stock, p.held,
+                   coalesce((SELECT sum(i.quantity)
+                               FROM reservation_items i
+                               JOIN reservations r ON r.id = i.reservation_id
+                              WHERE i.product_id = p.id AND r.status = 'committed'), 0) AS sold
+              FROM products p
+             WHERE p.id = $1
+            """,
+            product_id,
         )
-        try:
-            row = await connection.fetchrow(
-                """
-                SELECT p.stock, p.held,
-                       coalesce((SELECT sum(i.quantity)
-                                   FROM reservation_items i
-                                   JOIN reservations r ON r.id = i.reservation_id
-                                  WHERE i.product_id = p.id AND r.status = 'committed'), 0) AS sold
-                  FROM products p
-                 WHERE p.id = $1
-                """,
-                product_id,
-            )
-        finally:
-            await connection.close()
         return {"stock": row["stock"], "held": row["held"], "sold": int(row["sold"])}
 
     async def reservation_status(self, reservation_id: str) -> str | None:
         """The catalog's status of a reservation (the order id is the reservation id)."""
-        connection = await asyncpg.connect(
-            host="127.0.0.1",
-            port=self.config.pg_port,
-            user="postgres",
-            database=runner.CATALOG.database,
+        rows = await self.fetch(
+            runner.CATALOG, "SELECT status FROM reservations WHERE id = $1", reservation_id
         )
-        try:
-            status: Any = await connection.fetchval(
-                "SELECT status FROM reservations WHERE id = $1", reservation_id
-            )
-        finally:
-            await connection.close()
-        return None if status is None else str(status)
+        return str(rows[0]["status"]) if rows else None
 
 
 @contextmanager
-def running_order_path() -> Iterator[OrderPath]:
-    """PostgreSQL and the three services on free ports with a throwaway data folder."""
-    data_dir = Path(tempfile.mkdtemp(prefix="order-path-e2e-"))
+def running_services(
+    *, chat_env: Mapping[str, str] | None = None, start_chat: bool = True
+) -> Iterator[Services]:
+    """PostgreSQL, NATS and the services on free ports with a throwaway data folder.
+
+    With ``chat_env`` (its LLM settings, say) chat-llm-service is prepared too, and started
+    unless ``start_chat`` is false (a test then starts it when it wants).
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="services-e2e-"))
     # PostgreSQL runs as the unprivileged 'postgres' account when the tests run as root.
     data_dir.chmod(0o755)
     config = runner.FleetConfig(
@@ -180,33 +182,40 @@ def running_order_path() -> Iterator[OrderPath]:
         service_ports={service.name: free_port() for service in runner.SERVICES},
         gateway_port=free_port(),
         pg_port=free_port(),
+        nats_port=free_port(),
         admin_email=ADMIN_EMAIL,
         admin_password=ADMIN_PASSWORD,
         environ=dict(os.environ),
     )
-    services = (runner.USERS, runner.CATALOG, runner.ORDERS)
+    services = runner.SERVICES if chat_env is not None else runner.SERVICES[:3]
     try:
-        with runner.running_postgres(config.data_dir, config.pg_port) as bindir:
+        with (
+            runner.running_postgres(config.data_dir, config.pg_port) as bindir,
+            runner.running_nats(config.data_dir, config.nats_port) as nats_url,
+        ):
+            runner.create_streams(runner.CATALOG.workdir / ".venv" / "bin" / "python", nats_url)
             secrets = runner.local_secrets(config)
             runner.prepare_databases(config, bindir, secrets, services)
-            users, catalog, orders = (
-                ServiceProcess(
+            processes = {
+                service: ServiceProcess(
                     service,
                     config,
                     {**config.environ, **runner.service_env(config, service, secrets)},
                 )
-                for service in services
-            )
-            orders.env.update(ORDERS_SETTINGS)
-            path = OrderPath(config, users, catalog, orders)
+                for service in runner.SERVICES
+            }
+            processes[runner.ORDERS].env.update(ORDERS_SETTINGS)
+            processes[runner.CHAT].env.update(chat_env or {})
+            started = [processes[s] for s in services if s is not runner.CHAT or start_chat]
+            path = Services(config, *(processes[s] for s in runner.SERVICES))
             try:
-                for process in (users, catalog, orders):
+                for process in started:
                     process.launch()
-                for process in (users, catalog, orders):
+                for process in started:
                     process.wait_ready()
                 yield path
             finally:
-                for process in (orders, catalog, users):
+                for process in reversed(processes.values()):
                     process.stop()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
