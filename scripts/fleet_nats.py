@@ -121,11 +121,15 @@ def running_nats(data_dir: Path, port: int) -> Iterator[str]:
     store_dir = data_dir / "nats"
     store_dir.mkdir(parents=True, exist_ok=True)
     url = f"nats://127.0.0.1:{port}"
-    process = start_nats(nats_server_binary(), store_dir, port=port, log_path=log_path)
-    say(f"NATS started (pid={process.pid}) on {url}, JetStream data in {store_dir}")
+    process = None
     try:
+        # Started inside the try: a 'make down' (or Ctrl-C) that lands right after the start
+        # still stops it.
+        process = start_nats(nats_server_binary(), store_dir, port=port, log_path=log_path)
+        say(f"NATS started (pid={process.pid}) on {url}, JetStream data in {store_dir}")
         wait_for_nats(port, process, log_path)
         yield url
     finally:
-        stop_nats(process)
+        if process is not None:
+            stop_nats(process)
         say("NATS stopped")

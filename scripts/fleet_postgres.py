@@ -163,12 +163,16 @@ def running_postgres(data_dir: Path, port: int) -> Iterator[Path]:
     bindir = postgres_bindir()
     datadir = postgres_data_dir(data_dir)
     init_postgres(bindir, datadir)
-    postgres = start_postgres(bindir, datadir, port=port, log_path=log_path)
-    say(f"PostgreSQL on 127.0.0.1:{port} (data in {data_dir / 'pgdata'})")
+    postgres = None
     try:
+        # Started inside the try: a 'make down' (or Ctrl-C) that lands right after the start
+        # still stops it.
+        postgres = start_postgres(bindir, datadir, port=port, log_path=log_path)
+        say(f"PostgreSQL on 127.0.0.1:{port} (data in {data_dir / 'pgdata'})")
         wait_for_postgres(bindir, port, postgres, log_path)
         yield bindir
     finally:
-        postgres.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
-        postgres.wait(30)
-        say("PostgreSQL stopped")
+        if postgres is not None:
+            postgres.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+            postgres.wait(30)
+            say("PostgreSQL stopped")

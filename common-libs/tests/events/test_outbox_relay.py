@@ -212,6 +212,47 @@ async def test_the_listener_lost_wakes_the_relay_which_listens_again(
             await task
 
 
+async def test_a_listener_lost_during_a_pass_is_replaced_before_the_relay_sleeps(
+    engine: AsyncEngine,
+    broker: Broker,
+    domain: Domain,
+    nats_server: NatsServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    relay = OutboxRelay(
+        engine=engine,
+        broker=broker,
+        stream=domain.stream,
+        poll_seconds=600,
+        registry=CollectorRegistry(),
+    )
+    one_pass = relay.relay_once
+    lost: list[object] = []
+
+    async def pass_that_loses_the_listener() -> int:
+        if not lost:  # the first pass: the listener dies before the pass clears its wake-up
+            listener = relay._listener
+            lost.append(listener)
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text("SELECT pg_terminate_backend(:pid)"), {"pid": listener.get_server_pid()}
+                )
+            await eventually(listener.is_closed, message="the listener closed")
+        return await one_pass()
+
+    monkeypatch.setattr(relay, "relay_once", pass_that_loses_the_listener)
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(
+            lambda: bool(lost) and relay._listener not in (None, lost[0]),
+            message="a new listening connection without waiting for the next poll",
+        )
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 @pytest.mark.parametrize("failure", [asyncio.CancelledError, OSError])
 async def test_a_relay_stopped_or_failing_while_it_starts_listening_closes_that_connection(
     engine: AsyncEngine,

@@ -26,13 +26,13 @@ from common_libs.testing import (
 from common_libs.testing.processes import _ephemeral_ports
 
 # A child that runs until a signal ends it; it says "ready" once its signal handling is in place.
-# It waits in short sleeps, not in one blocking wait: a SIGINT that lands after "ready" but before
-# the wait has begun would otherwise be noticed only when the wait returns, which is never.
-WAIT_FOREVER = "import time; print('ready', flush=True)\nwhile True: time.sleep(0.05)"
-IGNORE_SIGTERM = (
-    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-    "print('ready', flush=True)\nwhile True: time.sleep(0.05)"
-)
+# SIGINT gets Python's own handler back: a test run started in the background of a script
+# inherits SIGINT ignored, and Python then leaves it ignored. It waits in short sleeps: a signal
+# that lands just before one long blocking wait begins would be noticed only when it returns.
+_SIGNALS = "import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+_WAIT = "print('ready', flush=True)\nwhile True: time.sleep(0.05)"
+WAIT_FOREVER = _SIGNALS + _WAIT
+IGNORE_SIGTERM = _SIGNALS + "signal.signal(signal.SIGTERM, signal.SIG_IGN); " + _WAIT
 
 
 def python(

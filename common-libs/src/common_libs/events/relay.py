@@ -123,6 +123,10 @@ class OutboxRelay:
                     await self._sleep(delay, wake_early=False)
                     continue
                 failures = 0
+                if self._listener is None or self._listener.is_closed():
+                    # Lost during the pass, after its wake-up was cleared: listen again first, or
+                    # nothing would wake the relay before the next poll.
+                    continue
                 if published < self.batch_size and await self._sleep(
                     self.poll_seconds, wake_early=True
                 ):
