@@ -13,8 +13,6 @@ When a user is deleted, the shipping address of each of their orders is replaced
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import AsyncExitStack
 from importlib.metadata import version
 
 from common_libs.events import (
@@ -28,7 +26,6 @@ from common_libs.events import (
     write_event,
 )
 from common_libs.events.asyncapi import asyncapi_json
-from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import SERVICE_NAME
@@ -45,7 +42,6 @@ __all__ = [
     "USER_ERASURE",
     "asyncapi",
     "erase_deleted_user",
-    "open_shared_broker",
     "user_erasure_consumer",
     "write_order_event",
 ]
@@ -82,31 +78,6 @@ _BY_STATUS: dict[str, EventType] = {
 async def write_order_event(connection: AsyncConnection, order: OrderRecord) -> None:
     """Write the event of the status ``order`` just reached, in the caller's transaction."""
     await write_event(connection, _BY_STATUS[order.status], order.id, OrderState.from_record(order))
-
-
-class _SharedBroker(Broker):
-    """A :class:`Broker` whose connection is opened by one caller at a time.
-
-    common-libs 1.3.0's ``Broker.jetstream`` does not serialise the connect: the relay and the
-    consumer starting (or reconnecting) together each open a connection, and one of them is never
-    closed. To be removed once common-libs' Broker holds this lock itself.
-    """
-
-    def __init__(self, url: str, *, name: str) -> None:
-        super().__init__(url, name=name)
-        self._connecting = asyncio.Lock()
-
-    async def jetstream(self) -> JetStreamContext:
-        """The JetStream context of the one open connection; connects first if there is none."""
-        async with self._connecting:
-            return await super().jetstream()
-
-
-def open_shared_broker(stack: AsyncExitStack, url: str, *, name: str) -> Broker:
-    """The process's one broker connection (relay and consumer), closed with ``stack``."""
-    broker = _SharedBroker(url, name=name)
-    stack.push_async_callback(broker.close)
-    return broker
 
 
 USER_ERASURE = f"{SERVICE_NAME}-user-erasure"

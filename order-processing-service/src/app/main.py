@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from common_libs.db import ping_database
-from common_libs.events import ORDERS, start_relay
+from common_libs.events import ORDERS, open_broker, start_relay
 from common_libs.http_client import create_http_client
 from common_libs.service_app import create_service_app, open_token_verifier, run_in_background
 from fastapi import FastAPI
@@ -17,7 +17,7 @@ from app.clients.catalog_client import CatalogClient
 from app.clients.service_token import ServiceTokenProvider
 from app.config import SERVICE_NAME, Settings, get_settings
 from app.db.session import create_engine
-from app.events import open_shared_broker, user_erasure_consumer
+from app.events import user_erasure_consumer
 from app.routers import order_routes
 from app.services.reconciler import Reconciler
 from app.services.settlement import OrderSettlement
@@ -40,7 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine
         # The broker connects when the relay first needs it. /ready does not depend on it: while
         # it is away, writes go on and their events wait in the outbox.
-        broker = open_shared_broker(stack, settings.nats_url, name=SERVICE_NAME)
+        broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
         app.state.relay = start_relay(stack, engine=engine, broker=broker, stream=ORDERS)
         # users.user.deleted: erase that user's shipping addresses (it waits while NATS is away).
         erasure = user_erasure_consumer(engine=engine, broker=broker)
