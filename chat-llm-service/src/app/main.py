@@ -1,5 +1,5 @@
-"""The application factory and its lifespan (engine, HTTP clients, token verifier, the
-consumer of deleted users)."""
+"""The application factory and its lifespan (engine, HTTP clients, token verifier and its deny
+list, the consumer of deleted users)."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ async def _settled(task: asyncio.Task[None]) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool and the HTTP clients and start the erasure consumer for the life of the
-    process; stop and close them on shutdown.
+    """Open the pool and the HTTP clients and start the deny list and the erasure consumer for
+    the life of the process; stop and close them on shutdown.
 
     Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
     what it had opened.
@@ -80,16 +80,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         llm.start()
         stack.push_async_callback(llm.aclose)
         app.state.llm = llm
-        app.state.token_verifier = open_token_verifier(stack, settings)
+        # The service produces no events; it consumes users.user.deleted twice: to erase the
+        # user's data (a durable consumer) and to refuse their tokens (the verifier's deny list,
+        # in every replica). The broker is connected on first use and closed when the stack
+        # closes (after both stop).
+        broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
+        app.state.token_verifier = open_token_verifier(stack, settings, broker=broker)
         app.state.chat_services = ChatServices(
             settings=settings,
             llm=llm,
             catalog=CatalogClient(catalog_http, deadline_seconds=settings.catalog_timeout_seconds),
             sessions=app.state.sessionmaker,
         )
-        # The service produces no events; it consumes users.user.deleted. The broker is
-        # connected on first use and closed when the stack closes (after the consumer stops).
-        broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
         app.state.user_erasure = start_user_erasure(stack, engine=engine, broker=broker)
         yield
 

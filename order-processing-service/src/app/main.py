@@ -1,5 +1,5 @@
 """The application factory and its lifespan (engine, the events' relay and consumer, HTTP clients,
-settlement, reconciler)."""
+the token verifier and its deny list, settlement, reconciler)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ VERSION = version(SERVICE_NAME)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool, the outbox relay, the erasure consumer, the HTTP clients and the reconciler
-    for the life of the process.
+    """Open the pool, the outbox relay, the erasure consumer, the HTTP clients, the deny list and
+    the reconciler for the life of the process.
 
     Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
     what it had opened.
@@ -71,7 +71,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             pending_max_age_seconds=settings.pending_max_age_seconds,
         )
 
-        app.state.token_verifier = open_token_verifier(stack, settings)
+        # Tokens of accounts deleted since they were issued are refused (users.user.deleted).
+        app.state.token_verifier = open_token_verifier(stack, settings, broker=broker)
         app.state.settlement = settlement
         app.state.reconciler = reconciler
         run_in_background(stack, reconciler.run_forever(), name="order-reconciler")
