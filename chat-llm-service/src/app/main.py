@@ -1,4 +1,5 @@
-"""The application factory and its lifespan (engine, HTTP clients, token verifier)."""
+"""The application factory and its lifespan (engine, HTTP clients, token verifier and its deny
+list, the consumer of deleted users)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from common_libs.db import ping_database
+from common_libs.events import open_broker
 from common_libs.http_client import create_http_client
 from common_libs.service_app import create_service_app, open_token_verifier
 from fastapi import FastAPI
@@ -21,6 +23,7 @@ from app.routers import conversation_routes, llm_routes
 from app.services.context import ChatServices
 from app.services.errors import StartingUp
 from app.services.llm_integration import LlmClient
+from app.services.user_erasure import start_user_erasure
 from app.utils.token_counter import encoding_for_model_async, prepare_encodings
 
 VERSION = version(SERVICE_NAME)
@@ -47,7 +50,8 @@ async def _settled(task: asyncio.Task[None]) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool and the HTTP clients for the life of the process; close them on shutdown.
+    """Open the pool and the HTTP clients and start the deny list and the erasure consumer for
+    the life of the process; stop and close them on shutdown.
 
     Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
     what it had opened.
@@ -76,13 +80,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         llm.start()
         stack.push_async_callback(llm.aclose)
         app.state.llm = llm
-        app.state.token_verifier = open_token_verifier(stack, settings)
+        # The service produces no events; it consumes users.user.deleted twice: to erase the
+        # user's data (a durable consumer) and to refuse their tokens (the verifier's deny list,
+        # in every replica). The broker is connected on first use and closed when the stack
+        # closes (after both stop).
+        broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
+        app.state.token_verifier = open_token_verifier(stack, settings, broker=broker)
         app.state.chat_services = ChatServices(
             settings=settings,
             llm=llm,
             catalog=CatalogClient(catalog_http, deadline_seconds=settings.catalog_timeout_seconds),
             sessions=app.state.sessionmaker,
         )
+        app.state.user_erasure = start_user_erasure(stack, engine=engine, broker=broker)
         yield
 
 

@@ -13,10 +13,19 @@ from app.config import Settings
 from app.main import create_app
 from app.utils.token_counter import prepare_encodings
 
+# Nothing listens there: an app whose test gives it no broker never reaches a developer's local
+# one (its consumer keeps retrying in the background until the app stops).
+NO_BROKER = "nats://127.0.0.1:1"
+
 
 def make_settings(**overrides: object) -> Settings:
     """Settings for tests: plain log lines, never the developer's environment."""
-    values: dict[str, object] = {"environment": "test", "log_json": False, **overrides}
+    values: dict[str, object] = {
+        "environment": "test",
+        "log_json": False,
+        "nats_url": NO_BROKER,
+        **overrides,
+    }
     return Settings.model_validate(values)
 
 

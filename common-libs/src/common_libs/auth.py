@@ -3,13 +3,15 @@
 Every service verifies access tokens itself with user-service's public keys; none calls the issuer
 per request. Keys are cached; a token whose ``kid`` is unknown triggers one refetch, and refetches
 are rate-limited so that random ``kid`` values cannot turn the verifier into a request amplifier.
+A verifier given a deny list (the deleted accounts, :class:`common_libs.events.DeletedUsers`)
+refuses the still-valid tokens of the subjects in it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol
 
@@ -153,7 +155,12 @@ class RemoteKeySource:
 
 
 class TokenVerifier:
-    """Verify access tokens: pinned algorithms, required claims, issuer and audience."""
+    """Verify access tokens: pinned algorithms, required claims, issuer and audience; and, with a
+    ``deny_list``, that the subject's account was not deleted.
+
+    The deny list is asked about every subject, service tokens' too: their subject is a client
+    id, never the id of a deleted account, so it is never in it.
+    """
 
     def __init__(
         self,
@@ -163,12 +170,19 @@ class TokenVerifier:
         audience: str,
         algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
         leeway: float = 0.0,
+        deny_list: Container[str] | None = None,
     ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._algorithms = list(algorithms)
         self._leeway = leeway
+        self._deny_list = deny_list
+
+    @property
+    def deny_list(self) -> Container[str] | None:
+        """The subjects refused whatever their tokens say (None: no deny list)."""
+        return self._deny_list
 
     async def verify(self, token: str) -> Principal:
         """Return the principal a valid token proves, or raise Unauthorized."""
@@ -200,7 +214,7 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthorized("The access token is invalid.") from exc
         try:
-            return Principal.model_validate(
+            principal = Principal.model_validate(
                 {
                     "subject": claims["sub"],
                     "role": claims.get("role"),
@@ -210,6 +224,9 @@ class TokenVerifier:
             )
         except ValidationError as exc:
             raise Unauthorized("The access token's claims are invalid.") from exc
+        if self._deny_list is not None and principal.subject in self._deny_list:
+            raise Unauthorized("The account no longer exists.")
+        return principal
 
 
 _bearer = HTTPBearer(auto_error=False, description="An access token issued by user-service.")

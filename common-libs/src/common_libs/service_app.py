@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI
 
@@ -20,6 +20,9 @@ from common_libs.logging_config import configure_logging
 from common_libs.metrics import MetricsMiddleware
 from common_libs.problems import install_problem_handlers
 from common_libs.request_id import RequestIdMiddleware
+
+if TYPE_CHECKING:
+    from common_libs.events.broker import Broker
 
 __all__ = [
     "Lifespan",
@@ -58,6 +61,9 @@ class TokenSettings(Protocol):
     @property
     def http_timeout_seconds(self) -> float: ...
 
+    @property
+    def deny_list_keep_seconds(self) -> float: ...
+
 
 def create_service_app(
     *,
@@ -83,18 +89,34 @@ def create_service_app(
     return app
 
 
-def open_token_verifier(stack: AsyncExitStack, settings: TokenSettings) -> TokenVerifier:
-    """A verifier of user-service's tokens whose JWKS client ``stack`` closes."""
+def open_token_verifier(
+    stack: AsyncExitStack, settings: TokenSettings, *, broker: Broker | None = None
+) -> TokenVerifier:
+    """A verifier of user-service's tokens whose JWKS client ``stack`` closes.
+
+    With ``broker``, it also refuses the tokens of deleted accounts: a deny list follows
+    ``users.user.deleted`` in the background until ``stack`` closes
+    (:func:`common_libs.events.start_deny_list`), keeping each id
+    ``settings.deny_list_keep_seconds``.
+    """
     # Imported here: the HTTP client brings aiohttp (about 7 MiB and a tenth of a second at
     # start), which user-service, the issuer that verifies its own tokens, never needs.
     from common_libs.http_client import create_http_client
 
     client = create_http_client(base_url=settings.jwks_url, timeout=settings.http_timeout_seconds)
     stack.push_async_callback(client.aclose)
+    deny_list = None
+    if broker is not None:
+        from common_libs.events.deny_list import start_deny_list
+
+        deny_list = start_deny_list(
+            stack, broker=broker, keep_seconds=settings.deny_list_keep_seconds
+        )
     return TokenVerifier(
         RemoteKeySource(settings.jwks_url, client=client),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        deny_list=deny_list,
     )
 
 

@@ -17,9 +17,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Environment", "ServiceSettings", "VerifyingServiceSettings"]
+__all__ = ["DENY_LIST_MARGIN_SECONDS", "Environment", "ServiceSettings", "VerifyingServiceSettings"]
 
 Environment = Literal["development", "test", "production"]
+DENY_LIST_MARGIN_SECONDS = 60.0
 
 
 class ServiceSettings(BaseSettings):
@@ -48,6 +49,17 @@ class ServiceSettings(BaseSettings):
     # Access tokens are issued by user-service: its issuer name, not this service's.
     jwt_issuer: str = "fleet-user-service"
     jwt_audience: str = "fleet"
+    # The longest lifetime of an access token anywhere in the fleet (user-service issues them
+    # for its ACCESS_TOKEN_TTL_SECONDS, which may not exceed it): how long the deny list must
+    # remember a deleted account (see deny_list_keep_seconds).
+    access_token_max_lifetime_seconds: int = Field(default=900, ge=30, le=86_400)
+
+    @property
+    def deny_list_keep_seconds(self) -> float:
+        """How long a deleted account's id stays in the deny list: the longest access-token
+        lifetime, plus a margin for clocks that disagree a little and for a token refreshed
+        while the deletion commits (the verifiers allow no leeway past ``exp``)."""
+        return self.access_token_max_lifetime_seconds + DENY_LIST_MARGIN_SECONDS
 
 
 class VerifyingServiceSettings(ServiceSettings):

@@ -26,6 +26,7 @@ class FakeSettings:
     jwt_issuer: str = "issuer"
     jwt_audience: str = "audience"
     http_timeout_seconds: float = 1.0
+    deny_list_keep_seconds: float = 960.0
 
 
 @asynccontextmanager
@@ -100,6 +101,7 @@ async def test_the_token_verifier_client_closes_with_the_stack() -> None:
         client = verifier._keys._client  # type: ignore[attr-defined]
         assert isinstance(verifier, TokenVerifier)
         assert not client.is_closed
+        assert verifier.deny_list is None  # no broker, no deny list
 
     assert client.is_closed
 

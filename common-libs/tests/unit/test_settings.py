@@ -6,7 +6,11 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
 
-from common_libs.settings import ServiceSettings, VerifyingServiceSettings
+from common_libs.settings import (
+    DENY_LIST_MARGIN_SECONDS,
+    ServiceSettings,
+    VerifyingServiceSettings,
+)
 
 
 class ShopSettings(VerifyingServiceSettings):
@@ -68,3 +72,15 @@ def test_the_broker_url_is_the_fleets_unprefixed_variable(monkeypatch: pytest.Mo
     monkeypatch.setenv("NATS_URL", "nats://nats:4222")
     assert ShopSettings().nats_url == "nats://nats:4222"
     assert ShopSettings(nats_url="nats://elsewhere:4222").nats_url == "nats://elsewhere:4222"
+
+
+def test_the_deny_list_keeps_ids_a_minute_longer_than_the_longest_token_lives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert ShopSettings().access_token_max_lifetime_seconds == 900
+    assert ShopSettings().deny_list_keep_seconds == 900 + DENY_LIST_MARGIN_SECONDS == 960
+    monkeypatch.setenv("SHOP_ACCESS_TOKEN_MAX_LIFETIME_SECONDS", "3600")
+    assert ShopSettings().deny_list_keep_seconds == 3660
+    monkeypatch.setenv("SHOP_ACCESS_TOKEN_MAX_LIFETIME_SECONDS", "10")
+    with pytest.raises(ValidationError, match="access_token_max_lifetime_seconds"):
+        ShopSettings()

@@ -225,3 +225,31 @@ async def test_static_source_skips_entries_that_are_not_objects(
 
 async def test_static_source_without_keys_knows_none() -> None:
     assert await StaticKeySource({}).get_key("any") is None
+
+
+async def test_a_subject_in_the_deny_list_is_refused_after_verification(
+    ed25519_signing_key: SigningKey,
+) -> None:
+    deny_list = {"deleted-user"}
+    verifier = TokenVerifier(
+        StaticKeySource(jwks(ed25519_signing_key)),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        deny_list=deny_list,
+    )
+
+    detail = await rejection(verifier, mint(ed25519_signing_key, claims(sub="deleted-user")))
+    other = await verifier.verify(mint(ed25519_signing_key, claims(sub="someone-else")))
+    # A bad token of a denied subject says what is wrong with the token: checked first.
+    expired = await rejection(
+        verifier, mint(ed25519_signing_key, claims(sub="deleted-user", exp=1_000_000_000))
+    )
+
+    assert detail == "The account no longer exists."
+    assert other.subject == "someone-else"
+    assert expired == "The access token has expired."
+    assert verifier.deny_list is deny_list
+
+
+async def test_a_verifier_made_without_a_deny_list_has_none(verifier: TokenVerifier) -> None:
+    assert verifier.deny_list is None

@@ -1,5 +1,5 @@
-"""The application factory and its lifespan (engine, the events' relay, HTTP clients, settlement,
-reconciler)."""
+"""The application factory and its lifespan (engine, the events' relay and consumer, HTTP clients,
+the token verifier and its deny list, settlement, reconciler)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from app.clients.catalog_client import CatalogClient
 from app.clients.service_token import ServiceTokenProvider
 from app.config import SERVICE_NAME, Settings, get_settings
 from app.db.session import create_engine
+from app.events import user_erasure_consumer
 from app.routers import order_routes
 from app.services.reconciler import Reconciler
 from app.services.settlement import OrderSettlement
@@ -26,8 +27,8 @@ VERSION = version(SERVICE_NAME)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool, the outbox relay, the HTTP clients and the reconciler for the life of the
-    process.
+    """Open the pool, the outbox relay, the erasure consumer, the HTTP clients, the deny list and
+    the reconciler for the life of the process.
 
     Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
     what it had opened.
@@ -41,6 +42,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # it is away, writes go on and their events wait in the outbox.
         broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
         app.state.relay = start_relay(stack, engine=engine, broker=broker, stream=ORDERS)
+        # users.user.deleted: erase that user's shipping addresses (it waits while NATS is away).
+        erasure = user_erasure_consumer(engine=engine, broker=broker)
+        app.state.user_erasure = erasure
+        run_in_background(stack, erasure.run(), name="user-erasure-consumer")
         # One client per target; each call's own deadline bounds it further.
         users_client = create_http_client(
             base_url=settings.users_url, timeout=settings.catalog_deadline_seconds
@@ -66,7 +71,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             pending_max_age_seconds=settings.pending_max_age_seconds,
         )
 
-        app.state.token_verifier = open_token_verifier(stack, settings)
+        # Tokens of accounts deleted since they were issued are refused (users.user.deleted).
+        app.state.token_verifier = open_token_verifier(stack, settings, broker=broker)
         app.state.settlement = settlement
         app.state.reconciler = reconciler
         run_in_background(stack, reconciler.run_forever(), name="order-reconciler")

@@ -1,5 +1,5 @@
-"""The application factory and its lifespan (engine, HTTP clients, token verifier, sweeper,
-event relay)."""
+"""The application factory and its lifespan (engine, HTTP clients, token verifier and its deny
+list, sweeper, event relay)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ VERSION = version(SERVICE_NAME)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool and the HTTP clients, start the sweeper and the outbox relay; stop them
-    all on shutdown.
+    """Open the pool and the HTTP clients, start the deny list, the sweeper and the outbox relay;
+    stop them all on shutdown.
 
     Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
     what it had opened.
@@ -41,7 +41,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine
         # Same pool; single-statement reads skip BEGIN/COMMIT.
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.token_verifier = open_token_verifier(stack, settings)
+        # The broker is connected on first use and again after it was lost: writes never wait
+        # for it, and /ready does not ask about it (events_outbox_backlog and
+        # events_deny_list_following on /metrics say when it is away).
+        broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
+        # Tokens of accounts deleted since they were issued are refused (users.user.deleted).
+        app.state.token_verifier = open_token_verifier(stack, settings, broker=broker)
         run_in_background(
             stack,
             run_reservation_sweeper(
@@ -51,10 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ),
             name="reservation-sweeper",
         )
-        # Publishes the outbox to the CATALOG stream. The broker is connected on first use and
-        # again after it was lost: writes never wait for it, and /ready does not ask about it
-        # (events_outbox_backlog on /metrics says when it is away).
-        broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
+        # Publishes the outbox to the CATALOG stream.
         app.state.relay = start_relay(stack, engine=engine, broker=broker, stream=CATALOG)
         yield
 

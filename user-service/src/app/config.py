@@ -36,7 +36,9 @@ class Settings(ServiceSettings):
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/users")
     database_pool_size: int = Field(default=10, ge=1, le=100)
 
-    # jwt_issuer and jwt_audience (ServiceSettings) name this service's own tokens here.
+    # jwt_issuer and jwt_audience (ServiceSettings) name this service's own tokens here. The
+    # lifetime may not exceed access_token_max_lifetime_seconds (ServiceSettings), which every
+    # service's deny list of deleted accounts covers.
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=300, le=366 * 86_400)
     refresh_token_purge_interval_seconds: float = Field(default=3600.0, gt=0, le=86_400)
@@ -71,6 +73,16 @@ class Settings(ServiceSettings):
                     f"the secret of service client {client_id} is not an argon2id hash"
                 )
         return clients
+
+    @model_validator(mode="after")
+    def _check_access_token_lifetime(self) -> Self:
+        if self.access_token_ttl_seconds > self.access_token_max_lifetime_seconds:
+            raise ValueError(
+                "USERS_ACCESS_TOKEN_TTL_SECONDS may not exceed "
+                "USERS_ACCESS_TOKEN_MAX_LIFETIME_SECONDS: the services' deny lists forget a "
+                "deleted account after that long (raise the maximum in every service first)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_admin(self) -> Self:

@@ -1,5 +1,5 @@
 """The application factory and its lifespan (engine, keys, password hashing, the outbox relay,
-background purge)."""
+the deny list of deleted accounts, background purge)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from importlib.metadata import version
 
 from common_libs.auth import TokenVerifier
 from common_libs.db import ping_database
-from common_libs.events import USERS, open_broker, start_relay
+from common_libs.events import USERS, open_broker, start_deny_list, start_relay
 from common_libs.service_app import create_service_app, run_in_background
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -62,8 +62,8 @@ async def purge_refresh_tokens_forever(
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool, start the outbox relay, load the keys, create the admin; close and stop
-    everything on shutdown.
+    """Open the pool, start the outbox relay and the deny list, load the keys, create the admin;
+    close and stop everything on shutdown.
 
     Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
     what it had opened.
@@ -99,9 +99,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             access_ttl_seconds=settings.access_token_ttl_seconds,
             refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
         )
-        # The issuer verifies its own tokens with its own public keys, never over HTTP.
+        # The issuer verifies its own tokens with its own public keys, never over HTTP, and
+        # refuses those of accounts deleted since (every replica follows users.user.deleted).
         app.state.token_verifier = TokenVerifier(
-            keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            keys,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            deny_list=start_deny_list(
+                stack, broker=broker, keep_seconds=settings.deny_list_keep_seconds
+            ),
         )
         await passwords.warm_up()
         await bootstrap_admin(sessionmaker, passwords, settings)

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.tables import Conversation, Message
 
 __all__ = [
     "delete_conversation",
+    "delete_owner_conversations",
     "get_conversation",
     "insert_conversation",
     "insert_message",
@@ -127,3 +128,13 @@ async def delete_conversation(
         .returning(Conversation.id)
     )
     return (await session.execute(statement)).first() is not None
+
+
+async def delete_owner_conversations(connection: AsyncConnection, *, owner_id: str) -> int:
+    """Delete all of the owner's conversations and their messages; how many there were.
+
+    The foreign keys do the rest in the same statement: messages cascade, and the usage records
+    of these conversations lose their ``conversation_id``.
+    """
+    statement = delete(Conversation).where(Conversation.owner_id == owner_id)
+    return (await connection.execute(statement)).rowcount

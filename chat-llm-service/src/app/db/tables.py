@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
+from common_libs.events.schema import add_inbox_tables
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -109,3 +110,7 @@ class DailyUsage(Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
     total_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
     reserved_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+# The user-erasure consumer's inbox (the events it handled) and its version guard.
+add_inbox_tables(Base.metadata)

@@ -6,13 +6,15 @@ import uuid
 from datetime import date
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.tables import DailyUsage, UsageRecord
 
 __all__ = [
+    "ERASED_USER_ID",
+    "anonymize_user_usage",
     "get_daily_usage",
     "insert_usage_record",
     "release_tokens",
@@ -33,6 +35,8 @@ _RESERVE = _new_hold.on_conflict_do_update(
     set_={"reserved_tokens": _daily.reserved_tokens + _new_hold.excluded.reserved_tokens},
     where=(_daily.total_tokens + _daily.reserved_tokens) < bindparam("limit"),
 ).returning(_daily.user_id)
+ERASED_USER_ID = "erased"
+"""The ``user_id`` of usage records whose user was deleted (user ids are UUIDs: never this)."""
 _SKIP_COMMIT_FLUSH = text("SET LOCAL synchronous_commit TO OFF")
 
 
@@ -138,3 +142,21 @@ async def get_daily_usage(session: AsyncSession, *, user_id: str, day: date) -> 
     """The user's totals for ``day``, or None when they used nothing."""
     statement = select(DailyUsage).where(DailyUsage.user_id == user_id, DailyUsage.day == day)
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def anonymize_user_usage(connection: AsyncConnection, *, user_id: str) -> int:
+    """Detach the user's usage records from them and drop their quota rows; how many records.
+
+    One statement. The records keep what accounting needs (kind, model, tokens, when) under
+    :data:`ERASED_USER_ID`, without the request id (it leads to the request's log lines) or the
+    conversation. ``daily_usage`` is only the quota's running state, keyed by the user: it goes,
+    and its totals stay in the records.
+    """
+    quota = delete(DailyUsage).where(DailyUsage.user_id == user_id).cte("erased_quota")
+    statement = (
+        update(UsageRecord)
+        .where(UsageRecord.user_id == user_id)
+        .values(user_id=ERASED_USER_ID, request_id=None, conversation_id=None)
+        .add_cte(quota)
+    )
+    return (await connection.execute(statement)).rowcount

@@ -16,6 +16,7 @@ from common_libs import migrations
 from common_libs.auth import TokenVerifier
 from common_libs.testing import (
     LlmServer,
+    NatsServer,
     PostgresServer,
     TestTokenIssuer,
     UvicornServer,
@@ -94,6 +95,7 @@ def service(
     fake_llm_server: LlmServer,
     catalog_server: CatalogStub,
     jwks_url: str,
+    nats_server: NatsServer,
     tiktoken_cache_dir: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningService]:
@@ -102,6 +104,7 @@ def service(
         "CHAT_ENVIRONMENT": "test",
         "CHAT_DATABASE_URL": database_url,
         "CHAT_JWKS_URL": jwks_url,
+        "NATS_URL": nats_server.url,
         "OPENAI_BASE_URL": fake_llm_server.base_url,
         "OPENAI_API_KEY": "sk-process-key",
         "CHAT_CATALOG_URL": catalog_server.base_url,
@@ -191,10 +194,13 @@ async def app(
     database_url: str,
     fake_llm_server: LlmServer,
     catalog_server: CatalogStub,
+    nats_server: NatsServer,
     issuer: TestTokenIssuer,
 ) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running, talking to the test servers."""
-    settings = chat_settings(database_url, fake_llm_server, catalog_server)
+    """The app with its lifespan running, talking to the test servers and the session's broker."""
+    settings = chat_settings(
+        database_url, fake_llm_server, catalog_server, nats_url=nats_server.url
+    )
     async with running_app(settings, issuer) as application:
         yield application
 

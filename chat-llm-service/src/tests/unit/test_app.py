@@ -16,7 +16,7 @@ from app.services.llm_integration import LlmClient
 from tests.conftest import make_settings
 
 test_app_keeps_fleet_convention = fleet_app_test(
-    main_module, service="chat-llm-service", failing_start_step="ChatServices"
+    main_module, service="chat-llm-service", failing_start_step="start_user_erasure"
 )
 
 

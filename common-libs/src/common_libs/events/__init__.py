@@ -5,6 +5,7 @@ relay, and idempotent consumers with an inbox and a dead-letter stream, on NATS 
 - :mod:`~common_libs.events.outbox`: ``write_event``/``write_events`` in the caller's transaction
 - :mod:`~common_libs.events.relay`: ``OutboxRelay``, the background task that publishes the outbox
 - :mod:`~common_libs.events.consumer`: ``EventConsumer`` and the version guard
+- :mod:`~common_libs.events.deny_list`: ``DeletedUsers``, the deny list of deleted accounts
 - :mod:`~common_libs.events.schema`: the tables, for a service's models and its migration
 - :mod:`~common_libs.events.streams`: the fleet's streams
 - :mod:`~common_libs.events.asyncapi`: a producer's AsyncAPI document from its declarations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from common_libs.events.broker import Broker, open_broker
     from common_libs.events.consumer import AnyEvent, EventConsumer, EventHandler, is_newer_version
+    from common_libs.events.deny_list import DeletedUsers, start_deny_list
     from common_libs.events.envelope import DeletedData, EventEnvelope, EventSource, EventType
     from common_libs.events.outbox import write_event, write_events
     from common_libs.events.relay import OutboxRelay, start_relay
@@ -32,6 +34,8 @@ _HOMES = {
     "EventConsumer": "consumer",
     "EventHandler": "consumer",
     "is_newer_version": "consumer",
+    "DeletedUsers": "deny_list",
+    "start_deny_list": "deny_list",
     "DeletedData": "envelope",
     "EventEnvelope": "envelope",
     "EventSource": "envelope",
@@ -63,6 +67,7 @@ __all__ = [
     "AnyEvent",
     "Broker",
     "DeletedData",
+    "DeletedUsers",
     "EventConsumer",
     "EventEnvelope",
     "EventHandler",
@@ -72,6 +77,7 @@ __all__ = [
     "StreamSpec",
     "is_newer_version",
     "open_broker",
+    "start_deny_list",
     "start_relay",
     "write_event",
     "write_events",

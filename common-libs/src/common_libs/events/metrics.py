@@ -1,4 +1,5 @@
-"""The pipe's metrics: outbox backlog and age, publishes, consumer outcomes, lag, dead letters."""
+"""The pipe's metrics: outbox backlog and age, publishes, consumer outcomes, lag, dead letters,
+and the deny list of deleted accounts."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class EventMetrics:
     redeliveries: Counter
     dead_lettered: Counter
     consumer_pending: Gauge
+    deny_list_size: Gauge
+    deny_list_following: Gauge
 
 
 _metrics: WeakKeyDictionary[CollectorRegistry, EventMetrics] = WeakKeyDictionary()
@@ -76,6 +79,17 @@ def event_metrics(registry: CollectorRegistry = REGISTRY) -> EventMetrics:
                 "events_consumer_pending",
                 "Messages in the stream the consumer has not been delivered yet (its lag).",
                 ["consumer"],
+                registry=registry,
+            ),
+            deny_list_size=Gauge(
+                "events_deny_list_users",
+                "Deleted accounts whose access tokens this process refuses until they expire.",
+                registry=registry,
+            ),
+            deny_list_following=Gauge(
+                "events_deny_list_following",
+                "1 while the deny list follows users.user.deleted; 0 while the broker is away "
+                "(tokens of accounts deleted meanwhile are accepted until they expire).",
                 registry=registry,
             ),
         )

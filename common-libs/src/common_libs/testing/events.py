@@ -6,25 +6,35 @@
 :func:`wait_for_stream_events` waits (on the condition, bounded) until a predicate over the
 stream's events holds, since the relay publishes after the commit, not before the response;
 :func:`published_events` gives every event about one subject once its producer's outbox holds
-none of it (with a producer's engine: the ``db`` extra).
+none of it (with a producer's engine: the ``db`` extra). :func:`publish_user_deleted` publishes
+what user-service publishes when an account is deleted, for the suites of the other services.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.js.errors import NotFoundError
 
-from common_libs.events.envelope import EventEnvelope
+from common_libs.events.envelope import DeletedData, EventEnvelope
+from common_libs.events.streams import USERS, ensure_stream
 from common_libs.testing.processes import eventually
 
 if TYPE_CHECKING:  # SQLAlchemy is the db extra's: reading the broker does without it
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["StreamEvent", "published_events", "stream_events", "wait_for_stream_events"]
+__all__ = [
+    "StreamEvent",
+    "publish_user_deleted",
+    "published_events",
+    "stream_events",
+    "wait_for_stream_events",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +126,32 @@ async def published_events(
     await eventually(drained, within=within, message=f"the outbox rows about {subject} published")
     events = await stream_events(url, stream)
     return [event for event in events if event.envelope.subject == subject]
+
+
+async def publish_user_deleted(
+    url: str, user_id: str, *, occurred_at: datetime | None = None, version: int = 2
+) -> EventEnvelope[DeletedData]:
+    """Publish ``users.user.deleted`` about ``user_id`` to the ``USERS`` stream (created if
+    missing) as user-service's relay does: the envelope, ``Nats-Msg-Id`` its id. Returns it."""
+    event = EventEnvelope[DeletedData](
+        id=uuid.uuid4(),
+        type="users.user.deleted",
+        source="user-service",
+        subject=user_id,
+        version=version,
+        occurred_at=occurred_at or datetime.now(UTC),
+        data=DeletedData(id=uuid.UUID(user_id)),
+    )
+    client = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, USERS)
+        await js.publish(
+            event.type,
+            event.model_dump_json().encode(),
+            stream=USERS.name,
+            headers={"Nats-Msg-Id": str(event.id)},
+        )
+    finally:
+        await client.close()
+    return event

@@ -1,4 +1,5 @@
-"""Reading orders, and the moves of a settled order (cancel; the admin's ship and deliver).
+"""Reading orders, the moves of a settled order (cancel; the admin's ship and deliver), and the
+erasure of a deleted user's shipping addresses.
 
 SQLAlchemy Core statements on the mapped tables. The records and the row readers defined here are
 shared with the statements that create and settle an order: the key's claim with the ``pending``
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Row,
     Select,
     Table,
+    Text,
     Uuid,
     any_,
     bindparam,
@@ -32,18 +34,21 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.db.tables import Order, OrderItem
+from app.db.tables import IdempotencyKey, Order, OrderItem
 
 __all__ = [
+    "ERASED",
+    "ERASED_ADDRESS",
     "ORDER_COLUMNS",
     "ItemRecord",
     "OrderRecord",
     "PricedItem",
     "cancel_confirmed_order",
+    "erase_shipping_addresses",
     "get_order",
     "list_orders",
     "move_status",
@@ -56,6 +61,19 @@ __all__ = [
 _UUIDS = ARRAY(Uuid())
 _orders = cast(Table, Order.__table__)
 _items = cast(Table, OrderItem.__table__)
+_keys = cast(Table, IdempotencyKey.__table__)
+
+ERASED = "[erased]"
+# What a deleted user's orders keep as their address: every field replaced, the same shape as a
+# stored address (``line2`` null), and a valid ``ShippingAddress`` so the API's order stays valid.
+ERASED_ADDRESS: dict[str, Any] = {
+    "name": ERASED,
+    "line1": ERASED,
+    "line2": None,
+    "city": ERASED,
+    "postal_code": ERASED,
+    "country": ERASED,
+}
 ORDER_COLUMNS = (
     Order.id,
     Order.user_id,
@@ -246,3 +264,41 @@ async def move_status(
     moved order, or None (nothing written) when it was not."""
     statement = _move(_orders.c.id == order_id, _orders.c.status == from_status, status=to_status)
     return order_from_rows((await connection.execute(statement)).all())
+
+
+_ADDRESS_PATH = bindparam("address_path", ["shipping_address"], type_=ARRAY(Text()))
+
+
+def _erasure_statement() -> Select[Any]:
+    marker = bindparam("marker", ERASED_ADDRESS, type_=JSONB())
+    # Not named like a column: an UPDATE would add ``SET user_id = :user_id`` for such a key.
+    user_id = bindparam("erased_user_id", type_=_orders.c.user_id.type)
+    erased_orders = (
+        update(_orders)
+        .where(_orders.c.user_id == user_id, _orders.c.shipping_address != marker)
+        .values(shipping_address=marker)
+        .returning(_orders.c.id)
+        .cte("erased_orders")
+    )
+    # The stored 201 answer (replayed for a retried POST /orders) is a copy of the order.
+    stored_answer = _keys.c.response_body
+    erased_answers = (
+        update(_keys)
+        .where(
+            _keys.c.user_id == user_id,
+            stored_answer.has_key("shipping_address"),
+            stored_answer["shipping_address"] != marker,
+        )
+        .values(response_body=func.jsonb_set(stored_answer, _ADDRESS_PATH, marker))
+        .cte("erased_answers")
+    )
+    return select(func.count()).select_from(erased_orders).add_cte(erased_answers)
+
+
+_ERASURE = _erasure_statement()
+
+
+async def erase_shipping_addresses(connection: AsyncConnection, *, user_id: str) -> int:
+    """Replace the shipping address of every order of ``user_id`` (and of its stored answers) by
+    ``ERASED_ADDRESS`` in one statement; how many orders changed (0 when already erased)."""
+    return int(await connection.scalar(_ERASURE, {"erased_user_id": user_id}) or 0)

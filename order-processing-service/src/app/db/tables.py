@@ -1,5 +1,5 @@
-"""The service's tables (SQLAlchemy 2 ``Mapped`` classes) and the events' outbox tables (from
-common-libs); Alembic migrations must match them."""
+"""The service's tables (SQLAlchemy 2 ``Mapped`` classes) and the events' outbox and inbox tables
+(from common-libs); Alembic migrations must match them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from common_libs.events.schema import add_outbox_tables
+from common_libs.events.schema import add_inbox_tables, add_outbox_tables
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -121,3 +121,5 @@ class IdempotencyKey(Base):
 
 # ``outbox`` and ``event_versions``: the events written with each status change (app/events.py).
 add_outbox_tables(Base.metadata)
+# ``inbox`` and ``consumed_versions``: the events consumed (``users.user.deleted``, app/events.py).
+add_inbox_tables(Base.metadata)

@@ -32,6 +32,16 @@ def test_defaults_match_the_fleet_contract() -> None:
 
     assert (settings.jwt_issuer, settings.jwt_audience) == ("fleet-user-service", "fleet")
     assert settings.access_token_ttl_seconds == 900
+    assert settings.access_token_max_lifetime_seconds == 900
+
+
+def test_tokens_may_not_outlive_what_the_deny_lists_cover(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERS_ACCESS_TOKEN_TTL_SECONDS", "1800")
+    with pytest.raises(ValidationError, match="may not exceed USERS_ACCESS_TOKEN_MAX_LIFETIME"):
+        Settings()
+
+    monkeypatch.setenv("USERS_ACCESS_TOKEN_MAX_LIFETIME_SECONDS", "1800")
+    assert Settings().deny_list_keep_seconds == 1800 + 60
 
 
 def test_secrets_are_hidden_in_repr() -> None:
