@@ -29,6 +29,7 @@ class Fixtures:
     read_product: dict[str, Any]
     order_product: dict[str, Any]
     customer_tokens: list[str]
+    admin_token: str
 
 
 def _log_in(client: httpx.Client, users: str, email: str, password: str) -> str:
@@ -75,4 +76,4 @@ def make_fixtures(target: Target, *, customers: int) -> Fixtures:
         order_product = _add_product(client, target, admin, stock=1_000_000_000)
     with ThreadPoolExecutor(max_workers=4) as pool:
         tokens = list(pool.map(lambda _: new_customer_token(target), range(customers)))
-    return Fixtures(read_product, order_product, tokens)
+    return Fixtures(read_product, order_product, tokens, admin)

@@ -12,17 +12,24 @@ token budget, the quota, the SDK, and the way back. The turn is then read to its
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import statistics
 import time
 import uuid
+from decimal import Decimal
 from urllib.parse import urlsplit
 
-from bench.fixtures import new_customer_token
+import asyncpg
+import fleet as runner
+import httpx
+
+from bench.fixtures import Fixtures, new_customer_token
 from bench.fleet_access import Target
 from bench.report import Row, below, median, say
 
-__all__ = ["measure_chat"]
+__all__ = ["measure_chat", "measure_read_model_lag"]
 
 MESSAGE = "Do you have a walnut desk?"
 _FIRST_DELTA = b'data: {"delta"'
@@ -100,3 +107,51 @@ def measure_chat(target: Target, *, runs: int, requests: int) -> list[Row]:
     )
     row.runs = list(run_medians)
     return [row]
+
+
+async def _lag_seconds(target: Target, fixtures: Fixtures, samples: int) -> list[float]:
+    """Change the read product's price through the gateway ``samples`` times, one at a time;
+    for each, seconds from sending the PATCH until the chat's read model holds the new price."""
+    product_id = fixtures.read_product["id"]
+    headers = {"Authorization": f"Bearer {fixtures.admin_token}"}
+    connection = await asyncpg.connect(target.database_dsn(runner.CHAT.database))
+    lags = []
+    try:
+        price_of = await connection.prepare("SELECT price FROM catalog_products WHERE id = $1")
+        async with httpx.AsyncClient(base_url=target.gateway, timeout=30) as client:
+            for number in range(samples):
+                price = Decimal(f"{500 + number}.25")
+                started = time.perf_counter()
+                answer = await client.patch(
+                    f"/api/products/{product_id}", json={"price": str(price)}, headers=headers
+                )
+                answer.raise_for_status()
+                while await price_of.fetchval(uuid.UUID(product_id)) != price:
+                    if time.perf_counter() - started > 30:
+                        raise RuntimeError("a price change did not reach the read model in 30 s")
+                    await asyncio.sleep(0.0005)  # a poll every half millisecond
+                lags.append(time.perf_counter() - started)
+    finally:
+        await connection.close()
+    return lags
+
+
+def measure_read_model_lag(target: Target, fixtures: Fixtures, *, samples: int) -> list[Row]:
+    """Item 6: how long a catalog change takes to reach the chat's grounding (median and p99)."""
+    measure = "Chat read model lag: catalog write through the gateway to the chat's grounding"
+    lags = [lag * 1000 for lag in asyncio.run(_lag_seconds(target, fixtures, samples))]
+    p99 = statistics.quantiles(lags, n=100, method="inclusive")[98]
+    say(f"6 read model lag: median {median(lags):.1f} ms, p99 {p99:.1f} ms over {samples}")
+    rows = [
+        Row(6, f"{measure} (median)", round(median(lags), 2), "ms", "—", "info"),
+        Row(6, f"{measure} (p99)", round(p99, 2), "ms", "—", "info"),
+    ]
+    for row in rows:
+        row.detail = (
+            f"{samples} price changes of one product, one at a time, each a PATCH through the "
+            "gateway as the admin; per change: from sending it until the chat's read model "
+            "(its catalog_products table, which grounding reads) holds the new price, polled "
+            "every half millisecond; includes the PATCH itself, the outbox relay, NATS and the "
+            "chat's consumer"
+        )
+    return rows

@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.fixtures import make_fixtures
 from bench.fleet_access import Target, fleet_target
-from bench.measure_chat import measure_chat
+from bench.measure_chat import measure_chat, measure_read_model_lag
 from bench.measure_orders import measure_orders
 from bench.measure_processes import measure_ready, measure_rss
 from bench.measure_reads import bench_apps, measure_floor, measure_gateway, measure_hop
@@ -83,6 +83,12 @@ def _measure_all(target: Target, settings: Settings, workdir: Path) -> list[Row]
         6,
         "Chat time to first token",
         lambda: measure_chat(target, runs=settings.rounds, requests=settings.chat_requests),
+    )
+    rows += _attempt(
+        settings,
+        6,
+        "Chat read model lag",
+        lambda: measure_read_model_lag(target, fixtures, samples=settings.lag_samples),
     )
     rows += _attempt(settings, 7, "RSS after the load", lambda: measure_rss(target))
     rows += _attempt(

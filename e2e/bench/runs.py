@@ -33,6 +33,7 @@ class Settings:
     scale_large: int = 1_000_000
     customers: int = 32
     chat_requests: int = 10
+    lag_samples: int = 200
     items: frozenset[int] = frozenset(range(1, 8))
 
     @classmethod
