@@ -1,5 +1,5 @@
 """The application factory and its lifespan (engine, HTTP clients, token verifier and its deny
-list, the consumer of deleted users)."""
+list, the catalog's read model and the consumer of deleted users)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from app.clients.catalog_client import CatalogClient
 from app.config import SERVICE_NAME, Settings, get_settings
 from app.db.session import create_engine
 from app.routers import conversation_routes, llm_routes
+from app.services.catalog_read_model import start_catalog_read_model
 from app.services.context import ChatServices
 from app.services.errors import StartingUp
 from app.services.llm_integration import LlmClient
@@ -50,8 +51,8 @@ async def _settled(task: asyncio.Task[None]) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool and the HTTP clients and start the deny list and the erasure consumer for
-    the life of the process; stop and close them on shutdown.
+    """Open the pool and the HTTP clients and start the catalog's read model, the deny list and
+    the erasure consumer for the life of the process; stop and close them on shutdown.
 
     Each resource's cleanup is registered as soon as it exists: a start that fails midway closes
     what it had opened.
@@ -80,17 +81,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         llm.start()
         stack.push_async_callback(llm.aclose)
         app.state.llm = llm
-        # The service produces no events; it consumes users.user.deleted twice: to erase the
-        # user's data (a durable consumer) and to refuse their tokens (the verifier's deny list,
-        # in every replica). The broker is connected on first use and closed when the stack
-        # closes (after both stop).
+        # The service produces no events; it consumes catalog.product.> (its read model) and
+        # users.user.deleted twice: to erase the user's data (a durable consumer) and to refuse
+        # their tokens (the verifier's deny list, in every replica). The broker is connected on
+        # first use and closed when the stack closes (after the consumers stop).
         broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
         app.state.token_verifier = open_token_verifier(stack, settings, broker=broker)
+        # The catalog's HTTP API serves only the read model's initial fill.
+        catalog = CatalogClient(catalog_http, deadline_seconds=settings.catalog_timeout_seconds)
+        read_model = start_catalog_read_model(stack, engine=engine, broker=broker, catalog=catalog)
+        app.state.catalog_read_model = read_model
         app.state.chat_services = ChatServices(
-            settings=settings,
-            llm=llm,
-            catalog=CatalogClient(catalog_http, deadline_seconds=settings.catalog_timeout_seconds),
-            sessions=app.state.sessionmaker,
+            settings=settings, llm=llm, catalog=read_model, sessions=app.state.sessionmaker
         )
         app.state.user_erasure = start_user_erasure(stack, engine=engine, broker=broker)
         yield
@@ -111,6 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # chat model's encoding is loaded (both start in the background at start-up).
             "llm_client": lambda: app.state.llm.built(),
             "tokenizer": lambda: _loaded(app.state.chat_encoding),
+            # Grounding reads the read model: ready once it was filled and its consumer caught
+            # up with the stream once since the start.
+            "catalog_read_model": lambda: app.state.catalog_read_model.ready(),
         },
     )
     app.include_router(llm_routes.router)

@@ -1,35 +1,23 @@
-"""A typed client for product-catalog-service's public product search (``GET /products``)."""
+"""A typed client for product-catalog-service's public product list (``GET /products``).
+
+Only the read model's initial fill uses it (``app.services.catalog_read_model``): a chat turn
+reads the read model and calls no other service.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-__all__ = ["CatalogClient", "CatalogProduct", "CatalogUnavailable"]
+from app.models.catalog_models import CatalogProduct, ProductPage
 
+__all__ = ["PAGE_SIZE", "CatalogClient", "CatalogUnavailable"]
 
-class CatalogProduct(BaseModel):
-    """The fields of a catalog product the assistant uses (others are ignored)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str
-    sku: str
-    name: str
-    description: str = ""
-    category: str = ""
-    price: str
-    currency: str = "USD"
-    stock_available: int = 0
-
-
-class _ProductPage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    items: list[CatalogProduct]
-    next_cursor: str | None = None
+PAGE_SIZE = 100
+"""The catalog's largest page (API.md: ``limit`` 1..100)."""
 
 
 class CatalogUnavailable(Exception):
@@ -37,20 +25,33 @@ class CatalogUnavailable(Exception):
 
 
 class CatalogClient:
-    """Search products over the one long-lived HTTP client made in the lifespan."""
+    """Page through the catalog over the one long-lived HTTP client made in the lifespan."""
 
     def __init__(self, http: httpx.AsyncClient, *, deadline_seconds: float) -> None:
         self._http = http
         self._deadline = deadline_seconds
 
-    async def search_products(self, *, query: str, limit: int) -> list[CatalogProduct]:
-        """The first ``limit`` products matching ``query``; raises CatalogUnavailable."""
+    async def list_products(self, *, limit: int, cursor: str | None = None) -> ProductPage:
+        """One page of the catalog's products; raises CatalogUnavailable."""
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
         try:
             # A hard deadline on top of the client's per-read timeouts: a catalog that
-            # trickles its answer must not hold the chat up.
+            # trickles its answer fails this attempt instead of holding it forever.
             async with asyncio.timeout(self._deadline):
-                response = await self._http.get("/products", params={"q": query, "limit": limit})
+                response = await self._http.get("/products", params=params)
             response.raise_for_status()
-            return _ProductPage.model_validate_json(response.content).items[:limit]
+            return ProductPage.model_validate_json(response.content)
         except (TimeoutError, httpx.HTTPError, ValidationError) as exc:
             raise CatalogUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def pages(self, *, limit: int = PAGE_SIZE) -> AsyncIterator[list[CatalogProduct]]:
+        """Every product, a page at a time, following ``next_cursor`` to the end."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_products(limit=limit, cursor=cursor)
+            yield page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor

@@ -4,27 +4,50 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 
 from common_libs.events.schema import add_inbox_tables
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     Date,
     DateTime,
     ForeignKey,
     Identity,
     Index,
+    Integer,
+    Numeric,
     String,
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
 
-__all__ = ["Base", "Conversation", "DailyUsage", "Message", "UsageRecord"]
+__all__ = [
+    "SEARCH_CONFIG",
+    "Base",
+    "CatalogProductRow",
+    "Conversation",
+    "DailyUsage",
+    "Message",
+    "ReadModelState",
+    "UsageRecord",
+]
+
+# The text-search configuration of the read model's ``search`` column and of every query on it:
+# English stems product words ("shoes" finds "Shoe"), as the catalog's own search does.
+SEARCH_CONFIG = "english"
+SEARCH_VECTOR_SQL = (
+    f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, name), 'A') || "
+    f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, sku), 'B') || "
+    f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, category), 'B') || "
+    f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, description), 'C')"
+)
 
 
 class Conversation(Base):
@@ -112,5 +135,43 @@ class DailyUsage(Base):
     reserved_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
-# The user-erasure consumer's inbox (the events it handled) and its version guard.
+class CatalogProductRow(Base):
+    """A product of the catalog's read model (kept from the CATALOG stream, see
+    ``app.services.catalog_read_model``); ``search`` is what grounding searches."""
+
+    __tablename__ = "catalog_products"
+    __table_args__ = (
+        Index("ix_catalog_products_search", "search", postgresql_using="gin"),
+        # Misspelled product words: "headphnoes" is close to a word of "Wireless Headphones".
+        Index(
+            "ix_catalog_products_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+    )
+
+    # Text without lengths: the read model keeps whatever the catalog publishes.
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    sku: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(Text)
+    price: Mapped[Decimal] = mapped_column(Numeric)
+    currency: Mapped[str] = mapped_column(Text)
+    stock_available: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    search: Mapped[str] = mapped_column(TSVECTOR, Computed(SEARCH_VECTOR_SQL, persisted=True))
+
+
+class ReadModelState(Base):
+    """A read model whose initial fill finished (its row exists from then on)."""
+
+    __tablename__ = "read_model_state"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    filled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# The consumers' inbox (the events they handled) and their version guard.
 add_inbox_tables(Base.metadata)

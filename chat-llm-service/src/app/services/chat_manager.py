@@ -1,4 +1,5 @@
-"""Chat turns: check the conversation, ground in the catalog, build the prompt, ask, store."""
+"""Chat turns: check the conversation, ground in the catalog's read model, build the prompt, ask,
+store."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clients.catalog_client import CatalogUnavailable
 from app.db import chat_repository
 from app.models.chat_models import AssistantMessage, GenerateResponse, TokenUsage
 from app.services import quota_manager
+from app.services.catalog_read_model import CatalogSearchFailed
 from app.services.context import ChatServices
 from app.services.errors import ConversationNotFound
 from app.services.llm_integration import PromptMessage, ReportedUsage
-from app.services.prompt_builder import Prompt, build_prompt, catalog_query, grounding_text
+from app.services.prompt_builder import Prompt, build_prompt, grounding_text, search_terms
 from app.services.quota_manager import Reservation
 from app.utils.token_counter import ModelEncoding, count_text_async, encoding_for_model_async
 
@@ -75,13 +76,9 @@ async def _grounding(services: ChatServices, message: str) -> str | None:
     if limit == 0:
         return None
     try:
-        products = await services.catalog.search_products(query=catalog_query(message), limit=limit)
-        broader = catalog_query(message, any_term=True)
-        if not products and broader != catalog_query(message):
-            # A long question rarely has every word in one product: accept any of its words.
-            products = await services.catalog.search_products(query=broader, limit=limit)
-    except CatalogUnavailable as exc:
-        _logger.warning("catalog search failed; answering without grounding: %s", exc)
+        products = await services.catalog.search_products(terms=search_terms(message), limit=limit)
+    except CatalogSearchFailed as exc:
+        _logger.warning("catalog read model search failed; answering without grounding: %s", exc)
         return grounding_text(None)
     return grounding_text(products)
 

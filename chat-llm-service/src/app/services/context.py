@@ -1,4 +1,5 @@
-"""What the chat managers work with: settings, the LLM and catalog clients, the session factory."""
+"""What the chat managers work with: settings, the LLM client, the catalog's read model, the
+session factory."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clients.catalog_client import CatalogClient
 from app.config import Settings
+from app.services.catalog_read_model import CatalogReadModel
 from app.services.llm_integration import LlmClient
 
 __all__ = ["ChatServices"]
@@ -23,5 +24,5 @@ class ChatServices:
 
     settings: Settings
     llm: LlmClient
-    catalog: CatalogClient
+    catalog: CatalogReadModel
     sessions: async_sessionmaker[AsyncSession]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import tiktoken
 
-from app.clients.catalog_client import CatalogProduct
+from app.models.catalog_models import CatalogProduct
 from app.services.errors import MessageTooLarge
 from app.services.llm_integration import PromptMessage
 from app.utils.token_counter import REPLY_PRIMING_TOKENS, count_message_tokens, count_texts_async
@@ -22,8 +22,8 @@ __all__ = [
     "SYSTEM_PROMPT",
     "Prompt",
     "build_prompt",
-    "catalog_query",
     "grounding_text",
+    "search_terms",
 ]
 
 SYSTEM_PROMPT = (
@@ -40,7 +40,7 @@ SYSTEM_PROMPT = (
 )
 
 _MAX_QUERY_TERMS = 8
-_MAX_QUERY_CHARS = 200
+_MAX_TERM_CHARS = 40
 _MAX_NAME_CHARS = 120
 _MAX_DESCRIPTION_CHARS = 160
 _WORD = re.compile(r"\w[\w'-]*")
@@ -70,22 +70,17 @@ class Prompt:
     history_used: int
 
 
-def catalog_query(message: str, *, any_term: bool = False) -> str:
-    """The search terms of a message: its words minus stop words, in order, deduplicated.
-
-    The catalog's search wants every term; with ``any_term`` the terms are alternatives
-    (``websearch_to_tsquery`` syntax: ``red or shoes``), the fallback when all of them find nothing.
-    """
+def search_terms(message: str) -> list[str]:
+    """The catalog search terms of a message: its words minus stop words, lower-cased, in
+    order, deduplicated, at most eight; none when it has only stop words."""
     terms: list[str] = []
     for word in _WORD.findall(message.lower()):
-        if len(word) > 1 and word not in _STOP_WORDS and word not in terms:
-            terms.append(word)
-        if len(terms) == _MAX_QUERY_TERMS:
-            break
-    if not terms:
-        return " ".join(message.split())[:_MAX_QUERY_CHARS]
-    query = " or ".join(terms) if any_term else " ".join(terms)
-    return query[:_MAX_QUERY_CHARS]
+        term = word[:_MAX_TERM_CHARS]
+        if len(term) > 1 and term not in _STOP_WORDS and term not in terms:
+            terms.append(term)
+            if len(terms) == _MAX_QUERY_TERMS:
+                break
+    return terms
 
 
 def _clip(text: str, limit: int) -> str:
@@ -94,7 +89,7 @@ def _clip(text: str, limit: int) -> str:
 
 
 def grounding_text(products: Sequence[CatalogProduct] | None) -> str:
-    """The grounding message: the products found, none found, or the catalog unreachable."""
+    """The grounding message: the products found, none found, or the search failed."""
     if products is None:
         return (
             "The product catalog cannot be searched right now. Do not state product names, "

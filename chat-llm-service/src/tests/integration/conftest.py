@@ -1,4 +1,5 @@
-"""Integration fixtures: a migrated database, the test servers, and the app with its lifespan."""
+"""Integration fixtures: a migrated database, the test servers, the broker's catalog events, and
+the app with its lifespan."""
 
 from __future__ import annotations
 
@@ -20,16 +21,31 @@ from common_libs.testing import (
     PostgresServer,
     TestTokenIssuer,
     UvicornServer,
+    eventually,
+    start_nats,
 )
 from common_libs.testing.db_checks import create_migrated_database
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.main import create_app
+from app.services.errors import StartingUp
 from tests.conftest import make_settings
+from tests.support.catalog_events import CatalogEvents, catalog_events
 from tests.support.servers import SERVICE_ROOT, CatalogStub
 
-__all__ = ["SERVICE_ROOT", "alembic_config", "chat_settings", "running_app"]
+__all__ = [
+    "SERVICE_ROOT",
+    "alembic_config",
+    "as_stored",
+    "chat_settings",
+    "read_model_ready",
+    "running_app",
+    "stored_product",
+    "stored_products",
+]
 
 
 def alembic_config(database_url: str) -> Config:
@@ -43,6 +59,22 @@ def database_url(postgres_server: PostgresServer) -> str:
     return create_migrated_database(
         postgres_server, "chat_service_test", alembic_ini=SERVICE_ROOT / "alembic.ini"
     )
+
+
+@pytest.fixture
+def fresh_database(postgres_server: PostgresServer) -> str:
+    """A database of this test alone, migrated to the newest revision: no read model yet."""
+    return create_migrated_database(
+        postgres_server, "chat_service_fresh", alembic_ini=SERVICE_ROOT / "alembic.ini"
+    )
+
+
+@pytest.fixture
+def own_nats() -> Iterator[NatsServer]:
+    """A broker of this test alone: an empty stream, and no other app consuming from it (the
+    read model's durable consumer is one per broker, whichever database its app writes to)."""
+    with start_nats(prefer_docker=False) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -202,6 +234,8 @@ async def app(
         database_url, fake_llm_server, catalog_server, nats_url=nats_server.url
     )
     async with running_app(settings, issuer) as application:
+        # Filled (from the stub catalog, whatever it holds now) and caught up with the broker.
+        await eventually(lambda: read_model_ready(application), message="read model ready")
         yield application
 
 
@@ -216,3 +250,54 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def user(issuer: TestTokenIssuer) -> dict[str, str]:
     """Authorization headers of a customer of this test alone."""
     return issuer.headers(subject=str(uuid.uuid4()))
+
+
+async def read_model_ready(application: FastAPI) -> bool:
+    """Whether the app's catalog read model passes its readiness check."""
+    try:
+        await application.state.catalog_read_model.ready()
+    except StartingUp:
+        return False
+    return True
+
+
+@pytest.fixture
+async def catalog_feed(nats_server: NatsServer) -> AsyncIterator[CatalogEvents]:
+    """Publishes catalog events into the session broker (the session app consumes them)."""
+    async with catalog_events(nats_server.url) as events:
+        yield events
+
+
+@pytest.fixture
+async def empty_read_model(app: FastAPI) -> None:
+    """The session database's read model without the products earlier tests left in it."""
+    async with app.state.engine.begin() as connection:
+        await connection.execute(text("DELETE FROM catalog_products"))
+
+
+_SELECT_PRODUCTS = (
+    "SELECT CAST(id AS text) AS id, sku, name, description, category, "
+    "CAST(price AS text) AS price, currency, stock_available FROM catalog_products"
+)
+
+
+async def stored_product(engine: AsyncEngine, product_id: str) -> dict[str, object] | None:
+    """The read model's row of a product (API field names, price as text), or None."""
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(text(_SELECT_PRODUCTS + " WHERE id = :id"), {"id": product_id})
+        ).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def stored_products(engine: AsyncEngine) -> dict[str, dict[str, object]]:
+    """Every product of the read model, by id."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(text(_SELECT_PRODUCTS))
+        return {row.id: dict(row._mapping) for row in rows}
+
+
+def as_stored(product: dict[str, object]) -> dict[str, object]:
+    """What the read model keeps of a product as the catalog renders it."""
+    kept = ("id", "sku", "name", "description", "category", "price", "currency", "stock_available")
+    return {key: product[key] for key in kept}

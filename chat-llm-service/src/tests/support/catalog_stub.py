@@ -1,17 +1,21 @@
-"""A stub of product-catalog-service speaking its documented public API, for the chat's tests.
+"""A stub of product-catalog-service's public product list, for the read model's initial fill.
 
-``GET /products?q=&limit=`` answers ``{items: [product...], next_cursor}`` where a product is
-``{id, sku, name, description, category, price, currency, stock_available, created_at,
-updated_at}``; ``q`` matches as the catalog's full-text search does (``websearch_to_tsquery``):
-every word must be in the name or description, and ``or`` separates alternatives. Tests set
-the products and read the queries received through ``/_stub/...``; ``/_stub/mode`` makes it fail
-(``error``: 500) or stall (``slow``: no answer until the caller hangs up).
+``GET /products?limit=&cursor=`` answers ``{items: [product...], next_cursor}`` (API.md's cursor
+paging; the cursor is opaque to the service) where a product is ``{id, sku, name, description,
+category, price, currency, stock_available, created_at, updated_at}``. Tests set the products
+and read the requests received through ``/_stub/...``: ``/_stub/mode`` makes it fail (``error``:
+500), ``/_stub/hold`` makes every page request after the first ``after`` wait until
+``/_stub/release`` (a fill caught in the middle). ``STUB_PRODUCTS`` (JSON) holds the products it
+starts with.
 
 Run: ``python -m uvicorn tests.support.catalog_stub:app --host 127.0.0.1 --port N``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,35 +23,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-STUB: dict[str, Any] = {"products": [], "queries": [], "mode": "ok"}
+STUB: dict[str, Any] = {}
+_released = asyncio.Event()
 
 
-def _stem(word: str) -> str:
-    # A crude stand-in for PostgreSQL's English stemming: plurals match their singular.
-    return word[:-1] if word.endswith("s") and len(word) > 3 else word
+def _reset(products: list[dict[str, Any]] | None = None) -> None:
+    STUB.update(products=products or [], requests=[], mode="ok", hold_after=None, held=0)
+    _released.clear()
 
 
-def _matches(product: dict[str, Any], query: str) -> bool:
-    words = {_stem(word) for word in f"{product['name']} {product['description']}".lower().split()}
-    alternatives = [part.split() for part in f" {query.lower()} ".split(" or ")]
-    return not query.strip() or any(
-        part and all(_stem(word) in words for word in part) for part in alternatives
-    )
+_reset(json.loads(os.environ.get("STUB_PRODUCTS", "[]")))
 
 
 async def list_products(request: Request) -> JSONResponse:
-    query = request.query_params.get("q", "")
     limit = int(request.query_params.get("limit", "20"))
-    STUB["queries"].append({"q": query, "limit": limit})
+    cursor = request.query_params.get("cursor")
+    STUB["requests"].append({"limit": limit, "cursor": cursor})
     if STUB["mode"] == "error":
         return JSONResponse({"title": "Internal Server Error", "status": 500}, status_code=500)
-    if STUB["mode"] == "slow":
-        # Stall until the caller gives up (and hangs up).
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        return JSONResponse({"items": [], "next_cursor": None})
-    items = [product for product in STUB["products"] if _matches(product, query)][:limit]
-    return JSONResponse({"items": items, "next_cursor": None})
+    hold_after = STUB["hold_after"]
+    if hold_after is not None and len(STUB["requests"]) > hold_after:
+        STUB["held"] += 1
+        await _released.wait()
+    start = int(cursor.removeprefix("after-")) if cursor else 0
+    products = STUB["products"]
+    end = start + limit
+    next_cursor = f"after-{end}" if end < len(products) else None
+    return JSONResponse({"items": products[start:end], "next_cursor": next_cursor})
 
 
 async def set_products(request: Request) -> JSONResponse:
@@ -60,12 +62,25 @@ async def set_mode(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
-async def get_queries(request: Request) -> JSONResponse:
-    return JSONResponse(STUB["queries"])
+async def hold(request: Request) -> JSONResponse:
+    STUB["hold_after"] = (await request.json())["after"]
+    _released.clear()
+    return JSONResponse({"ok": True})
+
+
+async def release(request: Request) -> JSONResponse:
+    STUB["hold_after"] = None
+    _released.set()
+    return JSONResponse({"ok": True})
+
+
+async def get_requests(request: Request) -> JSONResponse:
+    return JSONResponse({"requests": STUB["requests"], "held": STUB["held"]})
 
 
 async def reset(request: Request) -> JSONResponse:
-    STUB.update(products=[], queries=[], mode="ok")
+    _released.set()  # a request still held answers first
+    _reset()
     return JSONResponse({"ok": True})
 
 
@@ -78,7 +93,9 @@ app = Starlette(
         Route("/products", list_products),
         Route("/_stub/products", set_products, methods=["PUT"]),
         Route("/_stub/mode", set_mode, methods=["PUT"]),
-        Route("/_stub/queries", get_queries),
+        Route("/_stub/hold", hold, methods=["PUT"]),
+        Route("/_stub/release", release, methods=["POST"]),
+        Route("/_stub/requests", get_requests),
         Route("/_stub/reset", reset, methods=["POST"]),
         Route("/health", health),
     ]

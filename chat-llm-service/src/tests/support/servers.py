@@ -1,4 +1,5 @@
-"""Handles on the test's stub servers and helpers to read what the service streams.
+"""Handles on the test's stub servers, catalog products, and helpers to read what the service
+streams.
 
 The OpenAI-compatible test server and the uvicorn processes come from ``common_libs.testing``.
 """
@@ -17,33 +18,46 @@ SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
 
 class CatalogStub:
-    """Set the stub catalog's products and read the searches it received."""
+    """Set the stub catalog's products and read the page requests it received."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
 
-    async def reset(self) -> None:
-        """No products, no queries, answering normally."""
+    async def _call(self, method: str, path: str, body: object = None) -> Any:
         async with httpx.AsyncClient(base_url=self.base_url) as http:
-            (await http.post("/_stub/reset")).raise_for_status()
+            response = await http.request(method, path, json=body)
+            response.raise_for_status()
+            return response.json()
+
+    async def reset(self) -> None:
+        """No products, no requests, answering normally, holding nothing."""
+        await self._call("POST", "/_stub/reset")
 
     async def set_products(self, products: list[dict[str, Any]]) -> None:
-        """Replace the catalog's products."""
-        async with httpx.AsyncClient(base_url=self.base_url) as http:
-            (await http.put("/_stub/products", json=products)).raise_for_status()
+        """Replace the catalog's products (listed in this order)."""
+        await self._call("PUT", "/_stub/products", products)
 
     async def set_mode(self, mode: str) -> None:
-        """``ok``, ``error`` (500) or ``slow`` (stalls)."""
-        async with httpx.AsyncClient(base_url=self.base_url) as http:
-            (await http.put("/_stub/mode", json={"mode": mode})).raise_for_status()
+        """``ok`` or ``error`` (500)."""
+        await self._call("PUT", "/_stub/mode", {"mode": mode})
 
-    async def queries(self) -> list[dict[str, Any]]:
-        """The ``{q, limit}`` of every search received."""
-        async with httpx.AsyncClient(base_url=self.base_url) as http:
-            response = await http.get("/_stub/queries")
-            response.raise_for_status()
-            queries: list[dict[str, Any]] = response.json()
-            return queries
+    async def hold(self, *, after: int) -> None:
+        """Answer ``after`` page requests, then hold every later one until :meth:`release`."""
+        await self._call("PUT", "/_stub/hold", {"after": after})
+
+    async def release(self) -> None:
+        """Answer the held requests and hold no more."""
+        await self._call("POST", "/_stub/release")
+
+    async def requests(self) -> list[dict[str, Any]]:
+        """The ``{limit, cursor}`` of every page request received."""
+        requests: list[dict[str, Any]] = (await self._call("GET", "/_stub/requests"))["requests"]
+        return requests
+
+    async def held(self) -> int:
+        """How many page requests were held."""
+        held: int = (await self._call("GET", "/_stub/requests"))["held"]
+        return held
 
 
 def failing(status: int) -> Failure:
@@ -52,15 +66,22 @@ def failing(status: int) -> Failure:
 
 
 def product(
-    name: str, *, sku: str, price: str, description: str = "", stock: int = 5
+    name: str,
+    *,
+    sku: str | None = None,
+    price: str = "10.00",
+    description: str = "",
+    category: str = "test",
+    stock: int = 5,
 ) -> dict[str, Any]:
-    """A product as the catalog's API renders it."""
+    """A product as the catalog's API renders it (and its events carry it), with a new id."""
+    product_id = uuid.uuid4()
     return {
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, sku)),
-        "sku": sku,
+        "id": str(product_id),
+        "sku": sku or f"SKU-{product_id.hex[:8]}",
         "name": name,
         "description": description,
-        "category": "test",
+        "category": category,
         "price": price,
         "currency": "USD",
         "stock_available": stock,

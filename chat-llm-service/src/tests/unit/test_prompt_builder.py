@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import tiktoken
 
-from app.clients.catalog_client import CatalogProduct
+from app.models.catalog_models import CatalogProduct
 from app.services.errors import MessageTooLarge
 from app.services.llm_integration import PromptMessage
 from app.services.prompt_builder import (
     SYSTEM_PROMPT,
     build_prompt,
-    catalog_query,
     grounding_text,
+    search_terms,
 )
 
 
@@ -25,29 +25,46 @@ def _cost(message: PromptMessage) -> int:
     return 3 + len(encoding.encode(message.role)) + len(encoding.encode(message.content))
 
 
-def test_catalog_query_keeps_the_product_words_in_order() -> None:
-    assert catalog_query("Hi! Do you have any RED running shoes under $100?") == (
-        "red running shoes 100"
-    )
+def test_search_terms_are_the_product_words_in_order() -> None:
+    assert search_terms("Hi! Do you have any RED running shoes under $100? Red ones") == [
+        "red",
+        "running",
+        "shoes",
+        "100",
+        "ones",
+    ]
 
 
-def test_catalog_query_with_any_term_joins_the_words_as_alternatives() -> None:
-    assert catalog_query("Any RED running shoes?", any_term=True) == "red or running or shoes"
+def test_search_terms_are_at_most_eight() -> None:
+    assert search_terms("a1 b2 c3 d4 e5 f6 g7 h8 i9 j10") == [
+        "a1",
+        "b2",
+        "c3",
+        "d4",
+        "e5",
+        "f6",
+        "g7",
+        "h8",
+    ]
 
 
-def test_catalog_query_of_only_stop_words_is_the_message_itself() -> None:
-    assert catalog_query("  what is   this  ") == "what is this"
+def test_a_message_of_only_stop_words_has_no_search_terms() -> None:
+    assert search_terms("  what is   this  ") == []
 
 
 def test_grounding_lists_each_product_on_one_line() -> None:
-    product = CatalogProduct(
-        id="p1",
-        sku="TR-2",
-        name="Trail Runner",
-        description="Grippy\nsole",
-        price="89.90",
-        category="shoes",
-        stock_available=3,
+    product = CatalogProduct.model_validate(
+        {
+            "id": "5c7e9a1b-3d5f-4b7d-9f1b-3d5f7b9d1f3b",
+            "sku": "TR-2",
+            "name": "Trail Runner",
+            "description": "Grippy\nsole",
+            "price": "89.90",
+            "currency": "USD",
+            "category": "shoes",
+            "stock_available": 3,
+            "updated_at": "2026-11-26T10:00:00Z",
+        }
     )
 
     text = grounding_text([product])
