@@ -3,31 +3,50 @@ their usage records stay, detached from them; other users' data is untouched; a 
 changes nothing.
 
 The events are real envelopes published into the session broker's USERS stream; the app
-(``app`` fixture) consumes them with its lifespan running.
+(``app`` fixture) consumes them with its lifespan running. The consumer survives outages: the
+broker stopped and started again as itself, and the database's connections terminated while a
+deletion is delivered (those two tests run an app of their own on a database and a nats-server of
+their own).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import nats
-from common_libs.events import USERS, DeletedData, EventEnvelope
+import pytest
+from common_libs.events import DEADLETTER, USERS, DeletedData, EventConsumer, EventEnvelope
+from common_libs.events.metrics import event_metrics
 from common_libs.events.streams import ensure_stream
-from common_libs.testing import LlmServer, NatsServer, TestTokenIssuer
+from common_libs.testing import (
+    LlmServer,
+    NatsServer,
+    PostgresServer,
+    TestTokenIssuer,
+    free_port,
+    start_nats,
+)
+from common_libs.testing.db_checks import create_migrated_database
+from common_libs.testing.events import publish_user_deleted, stream_events
 from common_libs.testing.processes import eventually
 from fastapi import FastAPI
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.db.usage_repository import ERASED_USER_ID
 from app.services.user_erasure import CONSUMER_NAME, erase_user
+from tests.integration.conftest import SERVICE_ROOT, chat_settings, http_client, running_app
+from tests.support.servers import CatalogStub
 
 UserData = dict[str, Any]
 
@@ -221,3 +240,214 @@ async def test_erasing_twice_in_the_handler_changes_nothing_more(
     assert once[0]["messages"] == []
     assert twice == once
     assert others_after == others_before
+
+
+# -- Outages: an app and a nats-server of each test's own, on a database of the module's own -----
+
+_OTHER_BACKENDS = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+# The app's backends waiting for a row lock.
+_WAITING_ON_A_LOCK = (
+    "SELECT pid FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+)
+# Within a transaction pg_stat_activity is a snapshot taken at its first use: read it afresh.
+_FRESH_ACTIVITY = "SELECT pg_stat_clear_snapshot()"
+
+
+@pytest.fixture(scope="module")
+def own_database_url(postgres_server: PostgresServer) -> str:
+    """A migrated database of these tests alone: terminating its connections concerns no other
+    app of the session."""
+    return create_migrated_database(
+        postgres_server, "chat_service_erasure_outages", alembic_ini=SERVICE_ROOT / "alembic.ini"
+    )
+
+
+class _Counts:
+    """The running consumer's outcome counters, moved to a registry of the test's own: in the
+    process-wide one, the session's app counts under the same consumer name."""
+
+    def __init__(self, consumer: EventConsumer, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.registry = CollectorRegistry()
+        monkeypatch.setattr(consumer, "metrics", event_metrics(self.registry))
+
+    def consumed(self, outcome: str) -> float:
+        """``events_consumed_total`` for ``outcome``."""
+        value = self.registry.get_sample_value(
+            "events_consumed_total", {"consumer": CONSUMER_NAME, "outcome": outcome}
+        )
+        return value or 0.0
+
+    def dead_lettered(self) -> float:
+        """``events_dead_lettered_total``."""
+        value = self.registry.get_sample_value(
+            "events_dead_lettered_total", {"consumer": CONSUMER_NAME}
+        )
+        return value or 0.0
+
+
+async def _inbox(engine: AsyncEngine) -> set[uuid.UUID]:
+    """The ids of the events the erasure consumer recorded as handled."""
+    async with engine.connect() as connection:
+        rows = await connection.scalars(
+            text("SELECT event_id FROM inbox WHERE consumer = :c"), {"c": CONSUMER_NAME}
+        )
+        return set(rows)
+
+
+async def _anonymized(engine: AsyncEngine, before: UserData) -> list[tuple[Any, ...]]:
+    """The usage records that were the user's (``before``), as they are now."""
+    async with engine.connect() as connection:
+        return await _records(connection, [row[0] for row in before["usage_records"]])
+
+
+def _anonymous(before: UserData) -> list[tuple[Any, ...]]:
+    """What the user's usage records (``before``) are once erased: detached, tokens kept."""
+    return sorted(
+        (record_id, ERASED_USER_ID, kind, model, tokens, None, None)
+        for record_id, kind, model, tokens, _request, _conversation in before["usage_records"]
+    )
+
+
+async def _terminate_the_apps_connections(connection: AsyncConnection) -> int:
+    """Terminate every other connection to the database (the app's whole pool); how many."""
+    await connection.execute(text(_FRESH_ACTIVITY))
+    terminated = (await connection.execute(text(_OTHER_BACKENDS))).all()
+    return len(terminated)
+
+
+async def _waiting_on_a_lock(connection: AsyncConnection) -> set[int]:
+    await connection.execute(text(_FRESH_ACTIVITY))
+    return set((await connection.scalars(text(_WAITING_ON_A_LOCK))).all())
+
+
+async def test_the_consumer_comes_back_with_the_broker_and_erases_each_deletion_once(
+    own_database_url: str,
+    issuer: TestTokenIssuer,
+    fake_llm: LlmServer,
+    catalog: CatalogStub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A broker of this test's own, stopped and started again as itself: same port, same store.
+    port, store = free_port(), tmp_path / "nats"
+    broker = ExitStack()
+    with broker:
+        url = broker.enter_context(start_nats(port=port, store_dir=store)).url
+        settings = chat_settings(own_database_url, fake_llm, catalog, nats_url=url)
+        async with running_app(settings, issuer) as application, http_client(application) as http:
+            engine: AsyncEngine = application.state.engine
+            counts = _Counts(application.state.user_erasure, monkeypatch)
+            first, second = await _chatting_user(http, issuer), await _chatting_user(http, issuer)
+            first_before, second_before = await _read(engine, first), await _read(engine, second)
+            inbox_before = await _inbox(engine)
+
+            deleted_first = await publish_user_deleted(url, first)
+            await eventually(lambda: _erased(engine, first), message="first user erased")
+            first_erased = await _anonymized(engine, first_before)
+
+            broker.close()
+            await eventually(
+                lambda: not application.state.user_erasure.broker.connected,
+                message="broker seen gone",
+            )
+            # Without the broker the app goes on answering, from its database.
+            assert (await http.get("/health")).status_code == 200
+            assert (await http.get("/ready")).status_code == 200
+            listed = await http.get("/chat/conversations", headers=issuer.headers(subject=second))
+            assert listed.status_code == 200
+            assert len(listed.json()["items"]) == 2
+
+            assert broker.enter_context(start_nats(port=port, store_dir=store)).url == url
+            deleted_second = await publish_user_deleted(url, second)
+            await eventually(
+                lambda: _erased(engine, second),
+                within=30,
+                message="second user erased after the broker came back",
+            )
+            second_erased = await _anonymized(engine, second_before)
+            first_after = await _anonymized(engine, first_before)
+            inbox = await _inbox(engine) - inbox_before
+            # The broker came back with its store: both deletions are in the stream.
+            stored = [event.envelope.id for event in await stream_events(url, USERS.name)]
+
+    assert stored == [deleted_first.id, deleted_second.id]
+    # The second user's conversations are gone, their usage kept without them.
+    assert second_erased == _anonymous(second_before)
+    # Each deletion was handled exactly once: the first not again after the broker came back.
+    assert first_erased == first_after == _anonymous(first_before)
+    assert inbox == {deleted_first.id, deleted_second.id}
+    assert counts.consumed("handled") == 2
+
+
+async def test_a_deletion_delivered_while_the_database_is_away_waits_and_is_applied(
+    own_database_url: str,
+    issuer: TestTokenIssuer,
+    fake_llm: LlmServer,
+    catalog: CatalogStub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with start_nats(port=free_port(), store_dir=tmp_path / "nats") as server:
+        settings = chat_settings(own_database_url, fake_llm, catalog, nats_url=server.url)
+        async with running_app(settings, issuer) as application, http_client(application) as http:
+            engine: AsyncEngine = application.state.engine
+            consumer: EventConsumer = application.state.user_erasure
+            # A message that fails for any reason but an outage would be dead-lettered at its
+            # first delivery, and one that waits is delivered again at once (the app's backoff
+            # starts at a second).
+            monkeypatch.setattr(consumer, "max_deliveries", 1)
+            monkeypatch.setattr(consumer, "backoff_seconds", (0.05,))
+            counts = _Counts(consumer, monkeypatch)
+            user = await _chatting_user(http, issuer)
+            before = await _read(engine, user)
+            inbox_before = await _inbox(engine)
+
+            saboteur = create_async_engine(own_database_url, poolclass=NullPool)
+            try:
+                async with saboteur.connect() as connection:
+                    await connection.begin()
+                    # The user's conversations held: the erasure, when it comes, waits mid-way.
+                    await connection.execute(
+                        text("SELECT id FROM conversations WHERE owner_id = :u FOR UPDATE"),
+                        {"u": user},
+                    )
+                    assert await _terminate_the_apps_connections(connection) > 0
+                    deleted = await publish_user_deleted(server.url, user)
+                    # Three more times, the database goes away while the deletion is applied:
+                    # each delivery waits for the held conversations until its connection is
+                    # terminated.
+                    terminated: set[int] = set()
+
+                    async def erasing_again() -> bool:
+                        assert not counts.dead_lettered(), "the deletion was dead-lettered"
+                        return bool(await _waiting_on_a_lock(connection) - terminated)
+
+                    for _ in range(3):
+                        await eventually(erasing_again, message="the deletion delivered again")
+                        terminated.update(await _waiting_on_a_lock(connection))
+                        assert await _terminate_the_apps_connections(connection) > 0
+                    await connection.rollback()
+            finally:
+                await saboteur.dispose()
+
+            await eventually(lambda: _erased(engine, user), message="user erased")
+            anonymized = await _anonymized(engine, before)
+            listed = await http.get("/chat/conversations", headers=issuer.headers(subject=user))
+            assert listed.status_code == 200
+            assert listed.json()["items"] == []
+            assert (await http.get("/ready")).status_code == 200
+            dead_letters = await stream_events(server.url, DEADLETTER.name)
+            inbox = await _inbox(engine) - inbox_before
+
+    assert len(before["conversations"]) == 2
+    assert anonymized == _anonymous(before)
+    assert inbox == {deleted.id}
+    # Each outage failed a delivery; none counted towards dead-lettering it.
+    assert counts.consumed("failed") >= 3
+    assert counts.consumed("handled") == 1
+    assert counts.dead_lettered() == 0
+    assert dead_letters == []

@@ -1,25 +1,39 @@
 """users.user.deleted, published for real on the USERS stream: the deleted user's shipping
 addresses are erased by the running app's consumer; the orders, another user's data and a second
-delivery are otherwise untouched."""
+delivery are otherwise untouched. The consumer survives outages: the broker stopped and started
+again as itself, and the database's connections terminated while a deletion is delivered (those
+two tests run an app of their own on a database and a nats-server of their own)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import nats
-from common_libs.events import USERS, EventEnvelope
+import pytest
+from common_libs.events import DEADLETTER, USERS, EventConsumer, EventEnvelope
+from common_libs.events.metrics import event_metrics
 from common_libs.events.streams import ensure_stream
-from common_libs.testing import NatsServer, eventually
+from common_libs.testing import NatsServer, PostgresServer, eventually, free_port, start_nats
+from common_libs.testing.db_checks import create_migrated_database
+from common_libs.testing.events import publish_user_deleted, stream_events
 from fastapi import FastAPI
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
+from app.config import Settings
 from app.db.order_repository import ERASED, ERASED_ADDRESS
 from app.db.tables import Base, IdempotencyKey, Order
 from app.events import USER_ERASURE
+from tests.integration.conftest import SERVICE_ROOT
+from tests.support.apps import running_app
 from tests.support.catalog_stub import CatalogStub
 from tests.support.orders import ADDRESS, Caller, order_body, place
 
@@ -161,3 +175,207 @@ async def test_admin_reading_an_erased_order_sees_the_marker(
     assert order["shipping_address"] == ERASED_ADDRESS
     assert order["shipping_address"]["name"] == ERASED
     assert {**order, "shipping_address": None} == {**placed, "shipping_address": None}
+
+
+# -- Outages: an app and a nats-server of each test's own, on a database of the module's own -----
+
+_OTHER_BACKENDS = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+# The app's backends waiting for a row lock.
+_WAITING_ON_A_LOCK = (
+    "SELECT pid FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+)
+# Within a transaction pg_stat_activity is a snapshot taken at its first use: read it afresh.
+_FRESH_ACTIVITY = "SELECT pg_stat_clear_snapshot()"
+
+
+@pytest.fixture(scope="module")
+def own_database_url(postgres_server: PostgresServer) -> str:
+    """A migrated database of these tests alone: terminating its connections concerns no other
+    app of the session."""
+    return create_migrated_database(
+        postgres_server, "order_service_erasure_outages", alembic_ini=SERVICE_ROOT / "alembic.ini"
+    )
+
+
+class _Counts:
+    """The running consumer's outcome counters, moved to a registry of the test's own: in the
+    process-wide one, the session's app counts under the same consumer name."""
+
+    def __init__(self, consumer: EventConsumer, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.registry = CollectorRegistry()
+        monkeypatch.setattr(consumer, "metrics", event_metrics(self.registry))
+
+    def consumed(self, outcome: str) -> float:
+        """``events_consumed_total`` for ``outcome``."""
+        value = self.registry.get_sample_value(
+            "events_consumed_total", {"consumer": USER_ERASURE, "outcome": outcome}
+        )
+        return value or 0.0
+
+    def dead_lettered(self) -> float:
+        """``events_dead_lettered_total``."""
+        value = self.registry.get_sample_value(
+            "events_dead_lettered_total", {"consumer": USER_ERASURE}
+        )
+        return value or 0.0
+
+
+async def _erased(engine: AsyncEngine, user_id: str) -> bool:
+    rows = await _stored(engine, user_id)
+    return bool(rows) and all(row[0] == ERASED_ADDRESS and row[4] == ERASED_ADDRESS for row in rows)
+
+
+async def _inbox(engine: AsyncEngine) -> set[uuid.UUID]:
+    """The ids of the events the erasure consumer recorded as handled."""
+    async with engine.connect() as connection:
+        rows = await connection.scalars(
+            select(_INBOX.c.event_id).where(_INBOX.c.consumer == USER_ERASURE)
+        )
+        return set(rows)
+
+
+async def _terminate_the_apps_connections(connection: AsyncConnection) -> int:
+    """Terminate every other connection to the database (the app's whole pool); how many."""
+    await connection.execute(text(_FRESH_ACTIVITY))
+    terminated = (await connection.execute(text(_OTHER_BACKENDS))).all()
+    return len(terminated)
+
+
+async def test_the_consumer_comes_back_with_the_broker_and_erases_each_deletion_once(
+    own_database_url: str,
+    service_settings: Callable[..., Settings],
+    catalog: CatalogStub,
+    make_caller: Callable[..., Caller],
+    admin: Caller,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A broker of this test's own, stopped and started again as itself: same port, same store.
+    port, store = free_port(), tmp_path / "nats"
+    broker = ExitStack()
+    with broker:
+        url = broker.enter_context(start_nats(port=port, store_dir=store)).url
+        settings = service_settings(database_url=own_database_url, nats_url=url)
+        async with running_app(settings) as (application, client):
+            engine: AsyncEngine = application.state.engine
+            counts = _Counts(application.state.user_erasure, monkeypatch)
+            first, second = make_caller("customer"), make_caller("customer")
+            await _place(client, catalog, first)
+            order_id = await _place(client, catalog, second)
+            second_before = await _stored(engine, second.subject)
+            inbox_before = await _inbox(engine)
+
+            deleted_first = await publish_user_deleted(url, first.subject)
+            await eventually(lambda: _erased(engine, first.subject), message="first user erased")
+            first_erased = await _stored(engine, first.subject)
+
+            broker.close()
+            await eventually(
+                lambda: not application.state.user_erasure.broker.connected,
+                message="broker seen gone",
+            )
+            # Without the broker the app goes on answering, from its database.
+            assert (await client.get("/health")).status_code == 200
+            assert (await client.get("/ready")).status_code == 200
+            read = await client.get(f"/orders/{order_id}", headers=admin.headers)
+            assert read.status_code == 200
+            assert read.json()["shipping_address"] == {**ADDRESS, "line2": None}
+
+            assert broker.enter_context(start_nats(port=port, store_dir=store)).url == url
+            deleted_second = await publish_user_deleted(url, second.subject)
+            await eventually(
+                lambda: _erased(engine, second.subject),
+                within=30,
+                message="second user erased after the broker came back",
+            )
+            second_after = await _stored(engine, second.subject)
+            first_after = await _stored(engine, first.subject)
+            inbox = await _inbox(engine) - inbox_before
+            # The broker came back with its store: both deletions are in the stream.
+            stored = [event.envelope.id for event in await stream_events(url, USERS.name)]
+
+    assert stored == [deleted_first.id, deleted_second.id]
+    # The second user's order is kept, its address replaced by the marker.
+    assert [row[0] for row in second_after] == [ERASED_ADDRESS]
+    assert [row[1:4] for row in second_after] == [row[1:4] for row in second_before]
+    # Each deletion was handled exactly once: the first not again after the broker came back.
+    assert first_after == first_erased
+    assert inbox == {deleted_first.id, deleted_second.id}
+    assert counts.consumed("handled") == 2
+
+
+async def test_a_deletion_delivered_while_the_database_is_away_waits_and_is_applied(
+    own_database_url: str,
+    service_settings: Callable[..., Settings],
+    catalog: CatalogStub,
+    customer: Caller,
+    admin: Caller,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with start_nats(port=free_port(), store_dir=tmp_path / "nats") as server:
+        settings = service_settings(database_url=own_database_url, nats_url=server.url)
+        async with running_app(settings) as (application, client):
+            engine: AsyncEngine = application.state.engine
+            consumer: EventConsumer = application.state.user_erasure
+            # A message that fails for any reason but an outage would be dead-lettered at its
+            # first delivery, and one that waits is delivered again at once (the app's backoff
+            # starts at a second).
+            monkeypatch.setattr(consumer, "max_deliveries", 1)
+            monkeypatch.setattr(consumer, "backoff_seconds", (0.05,))
+            counts = _Counts(consumer, monkeypatch)
+            order_ids = [await _place(client, catalog, customer) for _ in range(2)]
+            before = await _stored(engine, customer.subject)
+            inbox_before = await _inbox(engine)
+
+            saboteur = create_async_engine(own_database_url, poolclass=NullPool)
+            try:
+                async with saboteur.connect() as connection:
+                    await connection.begin()
+                    # The customer's orders held: the erasure, when it comes, waits mid-way.
+                    await connection.execute(
+                        select(Order.id).where(Order.user_id == customer.subject).with_for_update()
+                    )
+                    assert await _terminate_the_apps_connections(connection) > 0
+                    deleted = await publish_user_deleted(server.url, customer.subject)
+                    # Three more times, the database goes away while the deletion is applied:
+                    # each delivery waits for the held orders until its connection is terminated.
+                    terminated: set[int] = set()
+
+                    async def erasing_again() -> bool:
+                        assert not counts.dead_lettered(), "the deletion was dead-lettered"
+                        return bool(await _waiting_on_a_lock(connection) - terminated)
+
+                    for _ in range(3):
+                        await eventually(erasing_again, message="the deletion delivered again")
+                        terminated.update(await _waiting_on_a_lock(connection))
+                        assert await _terminate_the_apps_connections(connection) > 0
+                    await connection.rollback()
+            finally:
+                await saboteur.dispose()
+
+            await eventually(lambda: _erased(engine, customer.subject), message="user erased")
+            after = await _stored(engine, customer.subject)
+            read = await client.get(f"/orders/{order_ids[0]}", headers=admin.headers)
+            assert read.status_code == 200
+            assert read.json()["shipping_address"] == ERASED_ADDRESS
+            assert (await client.get("/ready")).status_code == 200
+            dead_letters = await stream_events(server.url, DEADLETTER.name)
+            inbox = await _inbox(engine) - inbox_before
+
+    assert [row[1:4] for row in after] == [row[1:4] for row in before]
+    assert inbox == {deleted.id}
+    # Each outage failed a delivery; none counted towards dead-lettering it.
+    assert counts.consumed("failed") >= 3
+    assert counts.consumed("handled") == 1
+    assert counts.dead_lettered() == 0
+    assert dead_letters == []
+
+
+async def _waiting_on_a_lock(connection: AsyncConnection) -> set[int]:
+    await connection.execute(text(_FRESH_ACTIVITY))
+    return set((await connection.scalars(text(_WAITING_ON_A_LOCK))).all())
