@@ -45,7 +45,13 @@ from sqlalchemy.pool import NullPool
 
 from app.db.usage_repository import ERASED_USER_ID
 from app.services.user_erasure import CONSUMER_NAME, erase_user
-from tests.integration.conftest import SERVICE_ROOT, chat_settings, http_client, running_app
+from tests.integration.conftest import (
+    SERVICE_ROOT,
+    chat_settings,
+    http_client,
+    read_model_ready,
+    running_app,
+)
 from tests.support.servers import CatalogStub
 
 UserData = dict[str, Any]
@@ -348,6 +354,8 @@ async def test_the_consumer_comes_back_with_the_broker_and_erases_each_deletion_
             deleted_first = await publish_user_deleted(url, first)
             await eventually(lambda: _erased(engine, first), message="first user erased")
             first_erased = await _anonymized(engine, first_before)
+            # Ready (the catalog's read model filled and caught up) before the broker goes.
+            await eventually(lambda: read_model_ready(application), message="ready")
 
             broker.close()
             await eventually(
@@ -439,6 +447,8 @@ async def test_a_deletion_delivered_while_the_database_is_away_waits_and_is_appl
             listed = await http.get("/chat/conversations", headers=issuer.headers(subject=user))
             assert listed.status_code == 200
             assert listed.json()["items"] == []
+            # Back to ready once its connections are back (the read model caught up meanwhile).
+            await eventually(lambda: read_model_ready(application), message="ready")
             assert (await http.get("/ready")).status_code == 200
             dead_letters = await stream_events(server.url, DEADLETTER.name)
             inbox = await _inbox(engine) - inbox_before
