@@ -135,9 +135,7 @@ def test_a_deleted_account_is_erased_and_its_tokens_refused_everywhere(
         )
     wait_until(
         lambda: (
-            not fleet.fetch(
-                "chat", "SELECT 1 FROM conversations WHERE owner_id = $1", customer.id
-            )
+            not fleet.fetch("chat", "SELECT 1 FROM conversations WHERE owner_id = $1", customer.id)
         ),
         timeout=5,
         message="the conversations deleted",
