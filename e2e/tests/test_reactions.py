@@ -5,14 +5,16 @@ erased across the fleet (API.md, "Events", what reacts today)."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
+from decimal import Decimal
 
 import httpx
 import pytest
 from common_libs.testing import LlmServer, wait_until
 
 from tests.fleet import Fleet
-from tests.support.assistant import first_turn_where, made_up_word
+from tests.support.assistant import ask, made_up_word
 from tests.support.shop import Account, Shop, bearer
 
 # The session's first order is the traced one (tests/conftest.py): place ours after it.
@@ -22,19 +24,26 @@ WITHIN_SECONDS = 1.0
 ERASED = "[erased]"
 
 
+def _in_read_model(fleet: Fleet, product_id: str) -> tuple[str, Decimal] | None:
+    """The product as the chat's read model (what grounding reads) holds it, if it does."""
+    rows = fleet.fetch(
+        "chat", "SELECT name, price FROM catalog_products WHERE id = $1", uuid.UUID(product_id)
+    )
+    return (rows[0]["name"], rows[0]["price"]) if rows else None
+
+
 def test_the_assistant_follows_a_product_created_repriced_and_deleted(
-    shop: Shop, admin: Account, fake_llm: LlmServer
+    fleet: Fleet, shop: Shop, admin: Account, fake_llm: LlmServer
 ) -> None:
     customer = shop.new_customer()
     word = made_up_word()
     question = f"Do you sell a {word} lamp?"
     product = shop.add_product(admin, stock=4, name=f"{word.title()} desk lamp", price="41.00")
-    created = time.monotonic()
-
-    turn = first_turn_where(
-        shop, fake_llm, customer, question, lambda prompt: product["name"] in prompt
-    )
-    assert turn.sent_at - created <= WITHIN_SECONDS
+    held = (product["name"], Decimal("41.00"))
+    # Within a second of the answer, the chat's read model has it, and the next turn uses it.
+    wait_until(lambda: _in_read_model(fleet, product["id"]) == held, timeout=WITHIN_SECONDS)
+    turn = ask(shop, fake_llm, customer, question)
+    assert product["name"] in turn.prompt
     assert "41.00 USD" in turn.prompt
 
     repriced = shop.client.patch(
@@ -43,22 +52,19 @@ def test_the_assistant_follows_a_product_created_repriced_and_deleted(
         headers=bearer(admin.access_token),
     )
     assert repriced.status_code == 200, repriced.text
-    changed = time.monotonic()
-    turn = first_turn_where(
-        shop, fake_llm, customer, question, lambda prompt: "55.00 USD" in prompt
-    )
-    assert turn.sent_at - changed <= WITHIN_SECONDS
+    held = (product["name"], Decimal("55.00"))
+    wait_until(lambda: _in_read_model(fleet, product["id"]) == held, timeout=WITHIN_SECONDS)
+    turn = ask(shop, fake_llm, customer, question)
+    assert "55.00 USD" in turn.prompt
     assert "41.00 USD" not in turn.prompt
 
     deleted = shop.client.delete(
         f"{shop.endpoints.catalog}/products/{product['id']}", headers=bearer(admin.access_token)
     )
     assert deleted.status_code == 204, deleted.text
-    removed = time.monotonic()
-    turn = first_turn_where(
-        shop, fake_llm, customer, question, lambda prompt: product["name"] not in prompt
-    )
-    assert turn.sent_at - removed <= WITHIN_SECONDS
+    wait_until(lambda: _in_read_model(fleet, product["id"]) is None, timeout=WITHIN_SECONDS)
+    turn = ask(shop, fake_llm, customer, question)
+    assert product["name"] not in turn.prompt
 
 
 def _refused_within(call: Callable[[], httpx.Response], since: float) -> httpx.Response:
