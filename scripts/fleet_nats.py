@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fleet_postgres import say
+from fleet_postgres import say, spawn_shielded
 
 __all__ = ["NatsError", "create_streams", "jetstream_answers", "running_nats"]
 
@@ -46,7 +46,7 @@ def start_nats(
     # Its own session: a Ctrl-C in the terminal reaches the runner, which stops NATS after the
     # services (they may still publish while they stop).
     with log_path.open("ab") as log:
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return spawn_shielded(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def jetstream_answers(port: int) -> bool:

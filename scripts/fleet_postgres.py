@@ -16,8 +16,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["PostgresError", "psql", "running_postgres", "say"]
+__all__ = ["PostgresError", "psql", "running_postgres", "say", "spawn_shielded"]
 
 
 class PostgresError(Exception):
@@ -109,6 +110,24 @@ def init_postgres(bindir: Path, datadir: Path) -> None:
     staging.rename(datadir)
 
 
+def spawn_shielded(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` with SIGINT and SIGTERM held back until it has returned.
+
+    The runner turns both into KeyboardInterrupt; one landing between the fork and the return (a
+    busy machine makes that window milliseconds long) would leave the caller without the handle
+    of a child already running, which nothing would stop. Held back, the signal arrives as soon
+    as the handle is in the caller's hands. The child gets them unblocked before it execs.
+    """
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        return subprocess.Popen(
+            argv, preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, previous), **options
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def start_postgres(
     bindir: Path, datadir: Path, *, port: int, log_path: Path
 ) -> subprocess.Popen[bytes]:
@@ -122,7 +141,7 @@ def start_postgres(
     argv += ["-c", "max_connections=300"]
     # Its own session: a Ctrl-C in the terminal reaches this runner, which stops PostgreSQL last.
     with log:
-        return subprocess.Popen(
+        return spawn_shielded(
             argv, stdout=log, stderr=subprocess.STDOUT, user=server_user(), start_new_session=True
         )
 
