@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
@@ -216,6 +217,65 @@ async def test_a_task_the_failed_start_leaves_must_end_on_its_own(
                 )
     finally:
         await _stop(lingering[0])
+
+
+async def test_tasks_of_another_app_in_the_same_loop_are_not_the_failed_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another app's background loop keeps making tasks (a broker client's fetches) meanwhile:
+    not a leak of the start under check."""
+    module = ModuleType("slow_lifespan")
+    module.finish = lambda: None  # type: ignore[attr-defined]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.sleep(0.05)  # the neighbour runs meanwhile
+        module.finish()
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+    running = asyncio.Event()
+    others: list[asyncio.Task[None]] = []
+
+    async def busy_neighbour() -> None:
+        while True:
+            others.append(asyncio.create_task(_forever()))
+            running.set()
+            await asyncio.sleep(0.001)
+
+    neighbour = asyncio.create_task(busy_neighbour())
+    await running.wait()
+    try:
+        await check_failed_start_releases_resources(
+            app, monkeypatch, module=module, failing_step="finish"
+        )
+        assert len(others) > 1  # it made tasks while the check ran, and they still run
+    finally:
+        for task in [neighbour, *others]:
+            await _stop(task)
+
+
+@pytest.mark.parametrize("factory", [None, "custom"])
+async def test_the_check_restores_the_loops_task_factory(
+    monkeypatch: pytest.MonkeyPatch, factory: str | None
+) -> None:
+    loop = asyncio.get_running_loop()
+    made: list[object] = []
+
+    def custom(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **options)
+
+    previous = loop.get_task_factory()
+    loop.set_task_factory(custom if factory else None)
+    try:
+        module = lifespan_module(leaks=False)
+        await check_failed_start_releases_resources(
+            FastAPI(lifespan=module.lifespan), monkeypatch, module=module, failing_step="finish"
+        )
+        assert loop.get_task_factory() is (custom if factory else None)
+    finally:
+        loop.set_task_factory(previous)
 
 
 CAREFUL = lifespan_module(leaks=False)

@@ -13,8 +13,9 @@ A service's ``tests/unit/test_app.py`` binds them as one parametrised test (its 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
@@ -116,6 +117,35 @@ APP_CONVENTIONS: tuple[AppCheck, ...] = (
 """The conventions every service's app keeps without a database."""
 
 
+_IN_CHECKED_START: ContextVar[bool] = ContextVar("in_checked_start", default=False)
+
+
+@contextmanager
+def _tasks_created_here() -> Iterator[list[asyncio.Task[Any]]]:
+    """The tasks created from here until the block ends, by this task or by the tasks it starts
+    (they inherit its context), and not those of another app running in the same event loop."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    created: list[asyncio.Task[Any]] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Future[Any]:
+        if previous is not None:
+            task = previous(loop, coro, **options)
+        else:
+            task = asyncio.Task(coro, loop=loop, **options)
+        if _IN_CHECKED_START.get():
+            created.append(task)  # type: ignore[arg-type]
+        return task
+
+    loop.set_task_factory(factory)
+    marker = _IN_CHECKED_START.set(True)
+    try:
+        yield created
+    finally:
+        _IN_CHECKED_START.reset(marker)
+        loop.set_task_factory(previous)
+
+
 async def check_failed_start_releases_resources(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch, *, module: ModuleType, failing_step: str
 ) -> None:
@@ -148,13 +178,12 @@ async def check_failed_start_releases_resources(
         raise StartFailed(failing_step)
 
     monkeypatch.setattr(module, failing_step, fail)
-    tasks_before = asyncio.all_tasks()
 
-    with pytest.raises(StartFailed):
+    with _tasks_created_here() as created, pytest.raises(StartFailed):
         async with app.router.lifespan_context(app):
             pass  # pragma: no cover - the start fails before the app would serve
 
-    started = [task for task in asyncio.all_tasks() - tasks_before if not task.done()]
+    started = [task for task in created if not task.done()]
     if started:
         # A background job cancelled mid-query leaves the shielded close of its connection
         # (SQLAlchemy's) to end right after; a task still running a few seconds later is a leak.
