@@ -107,7 +107,6 @@ class EventConsumer:
         max_deliveries: int = 5,
         backoff_seconds: Sequence[float] = (1.0, 5.0, 30.0, 120.0),
         ack_wait_seconds: float = 30.0,
-        batch_size: int = 64,
         fetch_timeout: float = 5.0,
         inbox_retention: timedelta = timedelta(days=8),
         registry: CollectorRegistry = REGISTRY,
@@ -124,7 +123,6 @@ class EventConsumer:
         self.max_deliveries = max_deliveries
         self.backoff_seconds = tuple(backoff_seconds) or (1.0,)
         self.ack_wait_seconds = ack_wait_seconds
-        self.batch_size = batch_size
         self.fetch_timeout = fetch_timeout
         self.inbox_retention = inbox_retention
         self.metrics = event_metrics(registry)
@@ -155,9 +153,11 @@ class EventConsumer:
                         await self._prune_inbox()
                         pruned_at = time.monotonic()
                     try:
-                        messages = await subscription.fetch(
-                            self.batch_size, timeout=self.fetch_timeout
-                        )
+                        # One message per pull request: a batch fetch (nats-py) could hold a
+                        # message that arrived during its wait until its request expired, up to
+                        # fetch_timeout late, when a stale 408 had turned its first request into
+                        # a lingering one.
+                        messages = await subscription.fetch(1, timeout=self.fetch_timeout)
                     except FetchTimeout:
                         continue  # nothing new; a lost connection raises an error of its own
                     for message in messages:
