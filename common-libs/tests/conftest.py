@@ -51,7 +51,7 @@ def restore_logging() -> Iterator[None]:
             logging.getLogger(name).propagate,
             logging.getLogger(name).level,
         )
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpx2")
     }
     yield
     root.handlers[:] = [

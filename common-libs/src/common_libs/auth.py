@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol
@@ -160,6 +161,13 @@ class TokenVerifier:
 
     The deny list is asked about every subject, service tokens' too: their subject is a client
     id, never the id of a deleted account, so it is never in it.
+
+    The last ``cache_size`` tokens that passed are remembered (a client sends the same token
+    with each request until it expires): the same token string again skips the parsing, the
+    signature and the claims (about 0.4 ms of CPU), but not what can change since: it must not
+    have expired (by ``clock``, with the leeway), its key must still be the one the key source
+    hands out for its ``kid`` (a rotated or withdrawn key refuses it again), and its subject must
+    not be in the deny list. A refused token is never remembered.
     """
 
     def __init__(
@@ -171,6 +179,8 @@ class TokenVerifier:
         algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
         leeway: float = 0.0,
         deny_list: Container[str] | None = None,
+        cache_size: int = 1024,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._keys = keys
         self._issuer = issuer
@@ -178,6 +188,10 @@ class TokenVerifier:
         self._algorithms = list(algorithms)
         self._leeway = leeway
         self._deny_list = deny_list
+        self._cache_size = cache_size
+        self._clock = clock
+        # token -> (principal, kid, the key that verified it, exp as a timestamp)
+        self._verified: OrderedDict[str, tuple[Principal, str, jwt.PyJWK, float]] = OrderedDict()
 
     @property
     def deny_list(self) -> Container[str] | None:
@@ -186,6 +200,30 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """Return the principal a valid token proves, or raise Unauthorized."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            principal, kid, key, expires = remembered
+            if self._clock() >= expires + self._leeway:
+                del self._verified[token]
+                raise Unauthorized("The access token has expired.")
+            if await self._keys.get_key(kid) is key:
+                self._verified.move_to_end(token)
+                return self._admitted(principal)
+            del self._verified[token]  # the key set changed: verify it from scratch
+        principal, kid, key = await self._verify_new(token)
+        admitted = self._admitted(principal)
+        self._verified[token] = (principal, kid, key, principal.expires_at.timestamp())
+        while len(self._verified) > self._cache_size:  # the least recently used goes
+            self._verified.popitem(last=False)
+        return admitted
+
+    def _admitted(self, principal: Principal) -> Principal:
+        if self._deny_list is not None and principal.subject in self._deny_list:
+            raise Unauthorized("The account no longer exists.")
+        return principal
+
+    async def _verify_new(self, token: str) -> tuple[Principal, str, jwt.PyJWK]:
+        """Check a token from scratch: the principal, the key id and the key that verified it."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -224,9 +262,7 @@ class TokenVerifier:
             )
         except ValidationError as exc:
             raise Unauthorized("The access token's claims are invalid.") from exc
-        if self._deny_list is not None and principal.subject in self._deny_list:
-            raise Unauthorized("The account no longer exists.")
-        return principal
+        return principal, kid, key
 
 
 _bearer = HTTPBearer(auto_error=False, description="An access token issued by user-service.")

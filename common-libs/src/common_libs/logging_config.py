@@ -13,6 +13,8 @@ __all__ = ["RequestContextFilter", "configure_logging"]
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# httpx (peer calls) and httpx2 (the OpenAI SDK's) log one INFO line per request they send.
+_HTTP_CLIENT_LOGGERS = ("httpx", "httpx2")
 
 
 class RequestContextFilter(logging.Filter):
@@ -32,7 +34,12 @@ class RequestContextFilter(logging.Filter):
 
 
 def configure_logging(*, service: str, level: str | int = "INFO", json: bool = True) -> None:
-    """Send every log record, uvicorn's included, to stderr as one JSON object per line."""
+    """Send every log record, uvicorn's included, to stderr as one JSON object per line.
+
+    The HTTP clients' line per request sent ("HTTP Request: POST ...") is left out unless the
+    level is DEBUG: the service that answers logs the request, and the caller logs what it makes
+    of the answer; their warnings and errors still come through. (Writing those lines cost about
+    0.1 ms per call on a chat turn's path.)"""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestContextFilter(service))
     if json:
@@ -54,3 +61,6 @@ def configure_logging(*, service: str, level: str | int = "INFO", json: bool = T
         uvicorn_logger.handlers.clear()
         uvicorn_logger.setLevel(logging.NOTSET)
         uvicorn_logger.propagate = not disabled
+    for name in _HTTP_CLIENT_LOGGERS:
+        quiet = root.getEffectiveLevel() > logging.DEBUG
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)

@@ -126,6 +126,35 @@ def test_records_below_the_level_are_dropped(capsys: pytest.CaptureFixture[str])
     assert [line["message"] for line in json_lines(capsys.readouterr().err)] == ["important"]
 
 
+async def test_the_http_clients_request_lines_are_left_out_above_debug(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> str:
+        return "pong"
+
+    async def call() -> None:
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://peer") as client:
+            assert (await client.get("/ping")).status_code == 200
+
+    configure_logging(service="chat")
+    await call()
+    logging.getLogger("httpx2").info("HTTP Request: POST http://llm/v1/chat/completions")
+    logging.getLogger("httpx2").warning("a retry")
+    assert [line["message"] for line in json_lines(capsys.readouterr().err)] == ["a retry"]
+
+    configure_logging(service="chat", level="DEBUG")
+    await call()
+    lines = json_lines(capsys.readouterr().err)
+    assert any(
+        line["name"] == "httpx" and line["message"].startswith("HTTP Request: GET http://peer/ping")
+        for line in lines
+    )
+
+
 def test_exceptions_are_logged_inside_the_json_line(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(service="orders")
 

@@ -253,3 +253,57 @@ async def test_a_subject_in_the_deny_list_is_refused_after_verification(
 
 async def test_a_verifier_made_without_a_deny_list_has_none(verifier: TokenVerifier) -> None:
     assert verifier.deny_list is None
+
+
+class _Keys:
+    """A key source whose keys the test changes (a rotation at the issuer)."""
+
+    def __init__(self, *keys: SigningKey) -> None:
+        self.source = StaticKeySource(jwks(*keys))
+
+    async def get_key(self, kid: str) -> jwt.PyJWK | None:
+        return await self.source.get_key(kid)
+
+
+async def test_a_remembered_token_is_still_refused_once_expired_withdrawn_or_denied(
+    ed25519_signing_key: SigningKey, rsa_signing_key: SigningKey
+) -> None:
+    """The same token again skips the signature, not the checks whose answer can change."""
+    now = time.time()
+    clock = [now]
+    keys = _Keys(ed25519_signing_key, rsa_signing_key)
+    deny_list: set[str] = set()
+    verifier = TokenVerifier(
+        keys, issuer=ISSUER, audience=AUDIENCE, deny_list=deny_list, clock=lambda: clock[0]
+    )
+    expiring = mint(ed25519_signing_key, claims(sub="a", exp=int(now) + 60))
+    withdrawn = mint(rsa_signing_key, claims(sub="b"))
+    denied = mint(ed25519_signing_key, claims(sub="c"))
+    for token in (expiring, withdrawn, denied):
+        await verifier.verify(token)
+        await verifier.verify(token)  # remembered
+
+    clock[0] = now + 61
+    keys.source = StaticKeySource(jwks(ed25519_signing_key))  # the RSA key withdrawn
+    deny_list.add("c")
+
+    assert await rejection(verifier, expiring) == "The access token has expired."
+    assert await rejection(verifier, withdrawn) == "The access token was not signed by a known key."
+    assert await rejection(verifier, denied) == "The account no longer exists."
+
+
+async def test_a_rotated_key_verifies_a_remembered_token_again(
+    ed25519_signing_key: SigningKey,
+) -> None:
+    """The issuer's key set fetched again (new key objects): the token is checked from scratch
+    and passes with the same key material."""
+    keys = _Keys(ed25519_signing_key)
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, cache_size=1)
+    token = mint(ed25519_signing_key, claims(sub="a", jti="t-a"))
+    other = mint(ed25519_signing_key, claims(sub="b"))
+    first = await verifier.verify(token)
+    keys.source = StaticKeySource(jwks(ed25519_signing_key))
+    await verifier.verify(other)  # with room for one, this one pushes the first out
+
+    assert await verifier.verify(token) == first
+    assert first.token_id == "t-a"
