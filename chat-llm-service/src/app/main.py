@@ -92,7 +92,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         read_model = start_catalog_read_model(stack, engine=engine, broker=broker, catalog=catalog)
         app.state.catalog_read_model = read_model
         app.state.chat_services = ChatServices(
-            settings=settings, llm=llm, catalog=read_model, sessions=app.state.sessionmaker
+            settings=settings,
+            llm=llm,
+            catalog=read_model,
+            engine=engine,
+            sessions=app.state.sessionmaker,
         )
         app.state.user_erasure = start_user_erasure(stack, engine=engine, broker=broker)
         yield

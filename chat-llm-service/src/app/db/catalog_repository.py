@@ -8,22 +8,11 @@ import uuid
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import (
-    Integer,
-    Numeric,
-    Table,
-    Text,
-    Uuid,
-    bindparam,
-    delete,
-    exists,
-    select,
-    text,
-)
-from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP
+from sqlalchemy import Table, bindparam, delete, exists, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db import driver
 from app.db.tables import SEARCH_CONFIG, CatalogProductRow, ReadModelState
 from app.models.catalog_models import CatalogProduct
 
@@ -82,16 +71,14 @@ _FILL = text(
 # (a misspelling: "headphnoes"; the trigram index on ``name``, word similarity from 0.5, see
 # ``app.db.session``) fill up the rest, closest first; only terms of four letters or more, as a
 # shorter one would match too much by accident. Among equals, products in stock come first.
-_SEARCH = (
-    text(
-        """
+_SEARCH = """
     WITH query AS MATERIALIZED (
         SELECT
             websearch_to_tsquery(
-                CAST(:config AS regconfig), array_to_string(CAST(:terms AS text[]), ' or ')
+                CAST($1 AS regconfig), array_to_string(CAST($2 AS text[]), ' or ')
             ) AS any_term,
             websearch_to_tsquery(
-                CAST(:config AS regconfig), array_to_string(CAST(:terms AS text[]), ' ')
+                CAST($1 AS regconfig), array_to_string(CAST($2 AS text[]), ' ')
             ) AS every_term
     ), exact AS MATERIALIZED (
         SELECT p.id, CASE WHEN p.search @@ query.every_term THEN 2 ELSE 1 END AS tier,
@@ -100,12 +87,12 @@ _SEARCH = (
         WHERE p.search @@ query.any_term
     ), near AS (
         SELECT p.id, 0 AS tier, max(word_similarity(t.term, p.name)) AS score
-        FROM unnest(CAST(:terms AS text[])) AS t (term)
+        FROM unnest(CAST($2 AS text[])) AS t (term)
         JOIN catalog_products AS p ON p.name %> t.term
-        WHERE (SELECT count(*) FROM exact) < :limit AND length(t.term) >= 4
+        WHERE (SELECT count(*) FROM exact) < CAST($3 AS integer) AND length(t.term) >= 4
             AND NOT EXISTS (
                 SELECT FROM catalog_products AS known
-                WHERE known.search @@ plainto_tsquery(CAST(:config AS regconfig), t.term)
+                WHERE known.search @@ plainto_tsquery(CAST($1 AS regconfig), t.term)
             )
             AND p.id NOT IN (SELECT id FROM exact)
         GROUP BY p.id
@@ -115,26 +102,8 @@ _SEARCH = (
     FROM (SELECT * FROM exact UNION ALL SELECT * FROM near) AS found
     JOIN catalog_products AS p USING (id)
     ORDER BY found.tier DESC, found.score DESC, p.stock_available > 0 DESC, p.name, p.id
-    LIMIT :limit
-    """
-    )
-    .bindparams(
-        bindparam("config", SEARCH_CONFIG, type_=Text),
-        bindparam("terms", type_=ARRAY(Text)),
-        bindparam("limit", type_=Integer),
-    )
-    .columns(
-        id=Uuid,
-        sku=Text,
-        name=Text,
-        description=Text,
-        category=Text,
-        price=Numeric(asdecimal=True),
-        currency=Text,
-        stock_available=Integer,
-        updated_at=TIMESTAMP(timezone=True),
-    )
-)
+    LIMIT CAST($3 AS integer)
+"""
 
 _LOCK_FILL = text("SELECT pg_try_advisory_xact_lock(hashtextextended(:name, 0))")
 _STATE = cast(Table, ReadModelState.__table__)
@@ -171,11 +140,14 @@ async def fill_products(
 async def search_products(
     connection: AsyncConnection, *, terms: Sequence[str], limit: int
 ) -> list[CatalogProduct]:
-    """The ``limit`` products that match ``terms`` best (see ``_SEARCH``); none without terms."""
+    """The ``limit`` products that match ``terms`` best (see ``_SEARCH``); none without terms.
+
+    Run through asyncpg itself (``app.db.driver``: it raises asyncpg's errors, not SQLAlchemy's).
+    """
     if not terms or limit < 1:
         return []
-    rows = await connection.execute(_SEARCH, {"terms": list(terms), "limit": limit})
-    return [CatalogProduct.model_validate(row, from_attributes=True) for row in rows]
+    rows = await driver.fetch(connection, _SEARCH, SEARCH_CONFIG, list(terms), limit)
+    return [CatalogProduct.model_validate(dict(row)) for row in rows]
 
 
 async def try_lock_fill(connection: AsyncConnection, *, name: str) -> bool:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.db import driver
 from app.db.tables import DailyUsage, UsageRecord
 
 __all__ = [
@@ -23,18 +23,19 @@ __all__ = [
     "skip_commit_flush",
 ]
 
-_DAILY_USAGE = cast(Table, DailyUsage.__table__)
-_daily = _DAILY_USAGE.c
-_new_hold = pg_insert(_DAILY_USAGE).values(
-    user_id=bindparam("user_id"), day=bindparam("day"), reserved_tokens=bindparam("tokens")
-)
-# Built once (a Core statement on the table, its cache key computed once): a chat turn runs it
-# right before calling the model. Admits while used + reserved < limit, in one statement.
-_RESERVE = _new_hold.on_conflict_do_update(
-    index_elements=[_daily.user_id, _daily.day],
-    set_={"reserved_tokens": _daily.reserved_tokens + _new_hold.excluded.reserved_tokens},
-    where=(_daily.total_tokens + _daily.reserved_tokens) < bindparam("limit"),
-).returning(_daily.user_id)
+# A chat turn runs this right before it calls the model: one statement, its own transaction, run
+# through asyncpg itself (app.db.driver). It admits while used + reserved < limit, and its commit
+# does not wait for the disk: set_config(..., true) sets synchronous_commit for the statement's
+# own transaction only, as SET LOCAL does (see skip_commit_flush), with no statement of its own.
+_RESERVE = """
+    INSERT INTO daily_usage (user_id, day, reserved_tokens)
+    SELECT CAST($1 AS varchar), CAST($2 AS date), CAST($3 AS bigint)
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS commit_without_flush
+    ON CONFLICT (user_id, day) DO UPDATE
+        SET reserved_tokens = daily_usage.reserved_tokens + excluded.reserved_tokens
+        WHERE daily_usage.total_tokens + daily_usage.reserved_tokens < CAST($4 AS bigint)
+    RETURNING user_id
+"""
 ERASED_USER_ID = "erased"
 """The ``user_id`` of usage records whose user was deleted (user ids are UUIDs: never this)."""
 _SKIP_COMMIT_FLUSH = text("SET LOCAL synchronous_commit TO OFF")
@@ -53,15 +54,16 @@ async def skip_commit_flush(session: AsyncSession) -> None:
 
 
 async def reserve_tokens(
-    session: AsyncSession, *, user_id: str, day: date, tokens: int, limit: int
+    connection: AsyncConnection, *, user_id: str, day: date, tokens: int, limit: int
 ) -> bool:
     """Reserve ``tokens`` while the day's used + reserved tokens are under ``limit``.
 
     One conditional upsert: concurrent requests cannot all pass a check made before any of
-    them wrote, so the quota is overshot by at most the one request that crossed it.
+    them wrote, so the quota is overshot by at most the one request that crossed it. Outside a
+    transaction it is a transaction of its own, committed without waiting for the disk (as
+    :func:`skip_commit_flush` does for a transaction of several statements).
     """
-    parameters = {"user_id": user_id, "day": day, "tokens": tokens, "limit": limit}
-    return (await session.execute(_RESERVE, parameters)).first() is not None
+    return bool(await driver.fetch(connection, _RESERVE, user_id, day, tokens, limit))
 
 
 async def settle_tokens(

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.clients.catalog_client import CatalogClient
 from app.db import catalog_repository
+from app.db.driver import DriverFailed
 from app.models.catalog_models import CatalogProduct
 from app.services.errors import StartingUp
 
@@ -84,8 +85,6 @@ class CatalogReadModel:
 
     def __init__(self, *, engine: AsyncEngine, broker: Broker, catalog: CatalogClient) -> None:
         self._engine = engine
-        # One statement per search, no transaction around it: no BEGIN and no ROLLBACK.
-        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._broker = broker
         self._catalog = catalog
         self.is_filled = False
@@ -96,11 +95,12 @@ class CatalogReadModel:
         if not terms or limit < 1:
             return []
         try:
-            async with self._reads.connect() as connection:
+            # One statement, its own transaction (no BEGIN, no ROLLBACK; see app.db.driver).
+            async with self._engine.connect() as connection:
                 return await catalog_repository.search_products(
                     connection, terms=terms, limit=limit
                 )
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, *DriverFailed) as exc:
             raise CatalogSearchFailed(type(exc).__name__) from exc
 
     async def ready(self) -> None:

@@ -105,7 +105,7 @@ async def prepare_turn(
         max_output_tokens=settings.max_output_tokens,
     )
     reservation = await quota_manager.reserve_tokens(
-        sessions=services.sessions,
+        engine=services.engine,
         user_id=user_id,
         tokens=prompt.prompt_tokens + settings.max_output_tokens,
         limit=settings.daily_token_quota,

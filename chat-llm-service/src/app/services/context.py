@@ -1,11 +1,11 @@
 """What the chat managers work with: settings, the LLM client, the catalog's read model, the
-session factory."""
+engine and the session factory."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.services.catalog_read_model import CatalogReadModel
@@ -19,10 +19,12 @@ class ChatServices:
     """The process-wide collaborators of a chat request (built from the app's state).
 
     Chat calls take seconds, so they never hold a database connection while waiting: they run
-    short transactions of their own from ``sessions`` (read, reserve, then store).
+    short transactions of their own from ``sessions`` (read, then store), and single statements
+    on connections of ``engine`` (the quota hold).
     """
 
     settings: Settings
     llm: LlmClient
     catalog: CatalogReadModel
+    engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]

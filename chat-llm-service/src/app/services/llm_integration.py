@@ -26,7 +26,7 @@ from app.services.upstream_errors import upstream_errors
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
-    from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+    from openai.types.chat import ChatCompletionMessageParam
     from openai.types.chat.completion_create_params import (
         CompletionCreateParamsNonStreaming,
         CompletionCreateParamsStreaming,
@@ -122,10 +122,39 @@ def _message_params(messages: Sequence[PromptMessage]) -> list[ChatCompletionMes
     return params
 
 
-class CompletionStream:
-    """An open streamed reply: iterate :meth:`deltas`; ``usage`` is set by its final chunk."""
+def _reported_usage(usage: object) -> ReportedUsage | None:
+    """The usage of a chunk that carries one (its two counts are integers), else None."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if type(prompt) is not int or type(completion) is not int:
+        return None
+    return ReportedUsage(prompt_tokens=prompt, completion_tokens=completion)
 
-    def __init__(self, stream: AsyncStream[ChatCompletionChunk]) -> None:
+
+def _chunk_texts(chunk: object) -> list[str]:
+    """The text pieces of a ``chat.completion.chunk`` (its choices' ``delta.content``)."""
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    texts: list[str] = []
+    for choice in choices if isinstance(choices, list) else ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str) and content:
+            texts.append(content)
+    return texts
+
+
+class CompletionStream:
+    """An open streamed reply: iterate :meth:`deltas`; ``usage`` is set by its final chunk.
+
+    The SDK hands each chunk over as the JSON object it parsed (``AsyncStream[object]``) rather
+    than as a ``ChatCompletionChunk``: building that model (the SDK's ``construct_type``, which
+    walks the chunk against its type hints) costs about 0.2 ms of CPU per chunk here, twice
+    before the first piece of text. Only ``choices[].delta.content`` and ``usage`` are read;
+    the SDK still turns an ``error`` in the stream into ``APIError``.
+    """
+
+    def __init__(self, stream: AsyncStream[object]) -> None:
         self._stream = stream
         self.usage: ReportedUsage | None = None
 
@@ -133,14 +162,10 @@ class CompletionStream:
         """Yield the text of the reply as it arrives; raises the mapped upstream problems."""
         with upstream_errors():
             async for chunk in self._stream:
-                if chunk.usage is not None:
-                    self.usage = ReportedUsage(
-                        prompt_tokens=chunk.usage.prompt_tokens,
-                        completion_tokens=chunk.usage.completion_tokens,
-                    )
-                for choice in chunk.choices:
-                    if choice.delta.content:
-                        yield choice.delta.content
+                if isinstance(chunk, dict) and chunk.get("usage") is not None:
+                    self.usage = _reported_usage(chunk["usage"])
+                for text in _chunk_texts(chunk):
+                    yield text
 
     async def aclose(self) -> None:
         """Close the upstream response (and its connection, when the reply is unfinished)."""
@@ -247,7 +272,7 @@ class LlmClient:
         """Start a streamed reply; returns once the upstream has accepted it (same deadline)."""
         client = await self._sdk()  # first: the SDK is imported once the client is built
         from openai import AsyncStream
-        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+        from openai.types.chat import ChatCompletion
 
         with upstream_errors():
             async with asyncio.timeout(self.deadline_seconds):
@@ -257,7 +282,7 @@ class LlmClient:
                     body=_chat_stream_body(model, messages, max_tokens),
                     options={"headers": _request_headers()},
                     stream=True,
-                    stream_cls=AsyncStream[ChatCompletionChunk],
+                    stream_cls=AsyncStream[object],  # each chunk as parsed (CompletionStream)
                 )
         return CompletionStream(stream)
 

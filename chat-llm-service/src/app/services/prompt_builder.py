@@ -16,7 +16,12 @@ import tiktoken
 from app.models.catalog_models import CatalogProduct
 from app.services.errors import MessageTooLarge
 from app.services.llm_integration import PromptMessage
-from app.utils.token_counter import REPLY_PRIMING_TOKENS, count_message_tokens, count_texts_async
+from app.utils.token_counter import (
+    REPLY_PRIMING_TOKENS,
+    count_message_tokens,
+    count_text,
+    count_texts_async,
+)
 
 __all__ = [
     "SYSTEM_PROMPT",
@@ -39,6 +44,9 @@ SYSTEM_PROMPT = (
     "share them and offer to help with the shop instead."
 )
 
+# The system prompt's cost as a message, by encoding name: it never changes, so it is counted
+# once (about a quarter of the tokens a grounded first turn counts).
+_SYSTEM_PROMPT_COSTS: dict[str, int] = {}
 _MAX_QUERY_TERMS = 8
 _MAX_TERM_CHARS = 40
 _MAX_NAME_CHARS = 120
@@ -114,6 +122,15 @@ def grounding_text(products: Sequence[CatalogProduct] | None) -> str:
     return "\n".join(lines)
 
 
+def _system_prompt_cost(encoding: tiktoken.Encoding) -> int:
+    """Tokens the system prompt costs as a message, counted once per encoding (it is constant)."""
+    cost = _SYSTEM_PROMPT_COSTS.get(encoding.name)
+    if cost is None:
+        cost = count_message_tokens(encoding, "system", count_text(encoding, SYSTEM_PROMPT))
+        _SYSTEM_PROMPT_COSTS[encoding.name] = cost
+    return cost
+
+
 async def build_prompt(
     *,
     encoding: tiktoken.Encoding,
@@ -127,32 +144,31 @@ async def build_prompt(
 
     Raises MessageTooLarge when ``message`` cannot fit even without any history.
     """
-    fixed = [PromptMessage("system", SYSTEM_PROMPT)]
+    system = PromptMessage("system", SYSTEM_PROMPT)
+    # Counted: the grounding (when there is one), the message and the history.
+    counted = [PromptMessage("user", message), *history]
     if grounding is not None:
-        fixed.append(PromptMessage("system", grounding))
-    texts = [item.content for item in (*fixed, PromptMessage("user", message), *history)]
-    counts = await count_texts_async(encoding, texts)
+        counted.insert(0, PromptMessage("system", grounding))
+    counts = await count_texts_async(encoding, [item.content for item in counted])
     costs = [
         count_message_tokens(encoding, item.role, tokens)
-        for item, tokens in zip(
-            (*fixed, PromptMessage("user", message), *history), counts, strict=True
-        )
+        for item, tokens in zip(counted, counts, strict=True)
     ]
-    fixed_cost = REPLY_PRIMING_TOKENS + sum(costs[: len(fixed)])
+    fixed = 1 if grounding is not None else 0  # the grounding's place in ``counted``
+    fixed_cost = REPLY_PRIMING_TOKENS + _system_prompt_cost(encoding) + sum(costs[:fixed])
     budget = context_window - max_output_tokens - fixed_cost
-    message_cost = costs[len(fixed)]
+    message_cost = costs[fixed]
     if message_cost > budget:
         raise MessageTooLarge(tokens=message_cost, budget=max(budget, 0))
 
     remaining = budget - message_cost
     kept: list[PromptMessage] = []
-    for item, cost in zip(history, costs[len(fixed) + 1 :], strict=True):
+    for item, cost in zip(history, costs[fixed + 1 :], strict=True):
         if cost > remaining:
             break
         kept.append(item)
         remaining -= cost
-    messages = [fixed[0], *reversed(kept)]
-    messages += [*fixed[1:], PromptMessage("user", message)]
+    messages = [system, *reversed(kept), *counted[:fixed], counted[fixed]]
     return Prompt(
         messages=messages,
         prompt_tokens=context_window - max_output_tokens - remaining,

@@ -11,7 +11,7 @@ from typing import Literal
 
 import anyio
 from common_libs.request_id import get_request_id
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import usage_repository
 from app.models.chat_models import UsageReport
@@ -46,16 +46,16 @@ class Reservation:
 
 
 async def reserve_tokens(
-    *, sessions: async_sessionmaker[AsyncSession], user_id: str, tokens: int, limit: int
+    *, engine: AsyncEngine, user_id: str, tokens: int, limit: int
 ) -> Reservation:
     """Hold ``tokens`` of today's quota (committed at once), or raise QuotaExceeded."""
     day = _now().date()
-    # A chat turn reserves right before it calls the model: its commit does not wait for the
-    # disk (the hold is a transient, see usage_repository.skip_commit_flush).
-    async with sessions.begin() as session:
-        await usage_repository.skip_commit_flush(session)
+    # A chat turn reserves right before it calls the model: one statement that is its own
+    # transaction (one round trip), whose commit does not wait for the disk (the hold is a
+    # transient, see usage_repository.skip_commit_flush).
+    async with engine.connect() as connection:
         admitted = await usage_repository.reserve_tokens(
-            session, user_id=user_id, day=day, tokens=tokens, limit=limit
+            connection, user_id=user_id, day=day, tokens=tokens, limit=limit
         )
     if not admitted:
         resets_at = _next_reset(day)

@@ -49,7 +49,7 @@ async def create_embeddings(
                 index=index, tokens=tokens, limit=EMBEDDING_MAX_INPUT_TOKENS
             )
     reservation = await quota_manager.reserve_tokens(
-        sessions=services.sessions,
+        engine=services.engine,
         user_id=user_id,
         tokens=sum(counts),
         limit=settings.daily_token_quota,

@@ -55,6 +55,8 @@ _lock = threading.Lock()
 _prepared_dir: Path | None = None
 # Encodings loaded in this process (tiktoken keeps them; this says whether a load is needed).
 _loaded: set[str] = set()
+# Tokens of each message role, by (encoding name, role).
+_role_tokens: dict[tuple[str, str], int] = {}
 
 
 class EncodingIntegrityError(RuntimeError):
@@ -228,4 +230,8 @@ async def count_texts_async(encoding: tiktoken.Encoding, texts: Sequence[str]) -
 
 def count_message_tokens(encoding: tiktoken.Encoding, role: str, content_tokens: int) -> int:
     """Tokens one chat message costs in a prompt, given its content's token count."""
-    return TOKENS_PER_MESSAGE + count_text(encoding, role) + content_tokens
+    key = (encoding.name, role)
+    role_tokens = _role_tokens.get(key)
+    if role_tokens is None:  # a role is counted once per encoding: there are three of them
+        role_tokens = _role_tokens[key] = count_text(encoding, role)
+    return TOKENS_PER_MESSAGE + role_tokens + content_tokens

@@ -37,6 +37,50 @@ async def test_only_the_quota_hold_commits_without_waiting_for_the_disk(database
     assert (inside, after) == ("off", "on")
 
 
+async def test_the_hold_statement_skips_the_flush_for_its_own_transaction_only(
+    database_url: str,
+) -> None:
+    # The hold is one statement, its own transaction in production; here it runs inside a
+    # transaction that SQLAlchemy began, so that the setting can be read before that ends.
+    settings = make_settings(
+        database_url=database_url, database_pool_size=1, database_max_overflow=0
+    )
+    engine = create_engine(settings)
+    show = text("SHOW synchronous_commit")
+    user_id = f"flush-{uuid.uuid4()}"
+    day = datetime.now(UTC).date()
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("SET synchronous_commit TO on"))
+        async with engine.connect() as connection:
+            before = await connection.scalar(show)  # SQLAlchemy has begun the transaction
+            admitted = await usage_repository.reserve_tokens(
+                connection, user_id=user_id, day=day, tokens=10, limit=100
+            )
+            inside = await connection.scalar(show)
+            await connection.commit()
+            after = await connection.scalar(show)
+            await connection.rollback()
+        async with engine.connect() as connection:
+            held = await usage_repository.reserve_tokens(
+                connection, user_id=user_id, day=day, tokens=95, limit=100
+            )
+            refused = await usage_repository.reserve_tokens(
+                connection, user_id=user_id, day=day, tokens=1, limit=100
+            )
+            reserved = await connection.scalar(
+                text("SELECT reserved_tokens FROM daily_usage WHERE user_id = :user_id"),
+                {"user_id": user_id},
+            )
+            await connection.rollback()
+    finally:
+        await engine.dispose()
+
+    assert (before, inside, after) == ("on", "off", "on")
+    # Admitted while used + reserved < limit (10 < 100), so the quota is crossed by one call.
+    assert (admitted, held, refused, reserved) == (True, True, False, 105)
+
+
 async def test_used_tokens_are_counted_even_when_the_hold_was_forgotten(
     database_url: str,
 ) -> None:

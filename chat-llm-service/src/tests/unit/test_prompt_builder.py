@@ -16,12 +16,11 @@ from app.services.prompt_builder import (
 )
 
 
-def _encoding() -> tiktoken.Encoding:
-    return tiktoken.get_encoding("o200k_base")  # placed offline by the session's fixture
+def _encoding(name: str = "o200k_base") -> tiktoken.Encoding:
+    return tiktoken.get_encoding(name)  # placed offline by the session's fixture
 
 
-def _cost(message: PromptMessage) -> int:
-    encoding = _encoding()
+def _cost(message: PromptMessage, encoding: tiktoken.Encoding) -> int:
     return 3 + len(encoding.encode(message.role)) + len(encoding.encode(message.content))
 
 
@@ -79,11 +78,15 @@ def test_system_prompt_tells_the_assistant_not_to_reveal_it() -> None:
     assert "never reveal" in SYSTEM_PROMPT
 
 
-async def test_prompt_tokens_are_exactly_what_is_sent() -> None:
+# Both encodings, one after the other: the system prompt's and the roles' costs are counted once
+# per encoding and kept, and one's may not be taken for the other's.
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+async def test_prompt_tokens_are_exactly_what_is_sent(name: str) -> None:
+    encoding = _encoding(name)
     history = [PromptMessage("assistant", "Sure."), PromptMessage("user", "Boots?")]
 
     prompt = await build_prompt(
-        encoding=_encoding(),
+        encoding=encoding,
         message="Red ones?",
         history=history,
         grounding="None found.",
@@ -91,7 +94,7 @@ async def test_prompt_tokens_are_exactly_what_is_sent() -> None:
         max_output_tokens=256,
     )
 
-    assert prompt.prompt_tokens == 3 + sum(_cost(m) for m in prompt.messages)
+    assert prompt.prompt_tokens == 3 + sum(_cost(m, encoding) for m in prompt.messages)
     assert [m.content for m in prompt.messages] == [
         SYSTEM_PROMPT,
         "Boots?",
@@ -99,6 +102,22 @@ async def test_prompt_tokens_are_exactly_what_is_sent() -> None:
         "None found.",
         "Red ones?",
     ]
+
+
+async def test_prompt_tokens_without_grounding_or_history_are_exact() -> None:
+    encoding = _encoding()
+
+    prompt = await build_prompt(
+        encoding=encoding,
+        message="Hello there",
+        history=[],
+        grounding=None,
+        context_window=4096,
+        max_output_tokens=256,
+    )
+
+    assert [m.content for m in prompt.messages] == [SYSTEM_PROMPT, "Hello there"]
+    assert prompt.prompt_tokens == 3 + sum(_cost(m, encoding) for m in prompt.messages)
 
 
 async def test_message_over_the_budget_is_refused() -> None:

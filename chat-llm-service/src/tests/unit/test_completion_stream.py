@@ -1,0 +1,77 @@
+"""A streamed reply read from the chunks as the SDK parsed them (JSON objects, no models)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+from app.services.llm_integration import CompletionStream, ReportedUsage
+
+
+class _Chunks:
+    """Stands in for the SDK's ``AsyncStream[object]``: the parsed chunks, then the end."""
+
+    def __init__(self, *chunks: object) -> None:
+        self._chunks = chunks
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[object]:
+        for chunk in self._chunks:
+            yield chunk
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def _chunk(delta: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [choice], **extra}
+
+
+async def _read(*chunks: object) -> tuple[list[str], ReportedUsage | None]:
+    stream = CompletionStream(cast(Any, _Chunks(*chunks)))
+    texts = [text async for text in stream.deltas()]
+    return texts, stream.usage
+
+
+async def test_the_text_of_each_chunk_is_yielded_in_order_and_the_usage_kept() -> None:
+    texts, usage = await _read(
+        _chunk({"role": "assistant", "content": ""}),
+        _chunk({"content": "Hel"}),
+        _chunk({"content": "lo"}, usage=None),
+        _chunk({}, finish_reason="stop"),
+        {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}},
+    )
+
+    assert texts == ["Hel", "lo"]
+    assert usage == ReportedUsage(prompt_tokens=12, completion_tokens=2)
+
+
+async def test_chunks_without_text_are_skipped() -> None:
+    tool_call = {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f"}}]}
+
+    texts, usage = await _read(
+        _chunk(tool_call),
+        _chunk({"content": None}),
+        {"choices": [{"index": 0}]},
+        {"choices": None},
+        {"object": "chat.completion.chunk"},
+    )
+
+    assert (texts, usage) == ([], None)
+
+
+async def test_a_usage_without_two_integer_counts_is_not_reported() -> None:
+    for usage in ({"prompt_tokens": 3}, {"prompt_tokens": "3", "completion_tokens": 1}, "n/a"):
+        _, reported = await _read(_chunk({"content": "Hi"}), {"choices": [], "usage": usage})
+
+        assert reported is None
+
+
+async def test_closing_closes_the_upstream_response() -> None:
+    chunks = _Chunks(_chunk({"content": "Hi"}))
+    stream = CompletionStream(cast(Any, chunks))
+
+    await stream.aclose()
+
+    assert chunks.closed
