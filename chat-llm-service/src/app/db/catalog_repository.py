@@ -71,6 +71,9 @@ _FILL = text(
 # (a misspelling: "headphnoes"; the trigram index on ``name``, word similarity from 0.5, see
 # ``app.db.session``) fill up the rest, closest first; only terms of four letters or more, as a
 # shorter one would match too much by accident. Among equals, products in stock come first.
+# The unknown terms are found first (materialized, through the text-search index), so that a
+# message whose terms the catalog knows never compares names by trigrams, and an unknown term
+# is looked up through the trigram index rather than against every name.
 _SEARCH = """
     WITH query AS MATERIALIZED (
         SELECT
@@ -85,16 +88,18 @@ _SEARCH = """
             ts_rank_cd(p.search, query.any_term) AS score
         FROM catalog_products AS p CROSS JOIN query
         WHERE p.search @@ query.any_term
-    ), near AS (
-        SELECT p.id, 0 AS tier, max(word_similarity(t.term, p.name)) AS score
-        FROM unnest(CAST($2 AS text[])) AS t (term)
-        JOIN catalog_products AS p ON p.name %> t.term
+    ), unknown AS MATERIALIZED (
+        SELECT t.term FROM unnest(CAST($2 AS text[])) AS t (term)
         WHERE (SELECT count(*) FROM exact) < CAST($3 AS integer) AND length(t.term) >= 4
             AND NOT EXISTS (
                 SELECT FROM catalog_products AS known
                 WHERE known.search @@ plainto_tsquery(CAST($1 AS regconfig), t.term)
             )
-            AND p.id NOT IN (SELECT id FROM exact)
+    ), near AS (
+        SELECT p.id, 0 AS tier, max(word_similarity(u.term, p.name)) AS score
+        FROM unknown AS u
+        JOIN catalog_products AS p ON p.name %> u.term
+        WHERE p.id NOT IN (SELECT id FROM exact)
         GROUP BY p.id
     )
     SELECT p.id, p.sku, p.name, p.description, p.category, p.price, p.currency,
