@@ -42,11 +42,10 @@ class Domain:
         return self.stream.name
 
 
-@pytest.fixture(scope="session")
-def events_database(postgres_server: PostgresServer) -> str:
+def create_events_database(postgres_server: PostgresServer, name: str, *statements: str) -> str:
     """A database with ``outbox``/``event_versions`` and ``inbox``/``consumed_versions``, made by
-    the migration helpers a service's migration calls."""
-    url = create_database(postgres_server, "cl_events")
+    the migration helpers a service's migration calls, then ``statements``; its URL."""
+    url = create_database(postgres_server, name)
 
     async def migrate() -> None:
         engine = create_engine(url)
@@ -57,10 +56,18 @@ def events_database(postgres_server: PostgresServer) -> str:
                     create_inbox_tables(SimpleNamespace(get_bind=lambda: sync)),
                 )
             )
+            for statement in statements:
+                await connection.execute(text(statement))
         await engine.dispose()
 
     asyncio.run(migrate())
     return url
+
+
+@pytest.fixture(scope="session")
+def events_database(postgres_server: PostgresServer) -> str:
+    """The events tests' database (see :func:`create_events_database`)."""
+    return create_events_database(postgres_server, "cl_events")
 
 
 @pytest.fixture

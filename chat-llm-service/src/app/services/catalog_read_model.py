@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 
 from common_libs.events import CATALOG, AnyEvent, Broker, EventConsumer
@@ -113,28 +113,19 @@ class CatalogReadModel:
     async def fill(self) -> None:
         """Fill the read model unless that was done (here or by another replica); retry with
         backoff while the catalog or the database fails."""
-        failures = 0
         waiting = False
-        while True:
-            try:
-                if await self._fill_once():
-                    self.is_filled = True
-                    return
-                if not waiting:
-                    _logger.info("another replica fills the catalog read model; waiting for it")
-                    waiting = True
-                failures, delay = 0, _OTHER_REPLICA_POLL_SECONDS
-            except Exception as exc:
-                raise_if_cancelled()
-                failures += 1
-                delay = retry_delay(failures, _MAX_RETRY_SECONDS)
-                _logger.warning(
-                    "catalog read model fill failed (%s: %s); retrying in %.1f s",
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-            await asyncio.sleep(delay)
+
+        async def attempt() -> float | None:
+            nonlocal waiting
+            if await self._fill_once():
+                self.is_filled = True
+                return None
+            if not waiting:
+                _logger.info("another replica fills the catalog read model; waiting for it")
+                waiting = True
+            return _OTHER_REPLICA_POLL_SECONDS
+
+        await _until_done(attempt, failing="catalog read model fill failed")
 
     async def _fill_once(self) -> bool:
         """True once the read model is filled; False while another replica fills it."""
@@ -167,28 +158,41 @@ class CatalogReadModel:
 
     async def watch_catch_up(self) -> None:
         """Set ``has_caught_up`` once the broker holds nothing the consumer has not handled."""
-        failures = 0
-        while not self.has_caught_up:
+
+        async def attempt() -> float | None:
             try:
                 js = await self._broker.jetstream()
                 info = await js.consumer_info(CATALOG.name, CONSUMER_NAME)
-                if not info.num_pending and not info.num_ack_pending:
-                    self.has_caught_up = True
-                    _logger.info("catalog consumer caught up with the stream")
-                    return
-                failures, delay = 0, _CATCH_UP_POLL_SECONDS
             except NotFoundError:  # the consumer has not subscribed yet
-                failures, delay = 0, _CATCH_UP_POLL_SECONDS
-            except Exception as exc:
-                raise_if_cancelled()
-                failures += 1
-                delay = retry_delay(failures, _MAX_RETRY_SECONDS)
-                _logger.warning(
-                    "catalog consumer's progress unknown (%s); asking again in %.1f s",
-                    type(exc).__name__,
-                    delay,
-                )
-            await asyncio.sleep(delay)
+                return _CATCH_UP_POLL_SECONDS
+            if info.num_pending or info.num_ack_pending:
+                return _CATCH_UP_POLL_SECONDS
+            self.has_caught_up = True
+            _logger.info("catalog consumer caught up with the stream")
+            return None
+
+        await _until_done(attempt, failing="catalog consumer's progress unknown")
+
+
+async def _until_done(attempt: Callable[[], Awaitable[float | None]], *, failing: str) -> None:
+    """Run ``attempt`` until it returns None; it returns how long to wait before the next one.
+    An attempt that raises is retried with backoff (``retry_delay``), logged as ``failing``."""
+    failures = 0
+    while True:
+        try:
+            delay = await attempt()
+        except Exception as exc:
+            raise_if_cancelled()
+            failures += 1
+            delay = retry_delay(failures, _MAX_RETRY_SECONDS)
+            _logger.warning(
+                "%s (%s: %s); retrying in %.1f s", failing, type(exc).__name__, exc, delay
+            )
+        else:
+            if delay is None:
+                return
+            failures = 0
+        await asyncio.sleep(delay)
 
 
 def start_catalog_read_model(

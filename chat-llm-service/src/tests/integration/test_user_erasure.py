@@ -22,7 +22,6 @@ import httpx
 import nats
 import pytest
 from common_libs.events import DEADLETTER, USERS, DeletedData, EventConsumer, EventEnvelope
-from common_libs.events.metrics import event_metrics
 from common_libs.events.streams import ensure_stream
 from common_libs.testing import (
     LlmServer,
@@ -34,14 +33,13 @@ from common_libs.testing import (
 )
 from common_libs.testing.db_checks import create_migrated_database
 from common_libs.testing.events import publish_user_deleted, stream_events
+from common_libs.testing.outages import ConsumerCounts, deliver_during_outages
 from common_libs.testing.processes import eventually
 from fastapi import FastAPI
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from prometheus_client import CollectorRegistry
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.usage_repository import ERASED_USER_ID
 from app.services.user_erasure import CONSUMER_NAME, erase_user
@@ -250,18 +248,6 @@ async def test_erasing_twice_in_the_handler_changes_nothing_more(
 
 # -- Outages: an app and a nats-server of each test's own, on a database of the module's own -----
 
-_OTHER_BACKENDS = (
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-)
-# The app's backends waiting for a row lock.
-_WAITING_ON_A_LOCK = (
-    "SELECT pid FROM pg_stat_activity "
-    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-)
-# Within a transaction pg_stat_activity is a snapshot taken at its first use: read it afresh.
-_FRESH_ACTIVITY = "SELECT pg_stat_clear_snapshot()"
-
 
 @pytest.fixture(scope="module")
 def own_database_url(postgres_server: PostgresServer) -> str:
@@ -270,29 +256,6 @@ def own_database_url(postgres_server: PostgresServer) -> str:
     return create_migrated_database(
         postgres_server, "chat_service_erasure_outages", alembic_ini=SERVICE_ROOT / "alembic.ini"
     )
-
-
-class _Counts:
-    """The running consumer's outcome counters, moved to a registry of the test's own: in the
-    process-wide one, the session's app counts under the same consumer name."""
-
-    def __init__(self, consumer: EventConsumer, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.registry = CollectorRegistry()
-        monkeypatch.setattr(consumer, "metrics", event_metrics(self.registry))
-
-    def consumed(self, outcome: str) -> float:
-        """``events_consumed_total`` for ``outcome``."""
-        value = self.registry.get_sample_value(
-            "events_consumed_total", {"consumer": CONSUMER_NAME, "outcome": outcome}
-        )
-        return value or 0.0
-
-    def dead_lettered(self) -> float:
-        """``events_dead_lettered_total``."""
-        value = self.registry.get_sample_value(
-            "events_dead_lettered_total", {"consumer": CONSUMER_NAME}
-        )
-        return value or 0.0
 
 
 async def _inbox(engine: AsyncEngine) -> set[uuid.UUID]:
@@ -318,18 +281,6 @@ def _anonymous(before: UserData) -> list[tuple[Any, ...]]:
     )
 
 
-async def _terminate_the_apps_connections(connection: AsyncConnection) -> int:
-    """Terminate every other connection to the database (the app's whole pool); how many."""
-    await connection.execute(text(_FRESH_ACTIVITY))
-    terminated = (await connection.execute(text(_OTHER_BACKENDS))).all()
-    return len(terminated)
-
-
-async def _waiting_on_a_lock(connection: AsyncConnection) -> set[int]:
-    await connection.execute(text(_FRESH_ACTIVITY))
-    return set((await connection.scalars(text(_WAITING_ON_A_LOCK))).all())
-
-
 async def test_the_consumer_comes_back_with_the_broker_and_erases_each_deletion_once(
     own_database_url: str,
     issuer: TestTokenIssuer,
@@ -346,7 +297,7 @@ async def test_the_consumer_comes_back_with_the_broker_and_erases_each_deletion_
         settings = chat_settings(own_database_url, fake_llm, catalog, nats_url=url)
         async with running_app(settings, issuer) as application, http_client(application) as http:
             engine: AsyncEngine = application.state.engine
-            counts = _Counts(application.state.user_erasure, monkeypatch)
+            counts = ConsumerCounts(application.state.user_erasure, monkeypatch)
             first, second = await _chatting_user(http, issuer), await _chatting_user(http, issuer)
             first_before, second_before = await _read(engine, first), await _read(engine, second)
             inbox_before = await _inbox(engine)
@@ -409,38 +360,21 @@ async def test_a_deletion_delivered_while_the_database_is_away_waits_and_is_appl
             # starts at a second).
             monkeypatch.setattr(consumer, "max_deliveries", 1)
             monkeypatch.setattr(consumer, "backoff_seconds", (0.05,))
-            counts = _Counts(consumer, monkeypatch)
+            counts = ConsumerCounts(consumer, monkeypatch)
             user = await _chatting_user(http, issuer)
             before = await _read(engine, user)
             inbox_before = await _inbox(engine)
 
-            saboteur = create_async_engine(own_database_url, poolclass=NullPool)
-            try:
-                async with saboteur.connect() as connection:
-                    await connection.begin()
-                    # The user's conversations held: the erasure, when it comes, waits mid-way.
-                    await connection.execute(
-                        text("SELECT id FROM conversations WHERE owner_id = :u FOR UPDATE"),
-                        {"u": user},
-                    )
-                    assert await _terminate_the_apps_connections(connection) > 0
-                    deleted = await publish_user_deleted(server.url, user)
-                    # Three more times, the database goes away while the deletion is applied:
-                    # each delivery waits for the held conversations until its connection is
-                    # terminated.
-                    terminated: set[int] = set()
-
-                    async def erasing_again() -> bool:
-                        assert not counts.dead_lettered(), "the deletion was dead-lettered"
-                        return bool(await _waiting_on_a_lock(connection) - terminated)
-
-                    for _ in range(3):
-                        await eventually(erasing_again, message="the deletion delivered again")
-                        terminated.update(await _waiting_on_a_lock(connection))
-                        assert await _terminate_the_apps_connections(connection) > 0
-                    await connection.rollback()
-            finally:
-                await saboteur.dispose()
+            # The user's conversations held: the erasure, when it comes, waits mid-way; three
+            # times the database goes away while it waits.
+            deleted = await deliver_during_outages(
+                own_database_url,
+                hold=text("SELECT id FROM conversations WHERE owner_id = :u FOR UPDATE").bindparams(
+                    u=user
+                ),
+                publish=lambda: publish_user_deleted(server.url, user),
+                counts=counts,
+            )
 
             await eventually(lambda: _erased(engine, user), message="user erased")
             anonymized = await _anonymized(engine, before)

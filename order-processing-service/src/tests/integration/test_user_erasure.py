@@ -17,16 +17,14 @@ import httpx
 import nats
 import pytest
 from common_libs.events import DEADLETTER, USERS, EventConsumer, EventEnvelope
-from common_libs.events.metrics import event_metrics
 from common_libs.events.streams import ensure_stream
 from common_libs.testing import NatsServer, PostgresServer, eventually, free_port, start_nats
 from common_libs.testing.db_checks import create_migrated_database
 from common_libs.testing.events import publish_user_deleted, stream_events
+from common_libs.testing.outages import ConsumerCounts, deliver_during_outages
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.db.order_repository import ERASED, ERASED_ADDRESS
@@ -179,18 +177,6 @@ async def test_admin_reading_an_erased_order_sees_the_marker(
 
 # -- Outages: an app and a nats-server of each test's own, on a database of the module's own -----
 
-_OTHER_BACKENDS = (
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-)
-# The app's backends waiting for a row lock.
-_WAITING_ON_A_LOCK = (
-    "SELECT pid FROM pg_stat_activity "
-    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-)
-# Within a transaction pg_stat_activity is a snapshot taken at its first use: read it afresh.
-_FRESH_ACTIVITY = "SELECT pg_stat_clear_snapshot()"
-
 
 @pytest.fixture(scope="module")
 def own_database_url(postgres_server: PostgresServer) -> str:
@@ -199,29 +185,6 @@ def own_database_url(postgres_server: PostgresServer) -> str:
     return create_migrated_database(
         postgres_server, "order_service_erasure_outages", alembic_ini=SERVICE_ROOT / "alembic.ini"
     )
-
-
-class _Counts:
-    """The running consumer's outcome counters, moved to a registry of the test's own: in the
-    process-wide one, the session's app counts under the same consumer name."""
-
-    def __init__(self, consumer: EventConsumer, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.registry = CollectorRegistry()
-        monkeypatch.setattr(consumer, "metrics", event_metrics(self.registry))
-
-    def consumed(self, outcome: str) -> float:
-        """``events_consumed_total`` for ``outcome``."""
-        value = self.registry.get_sample_value(
-            "events_consumed_total", {"consumer": USER_ERASURE, "outcome": outcome}
-        )
-        return value or 0.0
-
-    def dead_lettered(self) -> float:
-        """``events_dead_lettered_total``."""
-        value = self.registry.get_sample_value(
-            "events_dead_lettered_total", {"consumer": USER_ERASURE}
-        )
-        return value or 0.0
 
 
 async def _erased(engine: AsyncEngine, user_id: str) -> bool:
@@ -236,13 +199,6 @@ async def _inbox(engine: AsyncEngine) -> set[uuid.UUID]:
             select(_INBOX.c.event_id).where(_INBOX.c.consumer == USER_ERASURE)
         )
         return set(rows)
-
-
-async def _terminate_the_apps_connections(connection: AsyncConnection) -> int:
-    """Terminate every other connection to the database (the app's whole pool); how many."""
-    await connection.execute(text(_FRESH_ACTIVITY))
-    terminated = (await connection.execute(text(_OTHER_BACKENDS))).all()
-    return len(terminated)
 
 
 async def test_the_consumer_comes_back_with_the_broker_and_erases_each_deletion_once(
@@ -262,7 +218,7 @@ async def test_the_consumer_comes_back_with_the_broker_and_erases_each_deletion_
         settings = service_settings(database_url=own_database_url, nats_url=url)
         async with running_app(settings) as (application, client):
             engine: AsyncEngine = application.state.engine
-            counts = _Counts(application.state.user_erasure, monkeypatch)
+            counts = ConsumerCounts(application.state.user_erasure, monkeypatch)
             first, second = make_caller("customer"), make_caller("customer")
             await _place(client, catalog, first)
             order_id = await _place(client, catalog, second)
@@ -327,36 +283,19 @@ async def test_a_deletion_delivered_while_the_database_is_away_waits_and_is_appl
             # starts at a second).
             monkeypatch.setattr(consumer, "max_deliveries", 1)
             monkeypatch.setattr(consumer, "backoff_seconds", (0.05,))
-            counts = _Counts(consumer, monkeypatch)
+            counts = ConsumerCounts(consumer, monkeypatch)
             order_ids = [await _place(client, catalog, customer) for _ in range(2)]
             before = await _stored(engine, customer.subject)
             inbox_before = await _inbox(engine)
 
-            saboteur = create_async_engine(own_database_url, poolclass=NullPool)
-            try:
-                async with saboteur.connect() as connection:
-                    await connection.begin()
-                    # The customer's orders held: the erasure, when it comes, waits mid-way.
-                    await connection.execute(
-                        select(Order.id).where(Order.user_id == customer.subject).with_for_update()
-                    )
-                    assert await _terminate_the_apps_connections(connection) > 0
-                    deleted = await publish_user_deleted(server.url, customer.subject)
-                    # Three more times, the database goes away while the deletion is applied:
-                    # each delivery waits for the held orders until its connection is terminated.
-                    terminated: set[int] = set()
-
-                    async def erasing_again() -> bool:
-                        assert not counts.dead_lettered(), "the deletion was dead-lettered"
-                        return bool(await _waiting_on_a_lock(connection) - terminated)
-
-                    for _ in range(3):
-                        await eventually(erasing_again, message="the deletion delivered again")
-                        terminated.update(await _waiting_on_a_lock(connection))
-                        assert await _terminate_the_apps_connections(connection) > 0
-                    await connection.rollback()
-            finally:
-                await saboteur.dispose()
+            # The customer's orders held: the erasure, when it comes, waits mid-way; three
+            # times the database goes away while it waits.
+            deleted = await deliver_during_outages(
+                own_database_url,
+                hold=select(Order.id).where(Order.user_id == customer.subject).with_for_update(),
+                publish=lambda: publish_user_deleted(server.url, customer.subject),
+                counts=counts,
+            )
 
             await eventually(lambda: _erased(engine, customer.subject), message="user erased")
             after = await _stored(engine, customer.subject)
@@ -374,8 +313,3 @@ async def test_a_deletion_delivered_while_the_database_is_away_waits_and_is_appl
     assert counts.consumed("handled") == 1
     assert counts.dead_lettered() == 0
     assert dead_letters == []
-
-
-async def _waiting_on_a_lock(connection: AsyncConnection) -> set[int]:
-    await connection.execute(text(_FRESH_ACTIVITY))
-    return set((await connection.scalars(text(_WAITING_ON_A_LOCK))).all())
