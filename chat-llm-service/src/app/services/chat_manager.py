@@ -3,6 +3,7 @@ store."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -17,7 +18,13 @@ from app.services.catalog_read_model import CatalogSearchFailed
 from app.services.context import ChatServices
 from app.services.errors import ConversationNotFound
 from app.services.llm_integration import PromptMessage, ReportedUsage
-from app.services.prompt_builder import Prompt, build_prompt, grounding_text, search_terms
+from app.services.prompt_builder import (
+    Prompt,
+    build_prompt,
+    grounding_text,
+    prompt_tokens_bound,
+    search_terms,
+)
 from app.services.quota_manager import Reservation
 from app.utils.token_counter import ModelEncoding, count_text_async, encoding_for_model_async
 
@@ -92,24 +99,43 @@ async def prepare_turn(
     history: list[PromptMessage] = []
     if conversation_id is not None:
         history = await _load_history(services, user_id=user_id, conversation_id=conversation_id)
-    grounding = await _grounding(services, message)
     encoding = await encoding_for_model_async(
         settings.chat_model, fallback=settings.fallback_encoding
     )
-    prompt = await build_prompt(
-        encoding=encoding.encoding,
+    # The quota hold goes to the database while the catalog is searched (two connections at
+    # once: one round trip less before the model is called). Its amount is fixed before the
+    # grounding is known, so it holds the most the prompt can cost, plus the reply; the turn
+    # settles to what was used. Admission does not depend on the amount (used + held < limit).
+    budget = settings.context_window_tokens - settings.max_output_tokens
+    most = prompt_tokens_bound(
         message=message,
         history=history,
-        grounding=grounding,
-        context_window=settings.context_window_tokens,
-        max_output_tokens=settings.max_output_tokens,
+        grounding_products=settings.grounding_products,
+        budget=budget,
     )
-    reservation = await quota_manager.reserve_tokens(
-        engine=services.engine,
-        user_id=user_id,
-        tokens=prompt.prompt_tokens + settings.max_output_tokens,
-        limit=settings.daily_token_quota,
+    holding = asyncio.create_task(
+        quota_manager.reserve_tokens(
+            engine=services.engine,
+            user_id=user_id,
+            tokens=most + settings.max_output_tokens,
+            limit=settings.daily_token_quota,
+        )
     )
+    try:
+        grounding = await _grounding(services, message)
+        prompt = await build_prompt(
+            encoding=encoding.encoding,
+            message=message,
+            history=history,
+            grounding=grounding,
+            context_window=settings.context_window_tokens,
+            max_output_tokens=settings.max_output_tokens,
+        )
+        # Shielded: a request that goes away must not cut the hold's statement short.
+        reservation = await asyncio.shield(holding)  # QuotaExceeded (429), after any 413
+    except BaseException:
+        await quota_manager.abandon_hold(holding, sessions=services.sessions)
+        raise
     return Turn(
         user_id=user_id,
         conversation_id=conversation_id or uuid.uuid4(),

@@ -18,6 +18,7 @@ from app.services.errors import MessageTooLarge
 from app.services.llm_integration import PromptMessage
 from app.utils.token_counter import (
     REPLY_PRIMING_TOKENS,
+    TOKENS_PER_MESSAGE,
     count_message_tokens,
     count_text,
     count_texts_async,
@@ -28,6 +29,7 @@ __all__ = [
     "Prompt",
     "build_prompt",
     "grounding_text",
+    "prompt_tokens_bound",
     "search_terms",
 ]
 
@@ -51,6 +53,8 @@ _MAX_QUERY_TERMS = 8
 _MAX_TERM_CHARS = 40
 _MAX_NAME_CHARS = 120
 _MAX_DESCRIPTION_CHARS = 160
+_MAX_CODE_CHARS = 64  # sku, category, currency
+_MAX_NUMBER_CHARS = 24  # price, stock
 _WORD = re.compile(r"\w[\w'-]*")
 _STOP_WORDS = frozenset(
     word
@@ -108,18 +112,92 @@ def grounding_text(products: Sequence[CatalogProduct] | None) -> str:
             "Catalog search for the customer's latest message found no products. Do not invent "
             "any; say that none were found and suggest other search words."
         )
-    lines = [
-        "Catalog search results for the customer's latest message "
-        "(name | sku | category | price | stock | description):"
-    ]
+    lines = [_GROUNDING_HEADER]
     for number, product in enumerate(products, start=1):
         lines.append(
-            f"{number}. {_clip(product.name, _MAX_NAME_CHARS)} | {product.sku} | "
-            f"{product.category} | {product.price} {product.currency} | "
-            f"{product.stock_available} in stock | "
-            f"{_clip(product.description, _MAX_DESCRIPTION_CHARS)}"
+            _grounding_line(
+                number,
+                name=product.name,
+                sku=product.sku,
+                category=product.category,
+                price=str(product.price),
+                currency=product.currency,
+                stock=str(product.stock_available),
+                description=product.description,
+            )
         )
     return "\n".join(lines)
+
+
+_GROUNDING_HEADER = (
+    "Catalog search results for the customer's latest message "
+    "(name | sku | category | price | stock | description):"
+)
+
+
+def _grounding_line(
+    number: int,
+    *,
+    name: str,
+    sku: str,
+    category: str,
+    price: str,
+    currency: str,
+    stock: str,
+    description: str,
+) -> str:
+    """One product of the grounding, each field clipped (so that a line has a longest form)."""
+    return (
+        f"{number}. {_clip(name, _MAX_NAME_CHARS)} | {_clip(sku, _MAX_CODE_CHARS)} | "
+        f"{_clip(category, _MAX_CODE_CHARS)} | {_clip(price, _MAX_NUMBER_CHARS)} "
+        f"{_clip(currency, _MAX_CODE_CHARS)} | {_clip(stock, _MAX_NUMBER_CHARS)} in stock | "
+        f"{_clip(description, _MAX_DESCRIPTION_CHARS)}"
+    )
+
+
+# The longest a grounding line can be, in characters (every field at its clip length; the
+# number has two digits at most: there are 20 products at most).
+_LONGEST_LINE_CHARS = len(
+    _grounding_line(
+        99,
+        name="x" * _MAX_NAME_CHARS,
+        sku="x" * _MAX_CODE_CHARS,
+        category="x" * _MAX_CODE_CHARS,
+        price="x" * _MAX_NUMBER_CHARS,
+        currency="x" * _MAX_CODE_CHARS,
+        stock="x" * _MAX_NUMBER_CHARS,
+        description="x" * _MAX_DESCRIPTION_CHARS,
+    )
+)
+_UTF8_MAX_BYTES = 4
+
+
+def _message_bound(role: str, content_bytes: int) -> int:
+    # A token is at least one byte of UTF-8: a text's bytes bound its tokens.
+    return TOKENS_PER_MESSAGE + len(role) + content_bytes
+
+
+def prompt_tokens_bound(
+    *, message: str, history: Sequence[PromptMessage], grounding_products: int, budget: int
+) -> int:
+    """At least the tokens :func:`build_prompt` counts for this turn, known before the catalog
+    is searched: each text's UTF-8 bytes (a token is at least a byte), the grounding at its
+    longest (``grounding_products`` lines, each field clipped), and each message's framing.
+    Never more than ``budget``, the most a prompt may take (a larger one raises
+    MessageTooLarge)."""
+    texts = [("system", SYSTEM_PROMPT), ("user", message)]
+    texts += [(item.role, item.content) for item in history]
+    bound = REPLY_PRIMING_TOKENS + sum(
+        _message_bound(role, len(content.encode())) for role, content in texts
+    )
+    if grounding_products > 0:
+        grounding_chars = max(
+            len(_GROUNDING_HEADER) + grounding_products * (1 + _LONGEST_LINE_CHARS),
+            len(grounding_text(None)),
+            len(grounding_text([])),
+        )
+        bound += _message_bound("system", grounding_chars * _UTF8_MAX_BYTES)
+    return min(budget, bound)
 
 
 def _system_prompt_cost(encoding: tiktoken.Encoding) -> int:

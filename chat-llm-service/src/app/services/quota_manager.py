@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import uuid
@@ -19,6 +20,7 @@ from app.services.errors import QuotaExceeded
 
 __all__ = [
     "Reservation",
+    "abandon_hold",
     "record_usage",
     "release_tokens",
     "reserve_tokens",
@@ -62,6 +64,19 @@ async def reserve_tokens(
         seconds = max(1, math.ceil((resets_at - _now()).total_seconds()))
         raise QuotaExceeded(limit=limit, resets_at=resets_at, retry_after=seconds)
     return Reservation(user_id=user_id, day=day, tokens=tokens)
+
+
+async def abandon_hold(
+    holding: asyncio.Task[Reservation], *, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Wait for a hold the turn no longer needs (its prompt failed, or the request went away)
+    and give it back if it was taken; never raises (it runs during cleanup)."""
+    with anyio.CancelScope(shield=True):
+        try:
+            reservation = await asyncio.shield(holding)
+        except Exception:  # refused (429) or failed: nothing is held
+            return
+        await release_tokens(sessions=sessions, reservation=reservation)
 
 
 async def release_tokens(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,6 +10,9 @@ import httpx
 import pytest
 import tiktoken
 from common_libs.testing import LlmServer, Reply, TestTokenIssuer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tests.integration.conftest import chat_settings, http_client, running_app
 from tests.support.servers import CatalogStub
@@ -81,11 +85,27 @@ async def test_history_is_trimmed_oldest_first_to_fit_the_budget(
 
 
 async def test_message_that_cannot_fit_answers_413_without_calling_the_model(
-    small_window_client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
+    small_window_client: httpx.AsyncClient,
+    fake_llm: LlmServer,
+    database_url: str,
+    issuer: TestTokenIssuer,
 ) -> None:
+    subject = str(uuid.uuid4())
+    user = issuer.headers(subject=subject)
     response = await small_window_client.post(
         "/chat/generate_response", json={"message": _long_text("word", 2000)}, headers=user
     )
+    # The quota hold, taken while the catalog was searched, was given back.
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            held = await connection.scalar(
+                text("SELECT reserved_tokens FROM daily_usage WHERE user_id = :u"),
+                {"u": subject},
+            )
+    finally:
+        await engine.dispose()
+    assert held == 0
 
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
