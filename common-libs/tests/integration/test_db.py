@@ -103,6 +103,22 @@ async def test_connection_in_steady_use_is_not_pinged_before_use(
         await engine.dispose()
 
 
+async def test_the_connection_returned_last_is_handed_out_first(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=3, max_overflow=0)
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            pids = [
+                await first.scalar(text("SELECT pg_backend_pid()")),
+                await second.scalar(text("SELECT pg_backend_pid()")),
+            ]
+        # The blocks close the inner one first: ``first`` went back last.
+        again = [await backend_pid(engine) for _ in range(3)]
+    finally:
+        await engine.dispose()
+
+    assert again == [pids[0]] * 3
+
+
 @pytest.mark.parametrize("hide", [True, None], ids=["explicit", "by-default"])
 async def test_statement_parameters_stay_out_of_errors(
     database_url: str, hide: bool | None
