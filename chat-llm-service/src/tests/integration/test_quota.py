@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from common_libs.testing import LlmServer, Reply, TestTokenIssuer
+from common_libs.testing import LlmServer, Reply, TestTokenIssuer, eventually
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tests.integration.conftest import chat_settings, http_client, running_app
 from tests.support.servers import CatalogStub, failing
@@ -91,3 +95,50 @@ async def test_failed_call_gives_its_reservation_back(
 
     assert failed.status_code == 502
     assert retried.status_code == 200
+
+
+async def _held(engine: AsyncEngine, user_id: str) -> int:
+    async with engine.connect() as connection:
+        held = await connection.scalar(
+            text("SELECT reserved_tokens FROM daily_usage WHERE user_id = :u"), {"u": user_id}
+        )
+    return int(held or 0)
+
+
+async def test_the_hold_is_taken_during_the_search_and_given_back_when_the_turn_is_cancelled(
+    database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
+) -> None:
+    settings = chat_settings(database_url, fake_llm, catalog)
+    user_id = str(uuid.uuid4())
+    headers = issuer.headers(subject=user_id)
+    observer = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with running_app(settings, issuer) as application, http_client(application) as http:
+            async with observer.connect() as blocker:
+                await blocker.begin()
+                # The search waits behind this lock: the hold, on a connection of its own, does not.
+                await blocker.execute(text("LOCK TABLE catalog_products IN ACCESS EXCLUSIVE MODE"))
+                turn = asyncio.create_task(
+                    http.post(
+                        "/chat/generate_response", json={"message": "A lamp?"}, headers=headers
+                    )
+                )
+                await eventually(
+                    lambda: _held(observer, user_id), message="the hold taken during the search"
+                )
+                held = await _held(observer, user_id)
+                turn.cancel()  # the request goes away while the search waits
+                with pytest.raises(asyncio.CancelledError):
+                    await turn
+                await blocker.rollback()
+            await eventually(lambda: _zero(observer, user_id), message="the hold given back")
+    finally:
+        await observer.dispose()
+
+    # The most the prompt can cost plus the reply's allowance, and the model was never called.
+    assert held > settings.max_output_tokens
+    assert fake_llm.chat_requests() == []
+
+
+async def _zero(engine: AsyncEngine, user_id: str) -> bool:
+    return await _held(engine, user_id) == 0
