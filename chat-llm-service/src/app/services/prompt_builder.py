@@ -19,8 +19,8 @@ from app.services.llm_integration import PromptMessage
 from app.utils.token_counter import (
     REPLY_PRIMING_TOKENS,
     TOKENS_PER_MESSAGE,
+    count_constant,
     count_message_tokens,
-    count_text,
     count_texts_async,
 )
 
@@ -46,9 +46,6 @@ SYSTEM_PROMPT = (
     "share them and offer to help with the shop instead."
 )
 
-# The system prompt's cost as a message, by encoding name: it never changes, so it is counted
-# once (about a quarter of the tokens a grounded first turn counts).
-_SYSTEM_PROMPT_COSTS: dict[str, int] = {}
 _MAX_QUERY_TERMS = 8
 _MAX_TERM_CHARS = 40
 _MAX_NAME_CHARS = 120
@@ -169,6 +166,8 @@ _LONGEST_LINE_CHARS = len(
         description="x" * _MAX_DESCRIPTION_CHARS,
     )
 )
+# The grounding when the search failed or found nothing.
+_FALLBACK_GROUNDING_CHARS = max(len(grounding_text(None)), len(grounding_text([])))
 _UTF8_MAX_BYTES = 4
 
 
@@ -193,20 +192,10 @@ def prompt_tokens_bound(
     if grounding_products > 0:
         grounding_chars = max(
             len(_GROUNDING_HEADER) + grounding_products * (1 + _LONGEST_LINE_CHARS),
-            len(grounding_text(None)),
-            len(grounding_text([])),
+            _FALLBACK_GROUNDING_CHARS,
         )
         bound += _message_bound("system", grounding_chars * _UTF8_MAX_BYTES)
     return min(budget, bound)
-
-
-def _system_prompt_cost(encoding: tiktoken.Encoding) -> int:
-    """Tokens the system prompt costs as a message, counted once per encoding (it is constant)."""
-    cost = _SYSTEM_PROMPT_COSTS.get(encoding.name)
-    if cost is None:
-        cost = count_message_tokens(encoding, "system", count_text(encoding, SYSTEM_PROMPT))
-        _SYSTEM_PROMPT_COSTS[encoding.name] = cost
-    return cost
 
 
 async def build_prompt(
@@ -233,7 +222,9 @@ async def build_prompt(
         for item, tokens in zip(counted, counts, strict=True)
     ]
     fixed = 1 if grounding is not None else 0  # the grounding's place in ``counted``
-    fixed_cost = REPLY_PRIMING_TOKENS + _system_prompt_cost(encoding) + sum(costs[:fixed])
+    # The system prompt never changes: it is counted once per encoding.
+    system_cost = count_message_tokens(encoding, "system", count_constant(encoding, SYSTEM_PROMPT))
+    fixed_cost = REPLY_PRIMING_TOKENS + system_cost + sum(costs[:fixed])
     budget = context_window - max_output_tokens - fixed_cost
     message_cost = costs[fixed]
     if message_cost > budget:

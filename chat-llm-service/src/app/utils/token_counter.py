@@ -55,8 +55,8 @@ _lock = threading.Lock()
 _prepared_dir: Path | None = None
 # Encodings loaded in this process (tiktoken keeps them; this says whether a load is needed).
 _loaded: set[str] = set()
-# Tokens of each message role, by (encoding name, role).
-_role_tokens: dict[tuple[str, str], int] = {}
+# Tokens of the texts that never change (the roles, the system prompt), by (encoding name, text).
+_constant_tokens: dict[tuple[str, str], int] = {}
 
 
 class EncodingIntegrityError(RuntimeError):
@@ -228,10 +228,16 @@ async def count_texts_async(encoding: tiktoken.Encoding, texts: Sequence[str]) -
     return await asyncio.to_thread(_count_texts, encoding, texts)
 
 
+def count_constant(encoding: tiktoken.Encoding, text: str) -> int:
+    """Like :func:`count_text`, counted once per encoding: for the few texts that never change
+    (a message's role, the system prompt)."""
+    key = (encoding.name, text)
+    tokens = _constant_tokens.get(key)
+    if tokens is None:
+        tokens = _constant_tokens[key] = count_text(encoding, text)
+    return tokens
+
+
 def count_message_tokens(encoding: tiktoken.Encoding, role: str, content_tokens: int) -> int:
     """Tokens one chat message costs in a prompt, given its content's token count."""
-    key = (encoding.name, role)
-    role_tokens = _role_tokens.get(key)
-    if role_tokens is None:  # a role is counted once per encoding: there are three of them
-        role_tokens = _role_tokens[key] = count_text(encoding, role)
-    return TOKENS_PER_MESSAGE + role_tokens + content_tokens
+    return TOKENS_PER_MESSAGE + count_constant(encoding, role) + content_tokens
