@@ -32,13 +32,10 @@ def _in_read_model(fleet: Fleet, product_id: str) -> tuple[str, Decimal] | None:
     return (rows[0]["name"], rows[0]["price"]) if rows else None
 
 
-def _seconds_until(condition: Callable[[], bool], since: float) -> float:
-    """Seconds from ``since`` until ``condition`` holds (given up on after 10 s, so that a miss
-    says by how much)."""
-    while not condition():
-        assert time.monotonic() - since < 10, "not within 10 s"
-        time.sleep(0.01)  # a poll of the chat's database every 10 ms
-    return time.monotonic() - since
+def _lag(condition: Callable[[], bool], change: str) -> float:
+    """Seconds until the read model shows ``change`` (polled every 10 ms; given up on after
+    10 s, so that a miss says by how much)."""
+    return wait_until(condition, timeout=10, interval=0.01, message=f"{change} in the read model")
 
 
 def test_the_assistant_follows_a_product_created_repriced_and_deleted(
@@ -48,10 +45,9 @@ def test_the_assistant_follows_a_product_created_repriced_and_deleted(
     word = made_up_word()
     question = f"Do you sell a {word} lamp?"
     product = shop.add_product(admin, stock=4, name=f"{word.title()} desk lamp", price="41.00")
-    answered = time.monotonic()
     held = (product["name"], Decimal("41.00"))
     # Within a second of the answer, the chat's read model has it, and the next turn uses it.
-    lag = _seconds_until(lambda: _in_read_model(fleet, product["id"]) == held, answered)
+    lag = _lag(lambda: _in_read_model(fleet, product["id"]) == held, "created")
     assert lag <= WITHIN_SECONDS, f"created: in the read model after {lag:.2f} s"
     turn = ask(shop, fake_llm, customer, question)
     assert product["name"] in turn.prompt
@@ -63,9 +59,8 @@ def test_the_assistant_follows_a_product_created_repriced_and_deleted(
         headers=bearer(admin.access_token),
     )
     assert repriced.status_code == 200, repriced.text
-    answered = time.monotonic()
     held = (product["name"], Decimal("55.00"))
-    lag = _seconds_until(lambda: _in_read_model(fleet, product["id"]) == held, answered)
+    lag = _lag(lambda: _in_read_model(fleet, product["id"]) == held, "repriced")
     assert lag <= WITHIN_SECONDS, f"repriced: in the read model after {lag:.2f} s"
     turn = ask(shop, fake_llm, customer, question)
     assert "55.00 USD" in turn.prompt
@@ -75,8 +70,7 @@ def test_the_assistant_follows_a_product_created_repriced_and_deleted(
         f"{shop.endpoints.catalog}/products/{product['id']}", headers=bearer(admin.access_token)
     )
     assert deleted.status_code == 204, deleted.text
-    answered = time.monotonic()
-    lag = _seconds_until(lambda: _in_read_model(fleet, product["id"]) is None, answered)
+    lag = _lag(lambda: _in_read_model(fleet, product["id"]) is None, "deleted")
     assert lag <= WITHIN_SECONDS, f"deleted: gone from the read model after {lag:.2f} s"
     turn = ask(shop, fake_llm, customer, question)
     assert product["name"] not in turn.prompt

@@ -231,12 +231,13 @@ def test_process_not_ready_in_time_is_stopped(log_path: Path) -> None:
     assert str(log_path) not in paths_open_in_this_process()
 
 
-def test_wait_until_returns_once_the_condition_holds() -> None:
+def test_wait_until_returns_once_the_condition_holds_and_says_how_long_it_took() -> None:
     answers = iter([False, False, True])
 
-    wait_until(lambda: next(answers), timeout=5, interval=0.001)
+    seconds = wait_until(lambda: next(answers), timeout=5, interval=0.001)
 
     assert next(answers, "exhausted") == "exhausted"
+    assert 0 < seconds < 5
 
 
 def test_wait_until_timeout_names_the_condition() -> None:

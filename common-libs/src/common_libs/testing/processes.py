@@ -71,13 +71,15 @@ def wait_until(
     timeout: float,
     interval: float = 0.05,
     message: str = "condition",
-) -> None:
-    """Poll ``condition`` until it is true, or raise TimeoutError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+) -> float:
+    """Poll ``condition`` until it is true; return the seconds it took (as :func:`eventually`
+    does), or raise TimeoutError after ``timeout`` seconds."""
+    started = time.monotonic()
     while not condition():
-        if time.monotonic() >= deadline:
+        if time.monotonic() - started >= timeout:
             raise TimeoutError(f"{message} not met within {timeout:g} s")
         time.sleep(interval)
+    return time.monotonic() - started
 
 
 async def eventually(
