@@ -49,9 +49,22 @@ class Settings(VerifyingServiceSettings):
 
     daily_token_quota: int = Field(default=200_000, ge=1)
 
+    # The assistant's tools (app.services.assistant_tools): rounds of tool calls a turn may run
+    # before the model must answer in words (0: no tools, retrieval only), and the most tokens
+    # one tool result may take of the prompt.
+    max_tool_rounds: int = Field(default=3, ge=0, le=10)
+    tool_result_max_tokens: int = Field(default=1500, ge=100, le=100_000)
+    # The marker at the start of the system prompt (app.services.leak_guard); unset: a random
+    # one per process.
+    system_prompt_canary: SecretStr | None = Field(default=None, min_length=16, max_length=200)
+
     catalog_url: str = "http://127.0.0.1:8002"
     catalog_timeout_seconds: float = Field(default=1.5, gt=0, le=30)
     grounding_products: int = Field(default=5, ge=0, le=20)
+
+    # The assistant's order tools read the caller's orders here, with the caller's own token.
+    orders_url: str = "http://127.0.0.1:8003"
+    orders_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
 
     fallback_encoding: EncodingName = "o200k_base"
     tiktoken_cache_dir: Path | None = Field(

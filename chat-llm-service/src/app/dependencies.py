@@ -32,10 +32,19 @@ async def get_chat_services(request: Request) -> ChatServices:
     return services
 
 
+async def get_access_token(request: Request, principal: CurrentPrincipal) -> str:
+    """The caller's access token, once verified (``principal``): the order tools forward it to
+    order-processing-service, so the assistant can see only what the caller may see."""
+    _scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip()
+
+
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
+AccessToken = Annotated[str, Depends(get_access_token)]
 ChatDeps = Annotated[ChatServices, Depends(get_chat_services)]
 
 __all__ = [
+    "AccessToken",
     "AdminPrincipal",
     "AppSettings",
     "ChatDeps",

@@ -6,9 +6,23 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from typing import cast
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,8 +31,11 @@ from app.db.tables import SEARCH_CONFIG, CatalogProductRow, ReadModelState
 from app.models.catalog_models import CatalogProduct
 
 __all__ = [
+    "ProductFilters",
     "delete_product",
     "fill_products",
+    "filter_products",
+    "get_product",
     "is_filled",
     "mark_filled",
     "search_products",
@@ -110,6 +127,27 @@ _SEARCH = """
     LIMIT CAST($3 AS integer)
 """
 
+_PRODUCT_COLUMNS = [_PRODUCTS.c[name] for name in _COLUMNS]
+_GET = select(*_PRODUCT_COLUMNS).where(_PRODUCTS.c.id == bindparam("id"))
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilters:
+    """What the assistant's product search may narrow by, besides words."""
+
+    category: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    in_stock: bool = False
+
+    @property
+    def any(self) -> bool:
+        """Whether any filter is set."""
+        return (self.category, self.min_price, self.max_price) != (None, None, None) or (
+            self.in_stock
+        )
+
+
 _LOCK_FILL = text("SELECT pg_try_advisory_xact_lock(hashtextextended(:name, 0))")
 _STATE = cast(Table, ReadModelState.__table__)
 _IS_FILLED = select(exists().where(_STATE.c.name == bindparam("name")))
@@ -153,6 +191,46 @@ async def search_products(
         return []
     rows = await driver.fetch(connection, _SEARCH, SEARCH_CONFIG, list(terms), limit)
     return [CatalogProduct.model_validate(dict(row)) for row in rows]
+
+
+async def filter_products(
+    connection: AsyncConnection, *, terms: Sequence[str], filters: ProductFilters, limit: int
+) -> list[CatalogProduct]:
+    """The ``limit`` products within ``filters`` that have any of ``terms`` (all products within
+    them when there are none), best text match first, then those in stock, then by name."""
+    table = _PRODUCTS.c
+    conditions: list[ColumnElement[bool]] = []
+    rank: ColumnElement[Any] = literal(0.0)
+    if terms:
+        query = func.websearch_to_tsquery(
+            literal(SEARCH_CONFIG).cast(REGCONFIG), " or ".join(terms)
+        )
+        conditions.append(table.search.op("@@")(query))
+        rank = func.ts_rank_cd(table.search, query)
+    if filters.category is not None:
+        conditions.append(func.lower(table.category) == filters.category.lower())
+    if filters.min_price is not None:
+        conditions.append(table.price >= filters.min_price)
+    if filters.max_price is not None:
+        conditions.append(table.price <= filters.max_price)
+    if filters.in_stock:
+        conditions.append(table.stock_available > 0)
+    statement = (
+        select(*_PRODUCT_COLUMNS)
+        .where(and_(True, *conditions))
+        .order_by(rank.desc(), (table.stock_available > 0).desc(), table.name, table.id)
+        .limit(limit)
+    )
+    rows = (await connection.execute(statement)).mappings().all()
+    return [CatalogProduct.model_validate(dict(row)) for row in rows]
+
+
+async def get_product(
+    connection: AsyncConnection, *, product_id: uuid.UUID
+) -> CatalogProduct | None:
+    """The product with this id, when the read model has it."""
+    row = (await connection.execute(_GET, {"id": product_id})).mappings().first()
+    return CatalogProduct.model_validate(dict(row)) if row is not None else None
 
 
 async def try_lock_fill(connection: AsyncConnection, *, name: str) -> bool:

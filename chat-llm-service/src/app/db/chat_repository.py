@@ -52,9 +52,16 @@ async def list_conversations(
 
 
 async def list_messages(session: AsyncSession, *, conversation_id: uuid.UUID) -> Sequence[Message]:
-    """All messages of a conversation, oldest first."""
+    """The questions and answers of a conversation, oldest first: without the tool exchanges
+    (what the assistant looked up is in its answers; API.md's messages are the two roles)."""
     statement = (
-        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.position)
+        select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.role != "tool",
+            Message.tool_calls.is_(None),
+        )
+        .order_by(Message.position)
     )
     return (await session.execute(statement)).scalars().all()
 
@@ -105,6 +112,8 @@ async def insert_message(
     role: str,
     content: str,
     is_complete: bool = True,
+    tool_calls: list[dict[str, str]] | None = None,
+    tool_call_id: str | None = None,
 ) -> None:
     """Append a message to a conversation."""
     await session.execute(
@@ -114,6 +123,8 @@ async def insert_message(
             role=role,
             content=content,
             is_complete=is_complete,
+            tool_calls=tool_calls,
+            tool_call_id=tool_call_id,
         )
     )
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -71,7 +71,7 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        CheckConstraint("role IN ('user', 'assistant')", name="role"),
+        CheckConstraint("role IN ('user', 'assistant', 'tool')", name="role"),
         Index("ix_messages_conversation_position", "conversation_id", "position"),
     )
 
@@ -83,6 +83,10 @@ class Message(Base):
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
     is_complete: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    # An assistant message that asked for tools: its calls ([{id, name, arguments}]); a ``tool``
+    # message: the call it answers. Clients never see either (see chat_repository).
+    tool_calls: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB(none_as_null=True))
+    tool_call_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from common_libs.problems import problem_responses
 from fastapi import APIRouter
 
-from app.dependencies import AppSettings, ChatDeps, CurrentPrincipal, DbSession
+from app.dependencies import AccessToken, AppSettings, ChatDeps, CurrentPrincipal, DbSession
 from app.models.chat_models import (
     CountTokensRequest,
     CountTokensResponse,
@@ -63,13 +63,15 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     },
 )
 async def generate_response(
-    body: GenerateRequest, principal: CurrentPrincipal, services: ChatDeps
+    body: GenerateRequest, principal: CurrentPrincipal, token: AccessToken, services: ChatDeps
 ) -> GenerateResponse | EventStreamResponse:
-    """Answer a message as the shop's assistant, grounded in the catalog."""
+    """Answer a message as the shop's assistant, grounded in the catalog, using its tools (the
+    products, and the caller's own orders read with the caller's token)."""
     if body.stream:
         events = await chat_stream.start_stream(
             services=services,
             user_id=principal.subject,
+            access_token=token,
             message=body.message,
             conversation_id=body.conversation_id,
         )
@@ -77,6 +79,7 @@ async def generate_response(
     return await chat_manager.generate_response(
         services=services,
         user_id=principal.subject,
+        access_token=token,
         message=body.message,
         conversation_id=body.conversation_id,
     )

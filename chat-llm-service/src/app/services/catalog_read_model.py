@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.clients.catalog_client import CatalogClient
 from app.db import catalog_repository
+from app.db.catalog_repository import ProductFilters
 from app.db.driver import DriverFailed
 from app.models.catalog_models import CatalogProduct
 from app.services.errors import StartingUp
@@ -100,6 +101,30 @@ class CatalogReadModel:
                 return await catalog_repository.search_products(
                     connection, terms=terms, limit=limit
                 )
+        except (SQLAlchemyError, *DriverFailed) as exc:
+            raise CatalogSearchFailed(type(exc).__name__) from exc
+
+    async def find_products(
+        self, *, terms: Sequence[str], filters: ProductFilters, limit: int
+    ) -> list[CatalogProduct]:
+        """The assistant's product search: as grounding searches when only words are given,
+        else the products within ``filters`` (see ``filter_products``); raises
+        CatalogSearchFailed."""
+        if not filters.any:
+            return await self.search_products(terms=terms, limit=limit)
+        try:
+            async with self._engine.connect() as connection:
+                return await catalog_repository.filter_products(
+                    connection, terms=terms, filters=filters, limit=limit
+                )
+        except (SQLAlchemyError, *DriverFailed) as exc:
+            raise CatalogSearchFailed(type(exc).__name__) from exc
+
+    async def get_product(self, product_id: uuid.UUID) -> CatalogProduct | None:
+        """The product, when the read model has it; raises CatalogSearchFailed."""
+        try:
+            async with self._engine.connect() as connection:
+                return await catalog_repository.get_product(connection, product_id=product_id)
         except (SQLAlchemyError, *DriverFailed) as exc:
             raise CatalogSearchFailed(type(exc).__name__) from exc
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -19,9 +20,10 @@ from common_libs.errors import ProblemError
 from common_libs.request_id import get_request_id
 from pydantic import BaseModel
 
+from app.metrics import TIME_TO_FIRST_TOKEN
 from app.models.chat_models import StreamDelta, StreamDone, TokenUsage
 from app.services import quota_manager
-from app.services.chat_manager import Turn, prepare_turn, store_turn
+from app.services.chat_manager import Turn, TurnProgress, prepare_turn, store_turn
 from app.services.context import ChatServices
 from app.services.llm_integration import CompletionStream
 
@@ -55,37 +57,66 @@ def problem_event(problem: ProblemError) -> bytes:
 
 
 async def start_stream(
-    *, services: ChatServices, user_id: str, message: str, conversation_id: uuid.UUID | None
+    *,
+    services: ChatServices,
+    user_id: str,
+    access_token: str,
+    message: str,
+    conversation_id: uuid.UUID | None,
 ) -> ReplyEvents:
     """Check, reserve and open the upstream stream; problems so far are ordinary answers."""
+    started = time.perf_counter()
     turn = await prepare_turn(
-        services=services, user_id=user_id, message=message, conversation_id=conversation_id
+        services=services,
+        user_id=user_id,
+        access_token=access_token,
+        message=message,
+        conversation_id=conversation_id,
     )
+    progress = TurnProgress(services, turn)
     try:
-        stream = await services.llm.open_stream(
-            model=turn.model,
-            messages=turn.prompt.messages,
-            max_tokens=services.settings.max_output_tokens,
-        )
+        stream = await _open(services, turn, progress)
     except BaseException:
         await quota_manager.release_tokens(sessions=services.sessions, reservation=turn.reservation)
         raise
-    return ReplyEvents(services, turn, stream)
+    return ReplyEvents(services, turn, progress, stream, started=started)
+
+
+async def _open(services: ChatServices, turn: Turn, progress: TurnProgress) -> CompletionStream:
+    return await services.llm.open_stream(
+        model=turn.model,
+        messages=progress.messages,
+        max_tokens=services.settings.max_output_tokens,
+        tools=progress.offer(),
+    )
 
 
 class ReplyEvents:
     """The events of one streamed reply, as an async iterator that must be closed.
 
-    Closing it before the end (the client left, or the response was never sent) stops the
-    upstream call at once and stores what was said so far, its tokens counted with tiktoken;
-    that holds whether or not iteration had started, which a bare generator cannot promise.
+    A round whose model call asks for tools streams any words it says, runs the tools, and
+    opens the next round's stream; the answer streams as it comes. Closing it before the end
+    (the client left, or the response was never sent) stops the upstream call at once and
+    stores what was said so far (with the finished tool exchanges), its tokens counted with
+    tiktoken; that holds whether or not iteration had started, which a bare generator cannot
+    promise.
     """
 
-    def __init__(self, services: ChatServices, turn: Turn, stream: CompletionStream) -> None:
+    def __init__(
+        self,
+        services: ChatServices,
+        turn: Turn,
+        progress: TurnProgress,
+        stream: CompletionStream,
+        *,
+        started: float,
+    ) -> None:
         self._services = services
         self._turn = turn
+        self._progress = progress
         self._stream = stream
-        self._parts: list[str] = []
+        self._started_at = started
+        self._round_text: list[str] = []
         self._settled = False
         self._started = False
         self._generator = self._generate()
@@ -109,38 +140,66 @@ class ReplyEvents:
         with anyio.CancelScope(shield=True):
             await self._stream.aclose()
             try:
+                await self._progress.end_round(None, "".join(self._round_text), ())
                 await store_turn(
                     services=self._services,
                     turn=self._turn,
-                    answer="".join(self._parts),
-                    reported=None,
+                    progress=self._progress,
                     is_complete=False,
                 )
             except Exception:
                 _logger.exception("storing a reply cut short by the client failed")
 
+    async def _rounds(self) -> AsyncGenerator[str, None]:
+        """The text of every round, as it may reach the client; runs the tool rounds."""
+        progress = self._progress
+        while True:
+            self._round_text = []
+            async for delta in self._stream.deltas():
+                self._round_text.append(delta)
+                if safe := progress.show(delta):
+                    yield safe
+                if progress.leaked:
+                    break
+            text, calls = "".join(self._round_text), self._stream.tool_calls
+            await self._stream.aclose()
+            self._round_text = []
+            await progress.end_round(self._stream.usage, text, calls)
+            if not progress.wants_tools(calls):
+                break
+            await progress.run_tools(text, calls)
+            self._stream = await _open(self._services, self._turn, progress)
+        if rest := progress.finish_text():
+            yield rest
+
     async def _generate(self) -> AsyncGenerator[bytes, None]:
         turn = self._turn
         try:
             failure: ProblemError | None = None
+            first = True
             try:
-                async for delta in self._stream.deltas():
-                    self._parts.append(delta)
-                    yield _event(StreamDelta(delta=delta))
+                async for text in self._rounds():
+                    if first:
+                        TIME_TO_FIRST_TOKEN.labels(model=turn.model).observe(
+                            time.perf_counter() - self._started_at
+                        )
+                        first = False
+                    yield _event(StreamDelta(delta=text))
             except ProblemError as exc:
                 failure = exc
             except Exception:
                 _logger.exception("reading the upstream stream failed")
                 failure = _unexpected()
             await self._stream.aclose()
+            if failure is not None and self._round_text:
+                await self._progress.end_round(None, "".join(self._round_text), ())
             self._settled = True  # store_turn settles (or releases) the reservation from here on
             usage: TokenUsage | None = None
             try:
                 usage = await store_turn(
                     services=self._services,
                     turn=turn,
-                    answer="".join(self._parts),
-                    reported=self._stream.usage if failure is None else None,
+                    progress=self._progress,
                     is_complete=failure is None,
                 )
             except ProblemError as exc:

@@ -16,7 +16,7 @@ import importlib
 import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
 
@@ -26,7 +26,7 @@ from app.services.upstream_errors import upstream_errors
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
-    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
     from openai.types.chat.completion_create_params import (
         CompletionCreateParamsNonStreaming,
         CompletionCreateParamsStreaming,
@@ -39,6 +39,9 @@ __all__ = [
     "LlmClient",
     "PromptMessage",
     "ReportedUsage",
+    "ToolCallRequest",
+    "ToolChoice",
+    "ToolOffer",
 ]
 
 # Sent when only a base URL is configured: local servers (Ollama, vLLM) accept any key.
@@ -48,12 +51,27 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 
 
+ToolChoice = Literal["auto", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRequest:
+    """A function call the model asked for; ``arguments`` is JSON text, as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 @dataclass(frozen=True, slots=True)
 class PromptMessage:
-    """One message sent to the model."""
+    """One message sent to the model: an assistant message may carry the tool calls it asked
+    for, and a ``tool`` message answers one of them (``tool_call_id``)."""
 
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: tuple[ToolCallRequest, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +88,7 @@ class Completion:
 
     content: str
     usage: ReportedUsage | None
+    tool_calls: tuple[ToolCallRequest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,22 +111,43 @@ def _request_headers() -> dict[str, str]:
 # CPU per call, before the request leaves) and changes nothing for the plain ``role`` and
 # ``content`` strings sent here. The bodies are typed with the SDK's own parameter TypedDicts,
 # so mypy still checks them.
+@dataclass(frozen=True, slots=True)
+class ToolOffer:
+    """The tools a request offers the model (OpenAI function specs) and whether it may call
+    them (``none`` asks for an answer in words)."""
+
+    specs: Sequence[ChatCompletionToolParam]
+    choice: ToolChoice = "auto"
+
+
 def _chat_body(
-    model: str, messages: Sequence[PromptMessage], max_tokens: int
+    model: str, messages: Sequence[PromptMessage], max_tokens: int, tools: ToolOffer | None
 ) -> CompletionCreateParamsNonStreaming:
-    return {"model": model, "messages": _message_params(messages), "max_tokens": max_tokens}
+    body: CompletionCreateParamsNonStreaming = {
+        "model": model,
+        "messages": _message_params(messages),
+        "max_tokens": max_tokens,
+    }
+    if tools is not None:
+        body["tools"] = tools.specs
+        body["tool_choice"] = tools.choice
+    return body
 
 
 def _chat_stream_body(
-    model: str, messages: Sequence[PromptMessage], max_tokens: int
+    model: str, messages: Sequence[PromptMessage], max_tokens: int, tools: ToolOffer | None
 ) -> CompletionCreateParamsStreaming:
-    return {
+    body: CompletionCreateParamsStreaming = {
         "model": model,
         "messages": _message_params(messages),
         "max_tokens": max_tokens,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if tools is not None:
+        body["tools"] = tools.specs
+        body["tool_choice"] = tools.choice
+    return body
 
 
 def _message_params(messages: Sequence[PromptMessage]) -> list[ChatCompletionMessageParam]:
@@ -117,6 +157,29 @@ def _message_params(messages: Sequence[PromptMessage]) -> list[ChatCompletionMes
             params.append({"role": "system", "content": message.content})
         elif message.role == "user":
             params.append({"role": "user", "content": message.content})
+        elif message.role == "tool":
+            params.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": message.tool_call_id or "",
+                    "content": message.content,
+                }
+            )
+        elif message.tool_calls:
+            params.append(
+                {
+                    "role": "assistant",
+                    "content": message.content or None,
+                    "tool_calls": [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": call.arguments},
+                        }
+                        for call in message.tool_calls
+                    ],
+                }
+            )
         else:
             params.append({"role": "assistant", "content": message.content})
     return params
@@ -132,31 +195,62 @@ def _reported_usage(usage: object) -> ReportedUsage | None:
     return ReportedUsage(prompt_tokens=prompt, completion_tokens=completion)
 
 
-def _chunk_texts(chunk: object) -> list[str]:
-    """The text pieces of a ``chat.completion.chunk`` (its choices' ``delta.content``)."""
+def _chunk_deltas(chunk: object) -> list[dict[str, Any]]:
+    """The ``delta`` objects of a ``chat.completion.chunk``'s choices."""
     choices = chunk.get("choices") if isinstance(chunk, dict) else None
-    texts: list[str] = []
+    deltas = []
     for choice in choices if isinstance(choices, list) else ():
         delta = choice.get("delta") if isinstance(choice, dict) else None
-        content = delta.get("content") if isinstance(delta, dict) else None
-        if isinstance(content, str) and content:
-            texts.append(content)
-    return texts
+        if isinstance(delta, dict):
+            deltas.append(delta)
+    return deltas
+
+
+class _CallFragments:
+    """A streamed tool call, put together from its fragments (id and name first, then the
+    arguments in pieces)."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+    def add(self, fragment: dict[str, Any]) -> None:
+        if isinstance(fragment.get("id"), str):
+            self.id = fragment["id"]
+        function = fragment.get("function")
+        if isinstance(function, dict):
+            if isinstance(function.get("name"), str):
+                self.name += function["name"]
+            if isinstance(function.get("arguments"), str):
+                self.arguments.append(function["arguments"])
 
 
 class CompletionStream:
-    """An open streamed reply: iterate :meth:`deltas`; ``usage`` is set by its final chunk.
+    """An open streamed reply: iterate :meth:`deltas`; ``usage`` is set by its final chunk, and
+    ``tool_calls`` holds the calls the model asked for once the stream is read.
 
     The SDK hands each chunk over as the JSON object it parsed (``AsyncStream[object]``) rather
     than as a ``ChatCompletionChunk``: building that model (the SDK's ``construct_type``, which
     walks the chunk against its type hints) costs about 0.2 ms of CPU per chunk here, twice
-    before the first piece of text. Only ``choices[].delta.content`` and ``usage`` are read;
-    the SDK still turns an ``error`` in the stream into ``APIError``.
+    before the first piece of text. Only ``choices[].delta`` (``content``, ``tool_calls``) and
+    ``usage`` are read; the SDK still turns an ``error`` in the stream into ``APIError``.
     """
 
     def __init__(self, stream: AsyncStream[object]) -> None:
         self._stream = stream
+        self._calls: dict[int, _CallFragments] = {}
         self.usage: ReportedUsage | None = None
+
+    @property
+    def tool_calls(self) -> tuple[ToolCallRequest, ...]:
+        """The tool calls streamed so far, by their index (an id the model left out is made)."""
+        return tuple(
+            ToolCallRequest(
+                id=call.id or f"call_{index}", name=call.name, arguments="".join(call.arguments)
+            )
+            for index, call in sorted(self._calls.items())
+        )
 
     async def deltas(self) -> AsyncIterator[str]:
         """Yield the text of the reply as it arrives; raises the mapped upstream problems."""
@@ -164,8 +258,17 @@ class CompletionStream:
             async for chunk in self._stream:
                 if isinstance(chunk, dict) and chunk.get("usage") is not None:
                     self.usage = _reported_usage(chunk["usage"])
-                for text in _chunk_texts(chunk):
-                    yield text
+                for delta in _chunk_deltas(chunk):
+                    self._add_tool_calls(delta.get("tool_calls"))
+                    content = delta.get("content")
+                    if isinstance(content, str) and content:
+                        yield content
+
+    def _add_tool_calls(self, fragments: object) -> None:
+        for fragment in fragments if isinstance(fragments, list) else ():
+            index = fragment.get("index") if isinstance(fragment, dict) else None
+            if type(index) is int:
+                self._calls.setdefault(index, _CallFragments()).add(fragment)
 
     async def aclose(self) -> None:
         """Close the upstream response (and its connection, when the reply is unfinished)."""
@@ -245,7 +348,12 @@ class LlmClient:
         return await asyncio.shield(self._building)
 
     async def complete(
-        self, *, model: str, messages: Sequence[PromptMessage], max_tokens: int
+        self,
+        *,
+        model: str,
+        messages: Sequence[PromptMessage],
+        max_tokens: int,
+        tools: ToolOffer | None = None,
     ) -> Completion:
         """Ask for a whole reply; the configured timeout bounds it, the SDK's retries included."""
         client = await self._sdk()  # first: the SDK is imported once the client is built
@@ -256,18 +364,28 @@ class LlmClient:
                 response = await client.post(
                     CHAT_COMPLETIONS_PATH,
                     cast_to=ChatCompletion,
-                    body=_chat_body(model, messages, max_tokens),
+                    body=_chat_body(model, messages, max_tokens, tools),
                     options={"headers": _request_headers()},
                 )
-        content = response.choices[0].message.content if response.choices else None
+        message = response.choices[0].message if response.choices else None
         usage = response.usage
         return Completion(
-            content=content or "",
+            content=(message.content if message else None) or "",
             usage=ReportedUsage(usage.prompt_tokens, usage.completion_tokens) if usage else None,
+            tool_calls=tuple(
+                ToolCallRequest(call.id, call.function.name, call.function.arguments)
+                for call in (message.tool_calls or () if message else ())
+                if call.type == "function"
+            ),
         )
 
     async def open_stream(
-        self, *, model: str, messages: Sequence[PromptMessage], max_tokens: int
+        self,
+        *,
+        model: str,
+        messages: Sequence[PromptMessage],
+        max_tokens: int,
+        tools: ToolOffer | None = None,
     ) -> CompletionStream:
         """Start a streamed reply; returns once the upstream has accepted it (same deadline)."""
         client = await self._sdk()  # first: the SDK is imported once the client is built
@@ -279,7 +397,7 @@ class LlmClient:
                 stream = await client.post(
                     CHAT_COMPLETIONS_PATH,
                     cast_to=ChatCompletion,
-                    body=_chat_stream_body(model, messages, max_tokens),
+                    body=_chat_stream_body(model, messages, max_tokens, tools),
                     options={"headers": _request_headers()},
                     stream=True,
                     stream_cls=AsyncStream[object],  # each chunk as parsed (CompletionStream)

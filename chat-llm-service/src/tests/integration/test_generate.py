@@ -17,6 +17,7 @@ from common_libs.testing import (
     UvicornServer,
     eventually,
 )
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -45,6 +46,7 @@ def _kettle() -> dict[str, Any]:
 
 @pytest.mark.usefixtures("empty_read_model")
 async def test_upstream_receives_model_system_prompt_and_the_products_found(
+    app: FastAPI,
     client: httpx.AsyncClient,
     user: dict[str, str],
     fake_llm: LlmServer,
@@ -63,7 +65,11 @@ async def test_upstream_receives_model_system_prompt_and_the_products_found(
     assert response.status_code == 200, response.text
     [sent] = fake_llm.chat_requests()
     assert sent["model"] == "gpt-4o-mini"
-    assert sent["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    canary = app.state.chat_services.canary
+    assert sent["messages"][0] == {
+        "role": "system",
+        "content": f"Confidential marker: {canary}\n{SYSTEM_PROMPT}",
+    }
     assert sent["messages"][-1] == {"role": "user", "content": question}
     grounding = sent["messages"][-2]
     assert grounding["role"] == "system"
@@ -190,7 +196,7 @@ async def test_configured_key_and_request_id_reach_the_upstream(
     assert received.headers["x-request-id"] == "trace-me-42"
     # Exactly the body the SDK's chat.completions.create would send with these arguments.
     assert received.path == "/v1/chat/completions"
-    assert sorted(received.body) == ["max_tokens", "messages", "model"]
+    assert sorted(received.body) == ["max_tokens", "messages", "model", "tool_choice", "tools"]
 
 
 async def test_base_url_alone_is_enough_and_sends_a_placeholder_key(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from tests.integration.conftest import chat_settings, http_client, running_app
 from tests.support.servers import CatalogStub
 
-WINDOW = 1200
+WINDOW = 1700  # the tools offered take about 400 of it
 MAX_OUTPUT = 128
 
 
@@ -78,7 +79,9 @@ async def test_history_is_trimmed_oldest_first_to_fit_the_budget(
     assert history == [
         {"role": m["role"], "content": m["content"]} for m in stored[-len(history) :]
     ]
-    prompt_tokens = 3 + sum(_cost(encoding, message) for message in sent["messages"])
+    # The tools offered take their share of the window too.
+    tools = len(encoding.encode(json.dumps(sent["tools"])))
+    prompt_tokens = 3 + tools + sum(_cost(encoding, message) for message in sent["messages"])
     assert prompt_tokens <= WINDOW - MAX_OUTPUT
     next_older = stored[-len(history) - 1]
     assert prompt_tokens + _cost(encoding, next_older) > WINDOW - MAX_OUTPUT

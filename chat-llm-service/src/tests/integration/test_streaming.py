@@ -62,5 +62,13 @@ async def test_streamed_reply_is_stored_before_done_is_sent(
     assert sent["stream"] is True
     assert sent["stream_options"] == {"include_usage": True}
     # Exactly the body the SDK's chat.completions.create would send with these arguments.
-    assert sorted(sent) == ["max_tokens", "messages", "model", "stream", "stream_options"]
+    assert sorted(sent) == [
+        "max_tokens",
+        "messages",
+        "model",
+        "stream",
+        "stream_options",
+        "tool_choice",
+        "tools",
+    ]
     assert sent["max_tokens"] == 256

@@ -75,3 +75,34 @@ async def test_closing_closes_the_upstream_response() -> None:
     await stream.aclose()
 
     assert chunks.closed
+
+
+async def test_tool_calls_are_put_together_from_their_fragments_by_index() -> None:
+    def call(index: int, **fragment: Any) -> dict[str, Any]:
+        return _chunk({"tool_calls": [{"index": index, **fragment}]})
+
+    stream = CompletionStream(
+        cast(
+            Any,
+            _Chunks(
+                _chunk({"role": "assistant", "content": "Let me look."}),
+                call(0, id="call_a", type="function", function={"name": "get_order"}),
+                call(1, id="call_b", type="function", function={"name": "search_products"}),
+                call(0, function={"arguments": '{"order_'}),
+                call(1, function={"arguments": '{"query": "desk"}'}),
+                call(0, function={"arguments": 'id": "42"}'}),
+                call(2, function={"name": "nameless_id", "arguments": "{}"}),
+                _chunk({"tool_calls": [{"function": {"name": "no index"}}, "not an object"]}),
+                _chunk({}, finish_reason="tool_calls"),
+            ),
+        )
+    )
+
+    texts = [text async for text in stream.deltas()]
+
+    assert texts == ["Let me look."]
+    assert [(c.id, c.name, c.arguments) for c in stream.tool_calls] == [
+        ("call_a", "get_order", '{"order_id": "42"}'),
+        ("call_b", "search_products", '{"query": "desk"}'),
+        ("call_2", "nameless_id", "{}"),
+    ]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from app.models.catalog_models import CatalogProduct
 from app.services.errors import MessageTooLarge
-from app.services.llm_integration import PromptMessage
+from app.services.llm_integration import PromptMessage, ToolCallRequest
 from app.services.prompt_builder import (
     SYSTEM_PROMPT,
     build_prompt,
@@ -163,17 +163,25 @@ def _products(draw: st.DrawFn) -> list[CatalogProduct]:
 @settings(max_examples=60, deadline=None)
 @given(
     message=_TEXT,
-    history=st.lists(st.tuples(st.sampled_from(["user", "assistant"]), _TEXT), max_size=6),
+    history=st.lists(
+        st.tuples(st.sampled_from(["user", "assistant", "calls", "tool"]), _TEXT), max_size=6
+    ),
     products=_products(),
     searched=st.booleans(),
+    tools=_TEXT,
 )
 async def test_the_bound_known_before_the_search_is_never_below_the_prompt(
-    message: str, history: list[tuple[str, str]], products: list[CatalogProduct], searched: bool
+    message: str,
+    history: list[tuple[str, str]],
+    products: list[CatalogProduct],
+    searched: bool,
+    tools: str,
 ) -> None:
     """The quota hold is taken before the grounding is known: it holds this bound, so the bound
-    must cover any prompt (any text; as many products as it allows, of any field lengths)."""
+    must cover any prompt (any text; as many products as it allows, of any field lengths; tool
+    exchanges in the history; the tools' specs)."""
     encoding = _encoding()
-    past = [PromptMessage(role, content) for role, content in history]
+    past = [_message(role, content) for role, content in history]
     grounding = grounding_text(products if searched else None)
     budget = 100_000 - 1_000
 
@@ -184,12 +192,76 @@ async def test_the_bound_known_before_the_search_is_never_below_the_prompt(
         grounding=grounding,
         context_window=100_000,
         max_output_tokens=1_000,
+        system="Confidential marker: canary-1234567890\n" + SYSTEM_PROMPT,
+        tools_tokens=len(encoding.encode(tools)),
     )
     bound = prompt_tokens_bound(
-        message=message, history=past, grounding_products=max(1, len(products)), budget=budget
+        message=message,
+        history=past,
+        grounding_products=max(1, len(products)),
+        budget=budget,
+        system="Confidential marker: canary-1234567890\n" + SYSTEM_PROMPT,
+        tools_tokens=len(tools.encode()),
     )
 
     assert prompt.prompt_tokens <= bound <= budget
+
+
+def _message(role: str, content: str) -> PromptMessage:
+    if role == "calls":
+        call = ToolCallRequest("call_1", "search_products", content)
+        return PromptMessage("assistant", "", tool_calls=(call,))
+    if role == "tool":
+        return PromptMessage("tool", content, tool_call_id="call_1")
+    return PromptMessage("user" if role == "user" else "assistant", content)
+
+
+async def test_tool_results_are_never_kept_without_the_call_that_asked_for_them() -> None:
+    encoding = _encoding()
+    calls = (
+        ToolCallRequest("call_a", "get_order", '{"order_id": "' + "9" * 400 + '"}'),
+        ToolCallRequest("call_b", "get_product", "{}"),
+    )
+    history = [  # newest first
+        PromptMessage("tool", "result b", tool_call_id="call_b"),
+        PromptMessage("tool", "result a", tool_call_id="call_a"),
+        PromptMessage("assistant", "", tool_calls=calls),
+        PromptMessage("user", "Where is my order?"),
+    ]
+    whole = await build_prompt(
+        encoding=encoding,
+        message="And now?",
+        history=history,
+        grounding=None,
+        context_window=4096,
+        max_output_tokens=256,
+    )
+    # Room for the two results, not for the long call: the results are left out with it.
+    fixed = 3 + _cost(PromptMessage("system", SYSTEM_PROMPT), encoding)
+    question = _cost(PromptMessage("user", "And now?"), encoding)
+    results = sum(_cost(message, encoding) for message in history[:2])
+
+    trimmed = await build_prompt(
+        encoding=encoding,
+        message="And now?",
+        history=history,
+        grounding=None,
+        context_window=fixed + question + results + 10 + 256,
+        max_output_tokens=256,
+    )
+
+    assert [m.role for m in whole.messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "tool",
+        "user",
+    ]
+    assert whole.history_used == 4
+    assert [m.content for m in trimmed.messages] == [SYSTEM_PROMPT, "And now?"]
+    assert trimmed.history_used == 0
+    assert trimmed.prompt_tokens == 3 + sum(_cost(m, encoding) for m in trimmed.messages)
 
 
 def test_the_bound_never_exceeds_the_budget() -> None:
