@@ -2,15 +2,17 @@
 
 ``LlmServer`` runs it as a uvicorn process of its own on a free port of 127.0.0.1; give a
 service ``base_url`` (and ``api_key``) as its OpenAI base URL. ``enqueue`` scripts the next
-answers with the behaviours below; ``requests`` and ``streams`` read what the server recorded.
+answers with the behaviours below; ``set_rules`` answers the chat requests left over by rules
+over their conversation; ``requests`` and ``streams`` read what the server recorded.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 import httpx
 
@@ -24,12 +26,15 @@ __all__ = [
     "LlmServer",
     "Received",
     "Reply",
+    "Rule",
     "StreamRecord",
     "ToolCall",
     "ToolCalls",
 ]
 
 Endpoint = Literal["chat", "embeddings"]
+RuleWhen = Literal["user", "tool", "any"]
+RuleTarget = Literal["last_user", "conversation", "tool_results"]
 
 
 @dataclass(frozen=True)
@@ -96,13 +101,59 @@ Behaviour = Reply | ToolCalls | Failure | Hang
 
 
 @dataclass(frozen=True)
+class Rule:
+    """Answer a chat request that nothing queued answers, when it matches.
+
+    It matches when the request's last message has the role ``when`` (``"user"``: a new
+    question; ``"tool"``: tool results just came back; ``"any"``) and ``pattern`` (a regex,
+    case-insensitive, ``.`` matching newlines; None matches always) is found in ``target``: the
+    last user message, the ``conversation`` (every message's text and every tool call's name and
+    arguments, one a line) or the ``tool_results`` that end the request. A rule with ``calls``
+    matches only when the request offers every function it calls and ``tool_choice`` is not
+    ``"none"``; its call ids are ``call_<request number>_<index>`` (their ``id`` is ignored).
+
+    ``reply`` (streamed a word at a time) and each call's ``arguments`` are templates:
+    ``{0}``..``{9}`` (the match and its groups), ``{last_user}``, ``{system}`` (the first system
+    message) and ``{tool_results}``; in arguments, values are escaped for a JSON string.
+    """
+
+    name: str = ""
+    when: RuleWhen = "user"
+    pattern: str | None = None
+    target: RuleTarget = "last_user"
+    calls: Sequence[ToolCall] | None = None
+    reply: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.calls is None) == (self.reply is None):
+            raise ValueError(f"rule {self.name!r}: set exactly one of calls and reply")
+        if self.calls is not None and not self.calls:
+            raise ValueError(f"rule {self.name!r}: calls names no call")
+        for option, allowed in (("when", RuleWhen), ("target", RuleTarget)):
+            if getattr(self, option) not in get_args(allowed):
+                raise ValueError(
+                    f"rule {self.name!r}: {option} is one of {get_args(allowed)}, "
+                    f"not {getattr(self, option)!r}"
+                )
+        try:
+            re.compile(self.pattern or "")
+        except re.error as error:
+            raise ValueError(f"rule {self.name!r}: pattern {self.pattern!r}: {error}") from error
+
+
+@dataclass(frozen=True)
 class Received:
-    """One request as the server got it (header names in lower case)."""
+    """One request as the server got it (header names in lower case).
+
+    ``rule``: the name of the rule that answered a chat request (None: a queued behaviour or
+    the default reply did).
+    """
 
     method: str
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    rule: str | None = None
 
     def message_texts(self) -> list[str]:
         """The ``content`` of every message of a chat completion request."""
@@ -137,13 +188,19 @@ class LlmControl:
         return response.json()
 
     def reset(self) -> None:
-        """Forget scripts, gates and recordings."""
+        """Forget scripts, rules, gates and recordings."""
         self._call("POST", "/_control/reset")
 
     def enqueue(self, *behaviours: Behaviour, endpoint: Endpoint = "chat") -> None:
         """The next requests to ``endpoint`` answer with ``behaviours``, in order."""
         script = {"endpoint": endpoint, "behaviours": [asdict(b) for b in behaviours]}
         self._call("POST", "/_control/enqueue", script)
+
+    def set_rules(self, *rules: Rule) -> None:
+        """Answer the chat requests that nothing queued answers by ``rules`` (the first match)."""
+        self._call(
+            "POST", "/_control/rules", {"endpoint": "chat", "rules": [asdict(r) for r in rules]}
+        )
 
     def release(self, gate: str) -> None:
         """Let the streams waiting at ``gate`` (and any that reach it later) go on."""

@@ -11,8 +11,10 @@ It speaks the real wire protocol, so a service reaches it through the real ``ope
 
 Tests script it through ``/_control/`` endpoints (typed in :mod:`common_libs.testing.llm`): each
 request takes the next queued behaviour of its endpoint (``reply``, ``tool_calls``, ``status``,
-``hang``); a stream can wait at a named gate until released, drop the connection on purpose, or
-pause before each chunk. Every request and every stream is recorded, with the server's own time
+``hang``); a chat request with none queued is answered by the first rule over its conversation
+that matches (:mod:`common_libs.testing.llm_rules`), else by the default reply. A stream can wait
+at a named gate until released, drop the connection on purpose, or pause before each chunk. Every
+request (with the rule that answered it) and every stream is recorded, with the server's own time
 to the first content chunk. Run it with uvicorn on asyncio, which sets ``TCP_NODELAY`` on every
 connection: each chunk leaves when it is sent, never held back by Nagle's algorithm.
 """
@@ -29,6 +31,8 @@ from collections import deque
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
+
+from common_libs.testing.llm_rules import answer_by_rules
 
 __all__ = ["DEFAULT_DELTAS", "EMBEDDING_DIMENSIONS", "app"]
 
@@ -48,10 +52,22 @@ class _State:
         self.requests: list[dict[str, Any]] = []
         self.streams: list[dict[str, Any]] = []
         self.gates: dict[str, asyncio.Event] = {}
+        self.rules: list[dict[str, Any]] = []
+        self.chat_count = 0
 
     def next_behaviour(self, endpoint: str) -> dict[str, Any]:
         queue = self.queues[endpoint]
         return queue.popleft() if queue else {"kind": "reply"}
+
+    def chat_behaviour(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The queued behaviour, else the first matching rule's (named in ``request``)."""
+        self.chat_count += 1
+        if not self.queues["chat"]:
+            answer = answer_by_rules(self.rules, request["body"], self.chat_count)
+            if answer is not None:
+                behaviour, request["rule"] = answer
+                return behaviour
+        return self.next_behaviour("chat")
 
     def gate(self, name: str) -> asyncio.Event:
         return self.gates.setdefault(name, asyncio.Event())
@@ -180,8 +196,8 @@ async def _stream(
         disconnected.cancel()
 
 
-async def _chat(send: Send, receive: Receive, request: dict[str, Any]) -> None:
-    behaviour = _state.next_behaviour("chat")
+async def _chat(send: Send, receive: Receive, request: dict[str, Any], received_at: float) -> None:
+    behaviour = _state.chat_behaviour(request)
     if await _scripted_failure(send, receive, behaviour):
         return
     body = request["body"]
@@ -189,7 +205,8 @@ async def _chat(send: Send, receive: Receive, request: dict[str, Any]) -> None:
         record = {"request_id": request["headers"].get("x-request-id"), "sent": 0}
         record |= {"finished": False, "closed_by_client": False, "first_token_seconds": None}
         _state.streams.append(record)
-        await _stream(send, receive, {**request, "stream_record": record}, behaviour)
+        streamed = {**request, "received_at": received_at, "stream_record": record}
+        await _stream(send, receive, streamed, behaviour)
         return
     message = _message(behaviour)
     finish = "stop" if behaviour["kind"] == "reply" else "tool_calls"
@@ -241,6 +258,12 @@ async def _control(send: Send, method: str, path: str, body: bytes) -> None:
     elif (method, path) == ("POST", "/_control/enqueue"):
         script = json.loads(body)
         _state.queues[script["endpoint"]].extend(script["behaviours"])
+    elif (method, path) == ("POST", "/_control/rules"):
+        script = json.loads(body)
+        if script["endpoint"] != "chat":
+            await _send_error(send, 400, "rules answer chat completions only", "invalid_endpoint")
+            return
+        _state.rules = script["rules"]
     elif method == "POST" and path.startswith("/_control/release/"):
         _state.gate(path.removeprefix("/_control/release/")).set()
     elif (method, path) == ("GET", "/_control/state"):
@@ -274,13 +297,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     headers = {name.decode().lower(): value.decode() for name, value in scope["headers"]}
     body = json.loads(raw) if raw else {}
-    request = {"method": method, "path": path, "headers": headers, "body": body}
+    request = {"method": method, "path": path, "headers": headers, "body": body, "rule": None}
     _state.requests.append(request)
     api_key = os.environ.get("LLM_SERVER_API_KEY")
     if api_key and headers.get("authorization") != f"Bearer {api_key}":
         await _send_error(send, 401, "Incorrect API key provided.", "invalid_api_key")
     elif (method, path) == ("POST", "/v1/chat/completions"):
-        await _chat(send, receive, {**request, "received_at": received_at})
+        await _chat(send, receive, request, received_at)
     elif (method, path) == ("POST", "/v1/embeddings"):
         await _embeddings(send, receive, request)
     else:
