@@ -68,7 +68,7 @@ async def test_upstream_receives_model_system_prompt_and_the_products_found(
     canary = app.state.chat_services.canary
     assert sent["messages"][0] == {
         "role": "system",
-        "content": f"Confidential marker: {canary}\n{SYSTEM_PROMPT}",
+        "content": f"{canary}\n{SYSTEM_PROMPT}",
     }
     assert sent["messages"][-1] == {"role": "user", "content": question}
     grounding = sent["messages"][-2]

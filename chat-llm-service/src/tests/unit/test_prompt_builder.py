@@ -192,7 +192,7 @@ async def test_the_bound_known_before_the_search_is_never_below_the_prompt(
         grounding=grounding,
         context_window=100_000,
         max_output_tokens=1_000,
-        system="Confidential marker: canary-1234567890\n" + SYSTEM_PROMPT,
+        system="canary-1234567890\n" + SYSTEM_PROMPT,
         tools_tokens=len(encoding.encode(tools)),
     )
     bound = prompt_tokens_bound(
@@ -200,7 +200,7 @@ async def test_the_bound_known_before_the_search_is_never_below_the_prompt(
         history=past,
         grounding_products=max(1, len(products)),
         budget=budget,
-        system="Confidential marker: canary-1234567890\n" + SYSTEM_PROMPT,
+        system="canary-1234567890\n" + SYSTEM_PROMPT,
         tools_tokens=len(tools.encode()),
     )
 
