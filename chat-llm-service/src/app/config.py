@@ -53,6 +53,10 @@ class Settings(VerifyingServiceSettings):
     catalog_timeout_seconds: float = Field(default=1.5, gt=0, le=30)
     grounding_products: int = Field(default=5, ge=0, le=20)
 
+    # The assistant's order tools read the caller's orders here, with the caller's own token.
+    orders_url: str = "http://127.0.0.1:8003"
+    orders_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
     fallback_encoding: EncodingName = "o200k_base"
     tiktoken_cache_dir: Path | None = Field(
         default=None,

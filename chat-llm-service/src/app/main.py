@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app.clients.catalog_client import CatalogClient
+from app.clients.orders_client import OrdersClient
 from app.config import SERVICE_NAME, Settings, get_settings
 from app.db.session import create_engine
 from app.routers import conversation_routes, llm_routes
@@ -77,6 +78,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             base_url=settings.catalog_url, timeout=settings.catalog_timeout_seconds
         )
         stack.push_async_callback(catalog_http.aclose)
+        orders_http = create_http_client(
+            base_url=settings.orders_url, timeout=settings.orders_timeout_seconds
+        )
+        stack.push_async_callback(orders_http.aclose)
         llm = LlmClient(settings)
         llm.start()
         stack.push_async_callback(llm.aclose)
@@ -95,6 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings=settings,
             llm=llm,
             catalog=read_model,
+            orders=OrdersClient(orders_http, deadline_seconds=settings.orders_timeout_seconds),
             engine=engine,
             sessions=app.state.sessionmaker,
         )

@@ -1,5 +1,5 @@
 """What the chat managers work with: settings, the LLM client, the catalog's read model, the
-engine and the session factory."""
+orders service's client, the engine and the session factory."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.clients.orders_client import OrdersClient
 from app.config import Settings
 from app.services.catalog_read_model import CatalogReadModel
 from app.services.llm_integration import LlmClient
@@ -26,5 +27,7 @@ class ChatServices:
     settings: Settings
     llm: LlmClient
     catalog: CatalogReadModel
+    # The caller's orders, read with the caller's own token (the order tools).
+    orders: OrdersClient
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
