@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 from common_libs.testing import (
-    NatsServer,
     PostgresServer,
     ServerProcess,
     TestTokenIssuer,
     UvicornThread,
     free_port,
+    start_nats,
 )
 from common_libs.testing.db_checks import create_migrated_database
 from common_libs.testing.pact import RunningProvider, published_contract
@@ -87,7 +87,6 @@ def pact_customer() -> str:
 @pytest.fixture(scope="session")
 def provider(
     postgres_server: PostgresServer,
-    nats_server: NatsServer,
     token_issuer: TestTokenIssuer,
     pact_customer: str,
     tmp_path_factory: pytest.TempPathFactory,
@@ -99,14 +98,17 @@ def provider(
     token = token_issuer.token(role="customer", subject=pact_customer, ttl_seconds=3600)
     # Only its JWKS is asked for.
     users = UsersStub(token_issuer, client_id="unused", client_secret="unused")
-    with UvicornThread(users.app) as jwks:
+    # A broker of its own: the erasure consumer's durable consumer is one per broker, and the
+    # session's broker belongs to the integration tests' app, whose users.user.deleted events
+    # this process would otherwise take half of.
+    with UvicornThread(users.app) as jwks, start_nats(prefer_docker=False) as broker:
         port = free_port()
         argv = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"]
         argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
         env = {
             "ORDERS_ENVIRONMENT": "test",
             "ORDERS_DATABASE_URL": database_url,
-            "NATS_URL": nats_server.url,
+            "NATS_URL": broker.url,
             "ORDERS_JWKS_URL": jwks.url + "/auth/jwks",
             "ORDERS_CATALOG_URL": NOWHERE,
             "ORDERS_USERS_URL": NOWHERE,
