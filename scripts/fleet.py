@@ -257,6 +257,7 @@ def service_env(
         env["ORDERS_SERVICE_CLIENT_SECRET"] = secrets["orders_client_secret"]
     elif service is CHAT:
         env["CHAT_CATALOG_URL"] = config.url(CATALOG)
+        env["CHAT_ORDERS_URL"] = config.url(ORDERS)
     return env
 
 

@@ -3,12 +3,14 @@
 Each suite runs in its own folder with its own venv (``make lint test`` there). A suite fails when
 its command fails or when it ran no test. The last line reads ``total: N passed, N failed``.
 
-Consumer-driven contracts: the services that call others (the consumers) run first; their tests
-write their pacts into their own repositories (``<consumer>/src/pacts/<consumer>-<provider>.json``,
-the published contracts). Before the first provider's suite, each of those files is copied to
-``<provider>/src/tests/contract/pacts/`` (only when its content differs), where the provider's
-suite verifies it against the real provider. Between separate repositories a Pact Broker plays
-that part.
+Consumer-driven contracts: a service's suite runs after the suites of the services that call it
+(its consumers); their tests write their pacts into their own repositories
+(``<consumer>/src/pacts/<consumer>-<provider>.json``, the published contracts). Before a
+provider's suite, each of those files is copied to ``<provider>/src/tests/contract/pacts/`` (only
+when its content differs), where the provider's suite verifies it against the real provider.
+order-processing-service is both: chat-llm-service runs first, its pacts are copied to
+order-processing-service, which runs, and then the pacts of both are copied to user-service and
+product-catalog-service, which run. Between separate repositories a Pact Broker plays that part.
 """
 
 from __future__ import annotations
@@ -47,15 +49,23 @@ class Result:
         return self.returncode == 0 and self.failed == 0 and self.passed > 0
 
 
-# Consumers publish pacts, providers verify them: consumers run first.
-CONSUMERS = ("order-processing-service", "chat-llm-service")
-PROVIDERS = ("user-service", "product-catalog-service")
+# Consumers publish pacts, providers verify them: each service runs after its consumers.
+# order-processing-service is a provider (of chat-llm-service) and a consumer (of the other two).
+CONSUMERS = ("chat-llm-service", "order-processing-service")
+PROVIDERS = ("order-processing-service", "user-service", "product-catalog-service")
+SERVICES = (
+    "chat-llm-service",
+    "order-processing-service",
+    "user-service",
+    "product-catalog-service",
+)
+# The providers whose copies are brought up to date together, before the first of their suites.
+SYNC_GROUPS = (("order-processing-service",), ("user-service", "product-catalog-service"))
 
 
 def suites(make_args: list[str]) -> list[tuple[str, list[str]]]:
-    services = [*CONSUMERS, *PROVIDERS]
     plan = [("common-libs", ["make", "-C", "common-libs", "lint", "test", *make_args])]
-    plan += [(name, ["make", "-C", f"{name}/src", "lint", "test", *make_args]) for name in services]
+    plan += [(name, ["make", "-C", f"{name}/src", "lint", "test", *make_args]) for name in SERVICES]
     plan.append(("api-gateway-service", ["make", "-C", "api-gateway-service", "lint", "test", *make_args]))
     plan.append(("e2e", ["make", "-C", "e2e", "lint", "test", *make_args]))
     # Every repository exported alone, with only the common-libs wheel, passes its README's tests.
@@ -82,11 +92,11 @@ def run(name: str, argv: list[str]) -> Result:
     return Result(name, process.returncode, counts, time.monotonic() - started)
 
 
-def sync_pacts() -> None:
-    """Copy every consumer's published pacts to the providers that verify them (a broker's job)."""
+def sync_pacts(providers: tuple[str, ...]) -> None:
+    """Copy every consumer's published pacts to ``providers``, which verify them (a broker's job)."""
     print("\n===== pact sync: consumers' pacts -> providers' contract tests =====", flush=True)
     for consumer in CONSUMERS:
-        for provider in PROVIDERS:
+        for provider in providers:
             for source in sorted((ROOT / consumer / "src" / "pacts").glob(f"*-{provider}.json")):
                 target = ROOT / provider / "src" / "tests" / "contract" / "pacts" / source.name
                 if target.exists() and target.read_bytes() == source.read_bytes():
@@ -103,11 +113,12 @@ def main() -> int:
     only = os.environ.get("SUITES")
     plan = [s for s in suites(make_args) if not only or s[0] in only.split(",")]
     results = []
-    synced = False
+    synced: set[tuple[str, ...]] = set()
     for name, argv in plan:
-        if name in PROVIDERS and not synced:
-            sync_pacts()
-            synced = True
+        group = next((group for group in SYNC_GROUPS if name in group), None)
+        if group is not None and group not in synced:
+            sync_pacts(group)
+            synced.add(group)
         results.append(run(name, argv))
     print("\n" + f"{'suite':<26} {'result':<8} {'passed':>7} {'failed':>7} {'skipped':>8} {'time':>8}")
     for r in results:

@@ -32,6 +32,9 @@ class Settings(VerifyingServiceSettings):
 
     # Test-only: hold the saga after the reservation is held, so that a test can kill the process.
     test_pause_after_reserve_seconds: float = Field(default=0.0, ge=0, le=3600)
+    # Contract tests only: mounts POST /_pact/provider-states, which creates orders without a
+    # token so that the pact verifier can set up consumers' states.
+    provider_states_enabled: bool = False
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
@@ -48,6 +51,10 @@ class Settings(VerifyingServiceSettings):
         if self.environment == "production":
             if self.test_pause_after_reserve_seconds > 0:
                 raise ValueError("ORDERS_TEST_PAUSE_AFTER_RESERVE_SECONDS is refused in production")
+            if self.provider_states_enabled:
+                raise ValueError(
+                    "ORDERS_PROVIDER_STATES_ENABLED is for contract tests and refused in production"
+                )
             if not self.service_client_secret.get_secret_value():
                 raise ValueError("ORDERS_SERVICE_CLIENT_SECRET is required in production")
         return self

@@ -18,7 +18,7 @@ from app.clients.service_token import ServiceTokenProvider
 from app.config import SERVICE_NAME, Settings, get_settings
 from app.db.session import create_engine
 from app.events import user_erasure_consumer
-from app.routers import order_routes
+from app.routers import order_routes, provider_state_routes
 from app.services.reconciler import Reconciler
 from app.services.settlement import OrderSettlement
 
@@ -91,4 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ready_checks={"database": lambda: ping_database(app.state.engine)},
     )
     app.include_router(order_routes.router)
+    if settings.provider_states_enabled:
+        app.include_router(provider_state_routes.router)
     return app

@@ -1,7 +1,9 @@
-"""The pact the assistant publishes for the catalog, written by common-libs' fixture.
+"""The pacts the assistant publishes, for the catalog and for the orders service, written by
+common-libs' fixture.
 
-``tests/contract/test_catalog_pact.py`` holds the ``CONTRACT``; ``published_contract`` writes it
-to ``pacts/`` after all of that module's tests passed, so that a broken run publishes nothing.
+Each test module here (``test_catalog_pact.py``, ``test_orders_pact.py``) holds one
+``CONTRACT``; ``published_contract`` writes it to ``pacts/`` after all of that module's tests
+passed, so that a broken run publishes nothing.
 """
 
 from __future__ import annotations
@@ -16,5 +18,5 @@ __all__ = ["published_contract"]
 
 @pytest.fixture(scope="session")
 def pacts_dir() -> Path:
-    """Where the catalog's copy of this pact comes from (the fleet's `make test` copies it)."""
+    """Where the providers' copies of these pacts come from (`make test` copies them)."""
     return Path(__file__).resolve().parents[2] / "pacts"

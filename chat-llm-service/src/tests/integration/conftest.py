@@ -1,5 +1,5 @@
-"""Integration fixtures: a migrated database, the test servers, the broker's catalog events, and
-the app with its lifespan."""
+"""Integration fixtures: a migrated database, the test servers (the stub catalog and orders
+service among them), the broker's catalog events, and the app with its lifespan."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from app.main import create_app
 from app.services.errors import StartingUp
 from tests.conftest import make_settings
 from tests.support.catalog_events import CatalogEvents, catalog_events
-from tests.support.servers import SERVICE_ROOT, CatalogStub
+from tests.support.servers import SERVICE_ROOT, CatalogStub, OrdersStub
 
 __all__ = [
     "SERVICE_ROOT",
@@ -99,6 +99,14 @@ def catalog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog
 
 
 @pytest.fixture(scope="session")
+def orders_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrdersStub]:
+    """The stub orders service, one process for the session."""
+    log = tmp_path_factory.mktemp("orders") / "server.log"
+    with UvicornServer("tests.support.orders_stub:app", cwd=SERVICE_ROOT, log_path=log) as server:
+        yield OrdersStub(server.url)
+
+
+@pytest.fixture(scope="session")
 def jwks_url(tmp_path_factory: pytest.TempPathFactory, issuer: TestTokenIssuer) -> Iterator[str]:
     """user-service's JWKS endpoint, served by a stub with the test issuer's key."""
     log = tmp_path_factory.mktemp("issuer") / "server.log"
@@ -126,6 +134,7 @@ def service(
     database_url: str,
     fake_llm_server: LlmServer,
     catalog_server: CatalogStub,
+    orders_server: OrdersStub,
     jwks_url: str,
     nats_server: NatsServer,
     tiktoken_cache_dir: str,
@@ -141,6 +150,7 @@ def service(
         "OPENAI_API_KEY": "sk-process-key",
         "CHAT_CATALOG_URL": catalog_server.base_url,
         "CHAT_CATALOG_TIMEOUT_SECONDS": "0.5",
+        "CHAT_ORDERS_URL": orders_server.base_url,
         "CHAT_DAILY_TOKEN_QUOTA": "1000000000",
         "TIKTOKEN_CACHE_DIR": tiktoken_cache_dir,
     }
@@ -178,6 +188,14 @@ async def catalog(catalog_server: CatalogStub) -> CatalogStub:
     """The stub catalog, empty and answering."""
     await catalog_server.reset()
     return catalog_server
+
+
+@pytest.fixture
+async def orders(orders_server: OrdersStub) -> AsyncIterator[OrdersStub]:
+    """The stub orders service, without orders and answering (and so again after the test)."""
+    await orders_server.reset()
+    yield orders_server
+    await orders_server.reset()
 
 
 def chat_settings(
@@ -226,12 +244,17 @@ async def app(
     database_url: str,
     fake_llm_server: LlmServer,
     catalog_server: CatalogStub,
+    orders_server: OrdersStub,
     nats_server: NatsServer,
     issuer: TestTokenIssuer,
 ) -> AsyncIterator[FastAPI]:
     """The app with its lifespan running, talking to the test servers and the session's broker."""
     settings = chat_settings(
-        database_url, fake_llm_server, catalog_server, nats_url=nats_server.url
+        database_url,
+        fake_llm_server,
+        catalog_server,
+        nats_url=nats_server.url,
+        orders_url=orders_server.base_url,
     )
     async with running_app(settings, issuer) as application:
         # Filled (from the stub catalog, whatever it holds now) and caught up with the broker.

@@ -81,6 +81,26 @@ def test_secrets_are_hidden_in_repr() -> None:
     assert "sk-very-secret" not in repr(settings)
 
 
+def test_the_orders_service_is_read_from_prefixed_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHAT_ORDERS_URL", "http://order-processing-service:8000")
+    monkeypatch.setenv("CHAT_ORDERS_TIMEOUT_SECONDS", "0.8")
+
+    settings = Settings()
+
+    assert (settings.orders_url, settings.orders_timeout_seconds) == (
+        "http://order-processing-service:8000",
+        0.8,
+    )
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 31])
+def test_an_orders_deadline_out_of_range_is_refused(seconds: float) -> None:
+    with pytest.raises(ValidationError):
+        Settings(orders_timeout_seconds=seconds)
+
+
 def test_invalid_pool_size_is_refused() -> None:
     with pytest.raises(ValidationError):
         Settings(database_pool_size=0)

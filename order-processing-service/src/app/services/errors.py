@@ -23,8 +23,10 @@ __all__ = [
     "OrderRefused",
     "OrderStateConflict",
     "OutOfStock",
+    "ProviderStateUnmet",
     "RequestInFlight",
     "UnknownProduct",
+    "UnknownProviderState",
     "problem_from_stored",
     "stored_problem",
 ]
@@ -116,6 +118,24 @@ class MixedCurrencies(OrderRefused, UnprocessableContent):
     def for_order(cls) -> MixedCurrencies:
         """The refusal of an order whose products have different currencies."""
         return cls("The products are priced in different currencies; order them separately.")
+
+
+class UnknownProviderState(UnprocessableContent):
+    """The pact verifier asked for a provider state this service does not know (contract tests)."""
+
+    type = "urn:fleet:orders:unknown-provider-state"
+
+    def __init__(self, state: str, *, known: list[str]) -> None:
+        super().__init__(f"Unknown provider state {state!r}.", extra={"known_states": known})
+
+
+class ProviderStateUnmet(Conflict):
+    """A provider state cannot be set up (contract tests): the interaction would not be fair."""
+
+    type = "urn:fleet:orders:provider-state-unmet"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
 
 
 _REPLAYABLE: dict[str, type[OrderRefused]] = {

@@ -48,7 +48,7 @@ from app.services.errors import (
 from app.services.releases import ReservationReleases
 from app.services.reservation import Pricing, ReservationTiming, reserve_and_commit
 
-__all__ = ["OrderSettlement", "Outcome", "PendingOrder"]
+__all__ = ["OrderSettlement", "Outcome", "PendingOrder", "confirmed_answer"]
 
 _logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class OrderSettlement:
                 currency=pricing.currency,
                 total=pricing.total,
                 priced_items=pricing.items,
-                answer=_confirmed_answer(order, pricing),
+                answer=confirmed_answer(order, pricing),
             )
             if record is not None:
                 await write_order_event(connection, record)
@@ -252,7 +252,7 @@ class OrderSettlement:
         return unit_of_work(self._engine)
 
 
-def _confirmed_answer(order: PendingOrder, pricing: Pricing) -> dict[str, Any]:
+def confirmed_answer(order: PendingOrder, pricing: Pricing) -> dict[str, Any]:
     """The ``201`` body of the order once confirmed, without ``created_at`` and ``updated_at``."""
     prices = {item.product_id: item for item in pricing.items}
     record = OrderRecord(

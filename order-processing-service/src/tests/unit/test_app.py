@@ -8,4 +8,5 @@ test_app_keeps_fleet_convention = fleet_app_test(
     main,
     service="order-processing-service",
     failing_start_step="Reconciler",
+    absent_routes=[("POST", "/_pact/provider-states")],
 )

@@ -44,6 +44,15 @@ def test_test_pause_hook_is_allowed_outside_production() -> None:
     assert settings.test_pause_after_reserve_seconds == 5
 
 
+def test_provider_states_are_refused_in_production() -> None:
+    with pytest.raises(ValidationError, match="ORDERS_PROVIDER_STATES_ENABLED"):
+        Settings(
+            environment="production",
+            service_client_secret="s3cret",  # type: ignore[arg-type]
+            provider_states_enabled=True,
+        )
+
+
 def test_production_requires_the_service_client_secret() -> None:
     with pytest.raises(ValidationError, match="ORDERS_SERVICE_CLIENT_SECRET"):
         Settings(environment="production")
