@@ -54,14 +54,15 @@ async def test_my_orders_are_read_with_my_own_token_and_without_the_address(
     prompt = json.dumps(fake_llm.chat_requests()[-1]["messages"])
     assert "Analytical Row" not in prompt
     assert "Ada Lovelace" not in prompt
-    assert theirs["id"] not in prompt.replace(json.dumps({"order_id": theirs["id"]}), "")
+    # Of the other customer's order, the model learns nothing but "not found".
+    assert theirs["id"] not in json.dumps([listed, read, other])
     received = await orders.requests()
     assert {r["authorization"] for r in received} == {headers["Authorization"]}
-    assert sorted((r["path"], r["query"]) for r in received) == sorted(
+    assert sorted((r["path"], sorted(r["query"].items())) for r in received) == sorted(
         [
-            ("/orders", "limit=3&status=shipped"),
-            (f"/orders/{mine['id']}", ""),
-            (f"/orders/{theirs['id']}", ""),
+            ("/orders", [("limit", "3"), ("status", "shipped")]),
+            (f"/orders/{mine['id']}", []),
+            (f"/orders/{theirs['id']}", []),
         ]
     )
 
