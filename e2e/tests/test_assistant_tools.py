@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from common_libs.testing import LlmServer, Received, Rule, ToolCall
 
+from tests.support.assistant import first_turn_where, made_up_word
 from tests.support.shop import Account, Shop, bearer, unique
 
 # The test model: it asks for a tool when a question calls for one, and answers from what the
@@ -78,6 +79,12 @@ def _ask(shop: Shop, account: Account, question: str, *, stream: bool = False) -
     return response
 
 
+def _known_to_the_assistant(shop: Shop, llm: LlmServer, account: Account, word: str) -> None:
+    """Wait until the chat's read model has the product named with ``word`` (its grounding
+    shows it: the catalog's event has been applied)."""
+    first_turn_where(shop, llm, account, f"Is there a {word}?", lambda prompt: word in prompt)
+
+
 def _order(shop: Shop, admin: Account, customer: Account) -> dict[str, Any]:
     product = shop.add_product(admin, stock=5)
     placed = shop.place_order(customer, (product["id"], 1))
@@ -86,6 +93,8 @@ def _order(shop: Shop, admin: Account, customer: Account) -> dict[str, Any]:
     return order
 
 
+# first_order: the session fleet's first order is the traced one (see the fixture).
+@pytest.mark.usefixtures("first_order")
 def test_the_status_of_my_last_order_is_looked_up_with_my_own_orders_only(
     shop: Shop, admin: Account, model: LlmServer
 ) -> None:
@@ -104,7 +113,7 @@ def test_the_status_of_my_last_order_is_looked_up_with_my_own_orders_only(
     prompt = json.dumps(answering.body["messages"])
     assert last["id"] in prompt
     assert others["id"] not in prompt
-    assert other.user_id not in prompt
+    assert other.id not in prompt
     # No personal data of the order goes to the model: the shipping address stays behind.
     assert last["shipping_address"]["line1"] not in prompt
     assert last["id"] in answer
@@ -116,6 +125,8 @@ def test_the_status_of_my_last_order_is_looked_up_with_my_own_orders_only(
     assert {o["id"] for o in admins["orders"]}.isdisjoint({last["id"], others["id"]})
 
 
+# first_order: the session fleet's first order is the traced one (see the fixture).
+@pytest.mark.usefixtures("first_order")
 def test_another_customers_order_is_not_found_by_the_assistant_as_by_the_api(
     shop: Shop, admin: Account, model: LlmServer
 ) -> None:
@@ -147,7 +158,9 @@ def test_another_customers_order_is_not_found_by_the_assistant_as_by_the_api(
 def test_a_product_question_searches_the_products_and_a_streamed_turn_streams_its_answer(
     shop: Shop, admin: Account, model: LlmServer
 ) -> None:
-    lantern = shop.add_product(admin, stock=3, name=f"Brass Lantern {unique('b')}")
+    word = made_up_word()
+    lantern = shop.add_product(admin, stock=3, name=f"Brass Lantern {word}")
+    _known_to_the_assistant(shop, model, admin, word)
     question = f"Do you sell a {lantern['name']}?"
 
     response = _ask(shop, admin, question, stream=True)
@@ -171,7 +184,8 @@ def test_a_product_question_searches_the_products_and_a_streamed_turn_streams_it
 def test_a_product_description_that_asks_for_the_prompt_gets_nothing_of_it(
     shop: Shop, admin: Account, model: LlmServer
 ) -> None:
-    name = f"Gift Voucher {unique('v')}"
+    word = made_up_word()
+    name = f"Gift Voucher {word}"
     body = {
         "sku": unique("INJ").upper(),
         "name": name,
@@ -185,6 +199,7 @@ def test_a_product_description_that_asks_for_the_prompt_gets_nothing_of_it(
     )
     assert created.status_code == 201, created.text
     customer = shop.new_customer()
+    _known_to_the_assistant(shop, model, customer, word)
     question = f"Do you sell a {name}?"
 
     for stream in (False, True):
