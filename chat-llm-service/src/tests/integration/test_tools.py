@@ -20,6 +20,7 @@ from common_libs.testing import (
     eventually,
 )
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from app.services.leak_guard import WITHHELD_REPLY
 from tests.integration.conftest import (
@@ -29,7 +30,7 @@ from tests.integration.conftest import (
     running_app,
 )
 from tests.support.catalog_events import CatalogEvents
-from tests.support.servers import CatalogStub, parse_events, product
+from tests.support.servers import CatalogStub, failing, parse_events, product
 
 TOOL_NAMES = ["search_products", "get_product", "list_my_orders", "get_order"]
 
@@ -328,3 +329,47 @@ async def test_the_canary_never_reaches_the_client_even_when_a_product_asks_for_
     for summary in conversations.json()["items"]:
         detail = await client.get(f"/chat/conversations/{summary['id']}", headers=user)
         assert canary not in detail.text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_model_that_fails_after_a_tool_round_is_a_502_and_no_half_turn_is_kept(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    issuer: TestTokenIssuer,
+    fake_llm: LlmServer,
+    stream: bool,
+) -> None:
+    user_id = str(uuid.uuid4())
+    user = issuer.headers(subject=user_id)
+    # The first round asks for a tool; every attempt at the second fails (the SDK retries twice).
+    fake_llm.enqueue(
+        ToolCalls(calls=[ToolCall("search_products", '{"query": "desk"}')]),
+        failing(500),
+        failing(500),
+        failing(500),
+    )
+
+    response = await client.post(
+        "/chat/generate_response", json={"message": "desk?", "stream": stream}, headers=user
+    )
+
+    if stream:
+        assert response.status_code == 200
+        kind, data = parse_events(response.text)[-1]
+        assert kind == "error"
+        assert json.loads(data)["status"] == 502
+    else:
+        assert response.status_code == 502
+        assert response.headers["content-type"] == "application/problem+json"
+    # The turn's reservation is settled or given back: nothing stays held.
+    async with app.state.engine.connect() as connection:
+        held = await connection.scalar(
+            text("SELECT reserved_tokens FROM daily_usage WHERE user_id = :u"), {"u": user_id}
+        )
+    assert held == 0
+    conversations = (await client.get("/chat/conversations", headers=user)).json()["items"]
+    for summary in conversations:
+        detail = (await client.get(f"/chat/conversations/{summary['id']}", headers=user)).json()
+        # A streamed turn keeps its question and the (empty, incomplete) answer; never a tool
+        # exchange without its answer round visible to the client.
+        assert all(message["role"] in {"user", "assistant"} for message in detail["messages"])
