@@ -9,7 +9,8 @@ process on a two-core machine for every request the fleet answers.
 Each child runs in a process group of its own, so Ctrl-C in the terminal reaches only the runner,
 which then stops the children in an orderly way: SIGTERM to each, SIGKILL to any still running
 after ``grace`` seconds. The same happens when one child exits on its own (the fleet is whole or
-it is stopped) and when the runner gets SIGTERM (``make down``).
+it is stopped), when another child of the runner exits (the servers it runs beside the
+supervisor: PostgreSQL, NATS, Prometheus) and when the runner gets SIGTERM (``make down``).
 """
 
 from __future__ import annotations
@@ -110,10 +111,16 @@ class Supervisor:
                 self._children[process.pid] = (spec.name, process)
                 say_line(spec.name, f"started (pid={process.pid})")
             pid, status = os.wait()
-            name, process = self._children[pid]
-            process.returncode = os.waitstatus_to_exitcode(status)
-            say_line(name, _how_it_ended(process.returncode))
-            self.returncode = process.returncode
+            returncode = os.waitstatus_to_exitcode(status)
+            if pid in self._children:
+                name, process = self._children[pid]
+                process.returncode = returncode
+            else:
+                # A child of the runner that was not started here (PostgreSQL, NATS, Prometheus
+                # run beside the supervisor): the fleet is no longer whole either.
+                name = f"pid {pid}"
+            say_line(name, _how_it_ended(returncode))
+            self.returncode = returncode
         except _Stop as stop:
             if not self._stop_requested.is_set():
                 self.returncode = 128 + stop.signum

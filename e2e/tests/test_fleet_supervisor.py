@@ -75,3 +75,39 @@ def test_every_line_of_two_children_writing_at_once_reaches_a_file(tmp_path: Pat
         "b | stopped",
     ]
     assert returncode == 0
+
+
+# The runner's own servers (PostgreSQL, NATS, Prometheus) are its children too, started beside the
+# supervisor: one that exits is reaped by the supervisor's wait, and the fleet stops as it does
+# when a supervised child exits.
+BESIDE = textwrap.dedent(
+    """
+    import subprocess, sys
+    sys.path.insert(0, sys.argv[1])
+    from pathlib import Path
+    from fleet_supervisor import Supervisor
+
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    print(f"server started (pid={server.pid})", flush=True)
+    supervisor = Supervisor(grace=10)
+    service = [sys.executable, "-c", "import time; time.sleep(60)"]
+    supervisor.add("service", service, env={}, cwd=Path.cwd())
+    sys.exit(supervisor.run())
+    """
+)
+
+
+def test_a_server_started_beside_the_supervisor_that_exits_stops_the_fleet() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", BESIDE, str(ROOT / "scripts")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    server_pid = result.stdout.split("(pid=", 1)[1].split(")", 1)[0]
+    lines = [line.split(" ", 1)[1] for line in result.stdout.splitlines()[1:]]
+    assert lines[1] == f"pid {server_pid} | stopped (rc=0)", result.stdout + result.stderr
+    assert lines[2] == "service | stopped (SIGTERM)"
+    assert result.returncode == 0
