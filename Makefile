@@ -18,7 +18,7 @@ SERVICES := user-service product-catalog-service order-processing-service chat-l
 MAKE_ARGS := UV=$(UV) COMMON_LIBS_WHEELS=$(WHEELS) FLEET_PYTHON=$(TOOLS_PY)
 export UV_PYTHON_PREFERENCE := only-system
 
-.PHONY: help up down test bench venvs tools wheel system-packages docker-context clean
+.PHONY: help up down test bench venvs tools wheel system-packages docker-context slo-rules clean
 
 help:
 	@echo "make up      start the fleet locally (gateway on http://127.0.0.1:$${GATEWAY_PORT:-8080})"
@@ -26,6 +26,7 @@ help:
 	@echo "make down    stop a fleet left running"
 	@echo "make bench   measure the fleet (ratios in one run) into bench-results/"
 	@echo "make docker-context   put the common-libs wheel where the Dockerfiles expect it"
+	@echo "make slo-rules  regenerate observability/rules/ from observability/slo.yml"
 	@echo "make clean   remove venvs, wheels and tools (keeps .fleet/ data)"
 
 $(TOOLS)/.installed: scripts/requirements-tools.txt
@@ -64,6 +65,12 @@ bench: venvs system-packages
 
 down: tools
 	$(TOOLS_PY) scripts/fleet.py down
+
+# Prometheus's SLO rules, generated from the objectives (scripts/slo_rules.py, with e2e's venv,
+# which has PyYAML); make test fails while the committed rules differ from what this writes.
+slo-rules: $(COMMON_LIBS_WHEEL)
+	$(MAKE) -C e2e venv $(MAKE_ARGS)
+	e2e/.venv/bin/python scripts/slo_rules.py
 
 # The common-libs wheel inside each service's build context (src/wheels/, git-ignored), for
 # `docker build` and `docker compose up --build`.
