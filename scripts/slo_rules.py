@@ -184,11 +184,15 @@ def _rate(metric: str, selector: str, window: str, by: str = "service") -> str:
 
 
 def error_ratio(service: ServiceObjectives, window: str) -> str:
-    """5xx answers over all answers (both without the excluded routes)."""
+    """5xx answers over all answers (both without the excluded routes).
+
+    A service that has never answered 5xx has no such series at all: ``or`` the answers times 0
+    makes the ratio 0 then, rather than no value (there is none only without any answer).
+    """
     count = f"{HISTOGRAM}_count"
-    errors = _selector(service.name, service.excluded_routes, 'status=~"5.."')
-    answers = _selector(service.name, service.excluded_routes)
-    return f"{_rate(count, errors, window)}\n/\n{_rate(count, answers, window)}\n"
+    errors = _rate(count, _selector(service.name, service.excluded_routes, 'status=~"5.."'), window)
+    answers = _rate(count, _selector(service.name, service.excluded_routes), window)
+    return f"(\n  {errors}\n  or\n  {answers} * 0\n)\n/\n{answers}\n"
 
 
 def slow_ratio(service: ServiceObjectives, window: str) -> str:
