@@ -1,4 +1,4 @@
-"""Run the whole fleet locally: PostgreSQL, NATS, migrations, the four services and the gateway.
+"""Run the whole fleet locally: PostgreSQL, NATS, migrations, the services, the gateway, Prometheus.
 
     python scripts/fleet.py up     # start, wait until healthy, print the URLs; Ctrl-C stops all
     python scripts/fleet.py down   # stop a fleet left running (by its pid file)
@@ -6,26 +6,28 @@
 PostgreSQL runs from the local server binaries with its data in ``.fleet/pgdata`` (kept across
 restarts; see ``fleet_postgres.py``); NATS with JetStream runs from Debian's ``nats-server`` with
 its store in ``.fleet/nats`` (kept too; see ``fleet_nats.py``), and the fleet's streams are created
-on it before the services start, each of which gets ``NATS_URL``. The services and nginx run
-under ``fleet_supervisor.py``, which stops them all when one exits or when this process gets
-SIGINT/SIGTERM; then NATS stops, and PostgreSQL last. They write straight to this process's
-stdout/stderr: JSON lines naming their ``service``; the runner's own lines read
+on it before the services start, each of which gets ``NATS_URL``. Prometheus (Debian's) scrapes
+every service's ``/metrics`` and evaluates the SLO rules of ``observability/``, its TSDB in
+``.fleet/prometheus`` (kept too; see ``fleet_prometheus.py``). The services and nginx run under
+``fleet_supervisor.py``, which stops them all when one exits or when this process gets
+SIGINT/SIGTERM; then Prometheus stops, then NATS, and PostgreSQL last. They write straight to
+this process's stdout/stderr: JSON lines naming their ``service``; the runner's own lines read
 ``HH:MM:SS fleet | ...``. On an empty catalog the first ``up`` loads the demo catalog
 (``scripts/demo-catalog.json``, see ``demo_catalog.py``). Once the fleet is ready it prints the
-gateway URL, the admin login and a few ``curl`` commands to try.
+gateway URL, the other addresses, the admin login and a few ``curl`` commands to try.
 
 Variables, all optional: FLEET_DATA_DIR (``.fleet``), GATEWAY_PORT (8080), USER_SERVICE_PORT,
 CATALOG_SERVICE_PORT, ORDER_SERVICE_PORT, CHAT_SERVICE_PORT (8001..8004), FLEET_PG_PORT (55432),
-FLEET_NATS_PORT (4222), FLEET_ADMIN_EMAIL (``admin@example.com``), FLEET_ADMIN_PASSWORD (else
-one generated once into ``<data>/secrets.json``; it sets the password of an admin account
-created from now on, not of one that exists), FLEET_READY_TIMEOUT (90 s). The whole environment
-passes through to every process, so the services' own variables work too: OPENAI_API_KEY,
-OPENAI_BASE_URL, CHAT_MODEL and EMBEDDING_MODEL for chat-llm-service, for example.
+FLEET_NATS_PORT (4222), FLEET_PROMETHEUS_PORT (9090), FLEET_ADMIN_EMAIL (``admin@example.com``),
+FLEET_ADMIN_PASSWORD (else one generated once into ``<data>/secrets.json``; it sets the password
+of an admin account created from now on, not of one that exists), FLEET_READY_TIMEOUT (90 s).
+The whole environment passes through to every process, so the services' own variables work too:
+OPENAI_API_KEY, OPENAI_BASE_URL, CHAT_MODEL and EMBEDDING_MODEL for chat-llm-service, for example.
 
 The parts (``FleetConfig``, ``running_postgres`` from ``fleet_postgres.py``, ``running_nats`` and
-``create_streams`` from ``fleet_nats.py``, ``prepare_databases``, ``local_secrets``,
-``service_env``, ``service_command``) can be imported, so that a test can run some of the
-services as child processes of its own.
+``create_streams`` from ``fleet_nats.py``, ``running_prometheus`` from ``fleet_prometheus.py``,
+``prepare_databases``, ``local_secrets``, ``service_env``, ``service_command``) can be imported,
+so that a test can run some of the services as child processes of its own.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from secrets import token_urlsafe
 import demo_catalog
 from fleet_nats import NatsError, create_streams, running_nats
 from fleet_postgres import PostgresError, psql, running_postgres, say
+from fleet_prometheus import PrometheusError, running_prometheus
 from fleet_supervisor import Supervisor, say_line
 
 __all__ = [
@@ -66,6 +69,7 @@ __all__ = [
     "prepare_databases",
     "running_nats",
     "running_postgres",
+    "running_prometheus",
     "service_command",
     "service_env",
 ]
@@ -108,6 +112,7 @@ class FleetConfig:
     gateway_port: int = 8080
     pg_port: int = 55432
     nats_port: int = 4222
+    prometheus_port: int = 9090
     admin_email: str = "admin@example.com"
     # FLEET_ADMIN_PASSWORD; None: the password generated once into the data folder.
     admin_password: str | None = None
@@ -126,6 +131,7 @@ class FleetConfig:
                 gateway_port=int(environ.get("GATEWAY_PORT", "8080")),
                 pg_port=int(environ.get("FLEET_PG_PORT", "55432")),
                 nats_port=int(environ.get("FLEET_NATS_PORT", "4222")),
+                prometheus_port=int(environ.get("FLEET_PROMETHEUS_PORT", "9090")),
                 admin_email=environ.get("FLEET_ADMIN_EMAIL") or "admin@example.com",
                 admin_password=environ.get("FLEET_ADMIN_PASSWORD") or None,
                 ready_timeout=float(environ.get("FLEET_READY_TIMEOUT", "90")),
@@ -145,6 +151,20 @@ class FleetConfig:
     @property
     def nats_url(self) -> str:
         return f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    def ports_by_variable(self) -> dict[str, int]:
+        """Every port the fleet listens on, by the variable that sets it (``GATEWAY_PORT``, ...)."""
+        return {
+            "GATEWAY_PORT": self.gateway_port,
+            **{service.port_variable: self.port(service) for service in SERVICES},
+            "FLEET_PG_PORT": self.pg_port,
+            "FLEET_NATS_PORT": self.nats_port,
+            "FLEET_PROMETHEUS_PORT": self.prometheus_port,
+        }
 
     def port(self, service: Service) -> int:
         return self.service_ports[service.name]
@@ -338,6 +358,7 @@ def announce_ready(
     for service in SERVICES:
         say_line(f"  {service.name:<25} {config.url(service)}  (direct, not for clients)")
     say_line(f"  {'NATS (JetStream)':<25} {config.nats_url}  (events between services)")
+    say_line(f"  {'Prometheus':<25} {config.prometheus_url}  (metrics, SLO rules and alerts)")
     login = f"{config.admin_email} / {admin_password}"
     say_line(f"  admin login: {login}  (FLEET_ADMIN_EMAIL, FLEET_ADMIN_PASSWORD)")
     say_line(f"  {llm_summary(config)}")
@@ -373,10 +394,16 @@ def check_not_running(config: FleetConfig) -> None:
         if running(pid):
             raise FleetError(f"already running (pid {pid}); stop it with 'make down' first.")
         config.pid_file.unlink()
-    ports = (config.gateway_port, config.pg_port, config.nats_port, *config.service_ports.values())
-    busy = [port for port in ports if in_use(port)]
+    busy = [
+        f"{port} ({variable})"
+        for variable, port in config.ports_by_variable().items()
+        if in_use(port)
+    ]
     if busy:
-        raise FleetError(f"port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1.")
+        raise FleetError(
+            f"port(s) {', '.join(busy)} already in use on 127.0.0.1; "
+            "stop what listens there or set the variable to another port."
+        )
 
 
 def in_use(port: int) -> bool:
@@ -427,7 +454,8 @@ def up(config: FleetConfig) -> int:
         (config.data_dir / sub).mkdir(parents=True, exist_ok=True)
     config.pid_file.write_text(str(os.getpid()))
     try:
-        # Left in reverse: the services first (run_fleet), then NATS, then PostgreSQL.
+        # Left in reverse: the services first (run_fleet), then Prometheus (it sees them stop),
+        # then NATS, then PostgreSQL.
         with (
             running_postgres(config.data_dir, config.pg_port) as bindir,
             running_nats(config.data_dir, config.nats_port) as nats_url,
@@ -435,7 +463,11 @@ def up(config: FleetConfig) -> int:
             secrets = local_secrets(config)
             create_streams(CATALOG.workdir / ".venv" / "bin" / "python", nats_url)
             prepare_databases(config, bindir, secrets)
-            return run_fleet(config, secrets)
+            # Prometheus is ready about 0.2 s after its start, before the services are; their
+            # first scrapes may find them still starting (up == 0 for one interval).
+            service_ports = {service.port_variable: config.port(service) for service in SERVICES}
+            with running_prometheus(config.data_dir, config.prometheus_port, service_ports):
+                return run_fleet(config, secrets)
     finally:
         config.pid_file.unlink(missing_ok=True)
 
@@ -480,7 +512,7 @@ def main() -> int:
     try:
         config = FleetConfig.from_environ(os.environ)
         return up(config) if args.command == "up" else down(config)
-    except (FleetError, PostgresError, NatsError) as exc:
+    except (FleetError, PostgresError, NatsError, PrometheusError) as exc:
         print(f"fleet: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -29,6 +29,7 @@ PORT_VARIABLES = (
     "CHAT_SERVICE_PORT",
     "FLEET_PG_PORT",
     "FLEET_NATS_PORT",
+    "FLEET_PROMETHEUS_PORT",
 )
 _SERVICE_OF = {"gateway": "api-gateway-service"}
 _STARTED = re.compile(r"started \(pid=(\d+)\)")
@@ -65,6 +66,18 @@ class Fleet:
     @property
     def nats_url(self) -> str:
         return f"nats://127.0.0.1:{self.ports['FLEET_NATS_PORT']}"
+
+    @property
+    def prometheus(self) -> str:
+        return f"http://127.0.0.1:{self.ports['FLEET_PROMETHEUS_PORT']}"
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The instant vector of ``promql`` in the fleet's Prometheus (now, or at ``at``)."""
+        params = {"query": promql, **({"time": str(at)} if at is not None else {})}
+        answer = get(f"{self.prometheus}/api/v1/query", params=params).json()
+        assert answer["status"] == "success", answer
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
 
     def fetch(self, database: str, query: str, *args: object) -> list[Any]:
         """Rows of ``query`` in one of this fleet's databases."""
@@ -144,7 +157,8 @@ class Fleet:
         return "the fleet is ready" in self.log()
 
     def pids(self) -> list[int]:
-        """Every process the fleet started: supervised children, NATS, PostgreSQL's postmaster."""
+        """Every process the fleet started: supervised children, NATS, Prometheus, PostgreSQL's
+        postmaster."""
         pids = [int(pid) for pid in _STARTED.findall(self.log())]
         postmaster = self.data_dir / "pgdata" / "postmaster.pid"
         if postmaster.exists():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 
 from common_libs.testing import wait_until
 
@@ -23,7 +24,7 @@ def test_ctrl_c_stops_every_process_of_the_fleet() -> None:
     try:
         fleet.start()
         pids = fleet.pids()
-        assert len(pids) == 7  # four services, nginx, NATS, PostgreSQL
+        assert len(pids) == 8  # four services, nginx, NATS, Prometheus, PostgreSQL
 
         fleet.stop(signal.SIGINT)
 
@@ -51,6 +52,20 @@ def test_second_up_says_the_fleet_is_running_and_down_stops_it() -> None:
         _assert_everything_stopped(fleet, pids)
     finally:
         fleet.stop()
+        fleet.remove()
+
+
+def test_up_names_a_port_in_use_and_its_variable_and_starts_nothing() -> None:
+    fleet = new_fleet()
+    port = fleet.ports["FLEET_PROMETHEUS_PORT"]
+    try:
+        with socket.create_server(("127.0.0.1", port)):
+            result = fleet.run_fleet_command("up")
+
+        assert result.returncode == 1
+        assert f"port(s) {port} (FLEET_PROMETHEUS_PORT) already in use" in result.stderr
+        assert not (fleet.data_dir / "pgdata").exists()
+    finally:
         fleet.remove()
 
 

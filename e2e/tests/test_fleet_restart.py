@@ -1,16 +1,18 @@
-"""Data survives `make down` + `make up`, and the demo catalog is loaded only the first time."""
+"""Data survives `make down` + `make up` (PostgreSQL's, Prometheus's), and the demo catalog is
+loaded only the first time."""
 
 from __future__ import annotations
 
 import signal
 
 import httpx
+from common_libs.testing import wait_until
 
-from tests.fleet import new_fleet
+from tests.fleet import Fleet, new_fleet
 from tests.support.shop import Endpoints, Shop
 
 
-def test_restart_on_the_same_data_keeps_users_and_products_and_loads_the_demo_once() -> None:
+def test_restart_keeps_users_products_and_metrics_and_loads_the_demo_once() -> None:
     admin_env = {"FLEET_ADMIN_EMAIL": "owner@example.com", "FLEET_ADMIN_PASSWORD": "owner-pass-123"}
     first = new_fleet(admin_env)
     try:
@@ -21,6 +23,7 @@ def test_restart_on_the_same_data_keeps_users_and_products_and_loads_the_demo_on
             product = shop.add_product(admin, stock=5)
             customer = shop.new_customer()
             total_before = _count_products(shop)
+        scraped_at = _first_self_scrape(first)
         assert first.stop(signal.SIGINT) == 0
         assert "demo catalog: loaded" in first.log()
 
@@ -33,6 +36,8 @@ def test_restart_on_the_same_data_keeps_users_and_products_and_loads_the_demo_on
                 assert again.access_token
                 assert shop.product(product["id"])["name"] == product["name"]
                 assert _count_products(shop) == total_before
+            # The new Prometheus (on another port) reads the first one's samples from the TSDB.
+            assert second.query('up{service="prometheus"}', at=scraped_at) != []
             assert "demo catalog: loaded at" in second.log()
             assert "not loaded again" in second.log()
         finally:
@@ -40,6 +45,17 @@ def test_restart_on_the_same_data_keeps_users_and_products_and_loads_the_demo_on
     finally:
         first.stop()
         first.remove()
+
+
+def _first_self_scrape(fleet: Fleet) -> float:
+    """When the fleet's Prometheus first scraped itself (within one 5 s interval of the start)."""
+    wait_until(
+        lambda: fleet.query('up{service="prometheus"}') != [],
+        timeout=30,
+        interval=0.2,
+        message="Prometheus scrapes itself",
+    )
+    return float(fleet.query('up{service="prometheus"}')[0]["value"][0])
 
 
 def _count_products(shop: Shop) -> int:

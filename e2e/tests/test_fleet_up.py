@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -20,12 +21,13 @@ def _examples(fleet: Fleet) -> list[str]:
     ]
 
 
-def test_up_prints_the_gateway_url_the_admin_login_and_the_llm(
+def test_up_prints_the_addresses_the_admin_login_and_the_llm(
     fleet: Fleet, fake_llm: LlmServer
 ) -> None:
     printed = "\n".join(fleet.lines_of("fleet"))
 
     assert f"gateway   {fleet.gateway}" in printed
+    assert re.search(rf"Prometheus +{fleet.prometheus} ", printed)
     assert f"admin login: {ADMIN_EMAIL} / {ADMIN_PASSWORD}" in printed
     assert f"chat: model {CHAT_MODEL} at {fake_llm.base_url}" in printed
     assert LLM_API_KEY not in printed

@@ -4,8 +4,6 @@ accepted by promtool, and firing as the objectives mean (promtool's unit tests).
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from typing import Any
 
 import fleet as runner
@@ -13,19 +11,14 @@ import pytest
 import slo_rules
 import yaml
 
+from tests.support.prometheus import promtool
+
 UNIT_TESTS = slo_rules.ROOT / "observability" / "tests" / "slo.test.yml"
 # "<ratio><window>{service=...} > (<burn rate> * <budget>)" in an alert's expression.
 _LIMIT = re.compile(
     r"service:http_requests_(\w+):ratio_rate(\w+)\{[^}]*\} > \(([\d.]+) \* ([\d.]+)\)"
 )
 _THRESHOLD = re.compile(r'le="([^"]+)"')
-
-
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run Debian's promtool (make test installs it with the prometheus package)."""
-    binary = shutil.which("promtool")
-    assert binary is not None, "promtool is not installed (scripts/ensure-system-packages.sh)"
-    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def _objectives() -> dict[str, Any]:
