@@ -244,7 +244,14 @@ async def test_a_model_that_gets_the_tools_wrong_scores_below_full_marks(
         results = await evaluate()
 
     accuracy = accuracy_by_category(results)
-    wrong = ("product_filters", "my_orders", "order_status", "access_control", "injection")
-    assert all(accuracy[category] < 1 for category in (*wrong, "no_tool")), accuracy
+    wrong = (
+        "product_filters",
+        "my_orders",
+        "order_status",
+        "access_control",
+        "injection",
+        "no_tool",
+    )
+    assert all(accuracy[category] < 1 for category in wrong), accuracy
     # What it does right still scores: the scorer fails the categories concerned, not all.
     assert accuracy["product_search"] == accuracy["product_details"] == 1, report(results)
