@@ -166,13 +166,20 @@ async def _search_products(caller: ToolCaller, args: SearchProductsArguments) ->
     terms = search_terms(args.query)
     if not terms and not filters.any:
         raise _ToolError("invalid_arguments", "Give search words, a category or a price range.")
+    catalog = caller.services.catalog
     try:
-        found = await caller.services.catalog.find_products(
-            terms=terms, filters=filters, limit=args.limit
-        )
+        found = await catalog.find_products(terms=terms, filters=filters, limit=args.limit)
+        if found or not (terms and filters.any):
+            return {"products": [_product(product) for product in found]}
+        # No product within the filters has the words (a generic word, "products", or a
+        # misspelling): the products within the filters, saying that the words matched none.
+        found = await catalog.find_products(terms=[], filters=filters, limit=args.limit)
     except CatalogSearchFailed as exc:
         raise _ToolError("failed", "The product catalog cannot be searched right now.") from exc
-    return {"products": [_product(product) for product in found]}
+    return {
+        "words_matched": False,
+        "products": [_product(product) for product in found],
+    }
 
 
 async def _get_product(caller: ToolCaller, args: GetProductArguments) -> dict[str, Any]:

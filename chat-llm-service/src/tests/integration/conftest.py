@@ -1,9 +1,8 @@
-"""Integration fixtures: a migrated database, the test servers (the stub catalog and orders
-service among them), the broker's catalog events, and the app with its lifespan."""
+"""Integration fixtures: a migrated database, the service as a process, the broker's catalog
+events, and the app with its lifespan (the test servers are ``tests/conftest.py``'s)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -75,46 +74,6 @@ def own_nats() -> Iterator[NatsServer]:
     read model's durable consumer is one per broker, whichever database its app writes to)."""
     with start_nats(prefer_docker=False) as server:
         yield server
-
-
-@pytest.fixture(scope="session")
-def issuer() -> TestTokenIssuer:
-    """Stands in for user-service: signs real access tokens."""
-    return TestTokenIssuer()
-
-
-@pytest.fixture(scope="session")
-def fake_llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmServer]:
-    """The OpenAI-compatible test server, one process for the session."""
-    with LlmServer(log_path=tmp_path_factory.mktemp("fake-llm") / "server.log") as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def catalog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CatalogStub]:
-    """The stub catalog, one process for the session."""
-    log = tmp_path_factory.mktemp("catalog") / "server.log"
-    with UvicornServer("tests.support.catalog_stub:app", cwd=SERVICE_ROOT, log_path=log) as server:
-        yield CatalogStub(server.url)
-
-
-@pytest.fixture(scope="session")
-def orders_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrdersStub]:
-    """The stub orders service, one process for the session."""
-    log = tmp_path_factory.mktemp("orders") / "server.log"
-    with UvicornServer("tests.support.orders_stub:app", cwd=SERVICE_ROOT, log_path=log) as server:
-        yield OrdersStub(server.url)
-
-
-@pytest.fixture(scope="session")
-def jwks_url(tmp_path_factory: pytest.TempPathFactory, issuer: TestTokenIssuer) -> Iterator[str]:
-    """user-service's JWKS endpoint, served by a stub with the test issuer's key."""
-    log = tmp_path_factory.mktemp("issuer") / "server.log"
-    env = {"STUB_JWKS": json.dumps(issuer.jwks())}
-    app = "tests.support.issuer_stub:app"
-    jwks = "/auth/jwks"
-    with UvicornServer(app, cwd=SERVICE_ROOT, env=env, log_path=log, ready_path=jwks) as stub:
-        yield stub.url + jwks
 
 
 @dataclass(frozen=True)

@@ -373,3 +373,23 @@ async def test_a_model_that_fails_after_a_tool_round_is_a_502_and_no_half_turn_i
         # A streamed turn keeps its question and the (empty, incomplete) answer; never a tool
         # exchange without its answer round visible to the client.
         assert all(message["role"] in {"user", "assistant"} for message in detail["messages"])
+
+
+@pytest.mark.usefixtures("empty_read_model")
+async def test_words_that_match_nothing_within_filters_give_the_filtered_products_and_say_so(
+    client: httpx.AsyncClient,
+    user: dict[str, str],
+    fake_llm: LlmServer,
+    catalog_feed: CatalogEvents,
+) -> None:
+    walnut, oak, lamp = _desks()
+    await _publish(catalog_feed, walnut, oak, lamp)
+    arguments = '{"query": "products", "category": "furniture", "max_price": 400}'
+    fake_llm.enqueue(ToolCalls(calls=[ToolCall("search_products", arguments)]), Reply())
+
+    await _ask(client, user, "What furniture under 400?")
+
+    [result] = _tool_messages(fake_llm.chat_requests()[1])
+    found = _result(result)
+    assert found["words_matched"] is False
+    assert [item["name"] for item in found["products"]] == ["Walnut Desk"]
