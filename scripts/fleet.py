@@ -22,7 +22,9 @@ FLEET_NATS_PORT (4222), FLEET_PROMETHEUS_PORT (9090), FLEET_ADMIN_EMAIL (``admin
 FLEET_ADMIN_PASSWORD (else one generated once into ``<data>/secrets.json``; it sets the password
 of an admin account created from now on, not of one that exists), FLEET_READY_TIMEOUT (90 s).
 The whole environment passes through to every process, so the services' own variables work too:
-OPENAI_API_KEY, OPENAI_BASE_URL, CHAT_MODEL and EMBEDDING_MODEL for chat-llm-service, for example.
+OPENAI_API_KEY, OPENAI_BASE_URL, CHAT_MODEL and EMBEDDING_MODEL for chat-llm-service, for example,
+and the OpenTelemetry SDK's OTEL_EXPORTER_OTLP_ENDPOINT (where the spans go; unset: nowhere),
+OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG; only OTEL_SERVICE_NAME is each service's own name.
 
 The parts (``FleetConfig``, ``running_postgres`` from ``fleet_postgres.py``, ``running_nats`` and
 ``create_streams`` from ``fleet_nats.py``, ``running_prometheus`` from ``fleet_prometheus.py``,
@@ -72,9 +74,14 @@ __all__ = [
     "running_prometheus",
     "service_command",
     "service_env",
+    "tracing_summary",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+# The OpenTelemetry SDK's sampler when OTEL_TRACES_SAMPLER is unset, and the samplers that read
+# OTEL_TRACES_SAMPLER_ARG as their ratio.
+DEFAULT_SAMPLER = "parentbased_always_on"
+RATIO_SAMPLERS = frozenset({"traceidratio", "parentbased_traceidratio"})
 
 
 class FleetError(Exception):
@@ -260,6 +267,8 @@ def service_env(
         "NATS_URL": config.nats_url,
         f"{prefix}JWKS_URL": f"{config.url(USERS)}/auth/jwks",
         f"{prefix}ENVIRONMENT": "development",
+        # Each service's spans under its own name, whatever OTEL_SERVICE_NAME the caller exported.
+        "OTEL_SERVICE_NAME": service.name,
     }
     if service is USERS:
         env["USERS_SIGNING_KEY_FILE"] = str(
@@ -340,6 +349,24 @@ def llm_summary(config: FleetConfig) -> str:
     return f"chat: model {model} at {where}" + ("" if has_key else " (no OPENAI_API_KEY)")
 
 
+def tracing_summary(config: FleetConfig) -> str:
+    """Where the services' spans go, from the OTEL_* variables their OpenTelemetry SDK reads."""
+    env = config.environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return "tracing: off (OTEL_SDK_DISABLED=true), no spans are made"
+    endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if not endpoint:
+        return (
+            "tracing: exports nothing until OTEL_EXPORTER_OTLP_ENDPOINT is set "
+            "(an OTLP/HTTP receiver, e.g. http://127.0.0.1:4318)"
+        )
+    sampler = env.get("OTEL_TRACES_SAMPLER", "").strip() or DEFAULT_SAMPLER
+    if sampler.lower() in RATIO_SAMPLERS:
+        # The SDK samples everything when a ratio sampler is given no argument.
+        sampler += f" {env.get('OTEL_TRACES_SAMPLER_ARG', '').strip() or '1.0'}"
+    return f"tracing: spans to {endpoint} over OTLP/HTTP, sampler {sampler}"
+
+
 def announce_ready(
     config: FleetConfig, admin_password: str, say_line: Callable[[str], None]
 ) -> None:
@@ -362,6 +389,7 @@ def announce_ready(
     login = f"{config.admin_email} / {admin_password}"
     say_line(f"  admin login: {login}  (FLEET_ADMIN_EMAIL, FLEET_ADMIN_PASSWORD)")
     say_line(f"  {llm_summary(config)}")
+    say_line(f"  {tracing_summary(config)}")
     say_line("  try:")
     for command in examples:
         say_line(f"    $ {command}")

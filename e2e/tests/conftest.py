@@ -1,8 +1,9 @@
 """A running fleet shared by the tests that drive it through the gateway.
 
 The session fleet is started the way a developer would run ``make up`` with these variables
-exported: an admin of their choosing, the OpenAI-compatible test server as the LLM, and models
-that are not the defaults (so that the tests see each variable arrive where it belongs).
+exported: an admin of their choosing, the OpenAI-compatible test server as the LLM, models that
+are not the defaults, and one OTEL_SERVICE_NAME for everything (so that the tests see each variable
+arrive where it belongs, or, for that one, not: each service runs under its own name).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ ADMIN_PASSWORD = "e2e-admin-password-1"
 CHAT_MODEL = "gpt-4o-mini-2024-07-18"
 EMBEDDING_MODEL = "text-embedding-3-large"
 LLM_API_KEY = "e2e-fake-llm-key"
+CALLERS_SERVICE_NAME = "e2e-one-name-for-the-whole-fleet"
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +44,7 @@ def fleet_environment(llm: LlmServer) -> dict[str, str]:
         "OPENAI_API_KEY": LLM_API_KEY,
         "CHAT_MODEL": CHAT_MODEL,
         "EMBEDDING_MODEL": EMBEDDING_MODEL,
+        "OTEL_SERVICE_NAME": CALLERS_SERVICE_NAME,
     }
 
 

@@ -156,6 +156,12 @@ class Fleet:
             raise RuntimeError(f"the fleet exited early:\n{self.log()}")
         return "the fleet is ready" in self.log()
 
+    def pid_of(self, process: str) -> int:
+        """The pid of one supervised process (``user-service``, ``gateway``, ...)."""
+        pids = [int(pid) for line in self.lines_of(process) for pid in _STARTED.findall(line)]
+        assert len(pids) == 1, f"{process} started {len(pids)} times"
+        return pids[0]
+
     def pids(self) -> list[int]:
         """Every process the fleet started: supervised children, NATS, Prometheus, PostgreSQL's
         postmaster."""
