@@ -23,12 +23,13 @@ from bench.report import Row, at_least, below, median, say
 from bench.runs import Settings
 from bench.wrk import WrkResult, order_script, run_wrk
 
-__all__ = ["measure_orders"]
+__all__ = ["measure_orders", "order_body"]
 
 _IN_THE_LOOP = (runner.USERS, runner.CATALOG, runner.ORDERS)
 
 
-def _order_body(product_id: str) -> str:
+def order_body(product_id: str) -> str:
+    """The body of one order: one item of ``product_id``, an address."""
     address = {
         "name": "Grace Hopper",
         "line1": "1 Navy Yard Road",
@@ -49,7 +50,7 @@ def measure_orders(
 ) -> list[Row]:
     """Orders per second, p50 and p99, and errors, each over ``settings.rounds`` runs."""
     url = f"{target.gateway}/api/orders"
-    body = _order_body(fixtures.order_product["id"])
+    body = order_body(fixtures.order_product["id"])
     connections = settings.order_connections
 
     def run(seconds: float) -> WrkResult:

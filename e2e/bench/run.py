@@ -2,9 +2,10 @@
 
 Items 1-3 (reads) first, while the fleet's processes are fresh; then 4 (orders) and 6 (chat);
 then the services' RSS (7, after that load); then 5 (catalog scale, with processes and data of
-its own); then start-to-ready (7). A measurement that fails becomes an ``error`` row and the
-others still run. Results go to ``bench-results/bench.md`` and ``bench.json`` at the root of
-the repository (git-ignored), and the table is printed at the end.
+its own); then start-to-ready (7); then 8 (tracing cost, with processes of its own). A
+measurement that fails becomes an ``error`` row and the others still run. Results go to
+``bench-results/bench.md`` and ``bench.json`` at the root of the repository (git-ignored), and
+the table is printed at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bench.measure_orders import measure_orders
 from bench.measure_processes import measure_ready, measure_rss
 from bench.measure_reads import bench_apps, measure_floor, measure_gateway, measure_hop
 from bench.measure_scale import measure_scale
+from bench.measure_tracing import measure_tracing
 from bench.report import Row, say, write_results
 from bench.runs import Settings
 from bench.wrk import require_wrk, summary_script
@@ -99,6 +101,12 @@ def _measure_all(target: Target, settings: Settings, workdir: Path) -> list[Row]
         7,
         "Start to /ready",
         lambda: measure_ready(target, workdir, starts=settings.rounds),
+    )
+    rows += _attempt(
+        settings,
+        8,
+        "Tracing cost",
+        lambda: measure_tracing(target, fixtures, settings, workdir, script),
     )
     return rows
 
