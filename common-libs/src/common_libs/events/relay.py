@@ -41,7 +41,7 @@ from common_libs.events.envelope import envelope_json
 from common_libs.events.metrics import event_metrics
 from common_libs.events.schema import OUTBOX_CHANNEL
 from common_libs.events.streams import StreamSpec, ensure_stream
-from common_libs.events.tracing import OUTCOME, mark_failed, publishing
+from common_libs.events.tracing import OUTCOME, mark_failed, start_publishing
 
 __all__ = ["OutboxRelay", "start_relay"]
 
@@ -187,7 +187,7 @@ class OutboxRelay:
                 request_id=row.request_id,
                 data_json=row.data,
             )
-            with publishing(
+            span, headers = start_publishing(
                 event_type=row.type,
                 event_id=str(row.event_id),
                 source=row.source,
@@ -195,7 +195,8 @@ class OutboxRelay:
                 version=row.version,
                 stored_headers=row.headers,
                 body_size=len(body),
-            ) as (span, headers):
+            )
+            with span:
                 headers["Nats-Msg-Id"] = str(row.event_id)
                 if row.request_id:
                     headers["X-Request-ID"] = row.request_id

@@ -1,17 +1,17 @@
 """The events' spans (API.md, "Telemetry"): one trace from the change to every reaction to it.
 
 An event stores the trace context of the span that wrote it (:func:`trace_headers_now`, in its
-outbox row's ``headers``). The relay publishes it inside a PRODUCER span ``publish <type>``,
-a child of that context (a root span when the row has none), and the message carries that
-span's ``traceparent``/``tracestate`` (:func:`publishing`). A consumer handles the message inside
-a CONSUMER span ``process <subject>``, a child of the producer span (:func:`consuming`), so the
+outbox row's ``headers``). The relay publishes it in a PRODUCER span ``publish <type>``, a child
+of that context (a root span when the row has none), and the message carries that span's
+``traceparent``/``tracestate`` (:func:`start_publishing`). A consumer handles the message in a
+CONSUMER span ``process <subject>``, a child of the producer span (:func:`consuming`), so the
 handler's database work and log lines belong to the trace of the change.
 
 Names and attributes follow OpenTelemetry's messaging conventions, plus the envelope's
 ``cloudevents.*`` and the fleet's own ``fleet.event.*``. An error is recorded as its class only
 (``error.type`` and the status), never its text, as in the logs. With only the API installed (no
-SDK, as in a process that does not trace), no span is recorded and the stored headers travel as
-they are.
+SDK, as in a process that does not trace), no span is recorded and a stored trace context
+travels as it is.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ __all__ = [
     "consuming",
     "describe_event",
     "mark_failed",
-    "publishing",
+    "start_publishing",
     "trace_headers_now",
 ]
 
@@ -46,7 +46,16 @@ OUTCOME = "fleet.event.outcome"
 """What became of the event: the ``outcome`` label of ``events_published_total`` (producer) or
 ``events_consumed_total`` (consumer)."""
 
-_SYSTEM = {"messaging.system": "nats"}
+_PUBLISH: dict[str, AttributeValue] = {
+    "messaging.system": "nats",
+    "messaging.operation.name": "publish",
+    "messaging.operation.type": "send",
+}
+_PROCESS: dict[str, AttributeValue] = {
+    "messaging.system": "nats",
+    "messaging.operation.name": "process",
+    "messaging.operation.type": "process",
+}
 
 
 def trace_headers_now() -> dict[str, str]:
@@ -59,8 +68,7 @@ def trace_headers_now() -> dict[str, str]:
     return carrier
 
 
-@contextmanager
-def publishing(
+def start_publishing(
     *,
     event_type: str,
     event_id: str,
@@ -69,37 +77,38 @@ def publishing(
     version: int,
     stored_headers: Mapping[str, Any],
     body_size: int,
-) -> Iterator[tuple[Span, dict[str, str]]]:
-    """A producer span for one event, child of the context its row stored; yields the span and
-    the headers the message carries (the stored ones, with this span's trace context)."""
+) -> tuple[Span, dict[str, str]]:
+    """Start the producer span of one event, a child of the context its row stored; return it
+    and the headers the message carries (the stored ones, with this span's trace context).
+
+    The caller ends it (``with span:`` around the publish). It is not made current: nothing but
+    the publish happens in it, and the relay's pass is the hot path of every event."""
     headers = {str(name): str(value) for name, value in stored_headers.items()}
-    attributes: dict[str, AttributeValue] = {
-        **_SYSTEM,
-        "messaging.operation.name": "publish",
-        "messaging.operation.type": "send",
-        "messaging.destination.name": event_type,
-        "messaging.message.id": event_id,
-        "messaging.message.body.size": body_size,
-        "cloudevents.event_type": event_type,
-        "cloudevents.event_source": source,
-        "cloudevents.event_subject": subject,
-        "fleet.event.version": version,
-    }
-    with _tracer.start_as_current_span(
+    parent = propagate.extract(headers, context=Context())
+    span = _tracer.start_span(
         f"publish {event_type}",
-        context=propagate.extract(headers, context=Context()),
+        context=parent,
         kind=SpanKind.PRODUCER,
-        attributes=attributes,
+        attributes={
+            **_PUBLISH,
+            "messaging.destination.name": event_type,
+            "messaging.message.id": event_id,
+            "messaging.message.body.size": body_size,
+            "cloudevents.event_type": event_type,
+            "cloudevents.event_source": source,
+            "cloudevents.event_subject": subject,
+            "fleet.event.version": version,
+        },
         record_exception=False,
         set_status_on_exception=False,
-    ) as span:
-        # Replaced whole, not updated: a tracestate stored beside a traceparent that did not
-        # parse must not travel with the new one. Without an SDK the current span is the stored
-        # parent itself (or none), so a valid stored context travels unchanged.
-        for name in TRACE_HEADERS:
-            headers.pop(name, None)
-        propagate.inject(headers)
-        yield span, headers
+    )
+    # Replaced whole, not updated: a tracestate stored beside a traceparent that did not parse
+    # must not travel with the new one. Without an SDK the span is the stored parent itself (or
+    # an invalid one), so a valid stored context travels unchanged.
+    for name in TRACE_HEADERS:
+        headers.pop(name, None)
+    propagate.inject(headers, context=trace.set_span_in_context(span, parent))
+    return span, headers
 
 
 @contextmanager
@@ -109,9 +118,7 @@ def consuming(message: Msg, *, consumer: str | None) -> Iterator[Span]:
     An error escaping it is recorded by its class."""
     headers = message.headers or {}
     attributes: dict[str, AttributeValue] = {
-        **_SYSTEM,
-        "messaging.operation.name": "process",
-        "messaging.operation.type": "process",
+        **_PROCESS,
         "messaging.destination.name": message.subject,
         "messaging.message.body.size": len(message.data),
     }
