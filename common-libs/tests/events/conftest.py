@@ -1,15 +1,20 @@
 """What the events tests share: a database with the events' tables, a stream of each test's own,
-and helpers to read the broker."""
+helpers to read the broker, and the spans the events' code ends."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -98,3 +103,54 @@ async def broker(nats_server: NatsServer) -> AsyncIterator[Broker]:
     broker = Broker(nats_server.url, name="events-tests")
     yield broker
     await broker.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def span_exporter() -> InMemorySpanExporter:
+    """Every span ended in this process from the first events test on, in memory.
+
+    The global tracer provider can be set once per process: the SDK's is set here, for the
+    session (or, when something set one already, that one gets the exporter too). Every events
+    test runs with it, as a service that traces does."""
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture
+def spans(span_exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    """The session's span exporter, emptied before and after the test."""
+    span_exporter.clear()
+    yield span_exporter
+    span_exporter.clear()
+
+
+def traceparent_of(span: ReadableSpan) -> str:
+    """The ``traceparent`` header that names ``span`` as the parent."""
+    context = span.get_span_context()
+    assert context is not None
+    ids = f"{format_trace_id(context.trace_id)}-{format_span_id(context.span_id)}"
+    return f"00-{ids}-{context.trace_flags:02x}"
+
+
+def producer_spans(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
+    """The relay's producer spans ended so far, by event id."""
+    return {
+        str((span.attributes or {})["messaging.message.id"]): span
+        for span in exporter.get_finished_spans()
+        if span.kind is SpanKind.PRODUCER
+    }
+
+
+def consumer_spans(exporter: InMemorySpanExporter, destination: str) -> list[ReadableSpan]:
+    """The consumer spans ended so far of messages on ``destination``, in the order they ended."""
+    return [
+        span
+        for span in exporter.get_finished_spans()
+        if span.kind is SpanKind.CONSUMER
+        and (span.attributes or {}).get("messaging.destination.name") == destination
+    ]

@@ -15,7 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -24,11 +28,22 @@ from support.tokens import AUDIENCE, ISSUER, SigningKey, claims, jwks, mint
 
 from common_libs.auth import StaticKeySource, TokenVerifier
 from common_libs.errors import Unauthorized
-from common_libs.events import USERS, Broker, DeletedUsers
+from common_libs.events import (
+    USERS,
+    Broker,
+    DeletedData,
+    DeletedUsers,
+    EventSource,
+    OutboxRelay,
+    write_event,
+)
+from common_libs.events.deny_list import USER_DELETED
 from common_libs.service_app import open_token_verifier
 from common_libs.testing import TestTokenIssuer, UvicornThread, eventually, free_port
 from common_libs.testing.events import publish_user_deleted
 from common_libs.testing.nats import NatsServer, start_nats
+
+from .conftest import consumer_spans, producer_spans
 
 KEEP_SECONDS = 960.0
 
@@ -120,11 +135,49 @@ async def test_a_denied_users_token_is_refused_and_others_pass(
     assert (await verifier.verify(mint(ed25519_signing_key, service))).is_service
 
 
+async def test_a_deletion_is_taken_in_a_consumer_span_of_the_trace_that_deleted_the_account(
+    engine: AsyncEngine, broker: Broker, registry: CollectorRegistry, spans: InMemorySpanExporter
+) -> None:
+    deleted = EventSource("user-service", USERS).event(
+        USER_DELETED, DeletedData, "An account was deleted."
+    )
+    user_id = new_user_id()
+    with trace.get_tracer("tests.events").start_as_current_span("DELETE /users/me"):
+        async with engine.begin() as connection:
+            event_id = await write_event(
+                connection, deleted, user_id, DeletedData(id=uuid.UUID(user_id))
+            )
+    relay = OutboxRelay(engine=engine, broker=broker, stream=USERS, registry=CollectorRegistry())
+    deleted_users = DeletedUsers(keep_seconds=KEEP_SECONDS, registry=registry)
+    async with following(deleted_users, broker, registry):
+        assert await relay.relay_once() == 1
+        await eventually(lambda: user_id in deleted_users, message="the deletion followed")
+
+    producer = producer_spans(spans)[str(event_id)]
+    (process,) = [
+        span
+        for span in consumer_spans(spans, USER_DELETED)
+        if (span.attributes or {}).get("cloudevents.event_subject") == user_id
+    ]
+    assert process.name == f"process {USER_DELETED}"
+    assert process.parent is not None
+    assert producer.context is not None
+    assert (process.parent.trace_id, process.parent.span_id) == (
+        producer.context.trace_id,
+        producer.context.span_id,
+    )
+    attributes = process.attributes or {}
+    assert attributes["fleet.event.outcome"] == "handled"
+    assert attributes["messaging.message.id"] == str(event_id)
+    assert "messaging.consumer.group.name" not in attributes  # every process follows on its own
+
+
 async def test_a_message_that_is_not_a_deletion_is_skipped(
     broker: Broker,
     nats_server: NatsServer,
     registry: CollectorRegistry,
     caplog: pytest.LogCaptureFixture,
+    spans: InMemorySpanExporter,
 ) -> None:
     deleted_users = DeletedUsers(keep_seconds=KEEP_SECONDS, registry=registry)
     user_id = new_user_id()
@@ -137,6 +190,13 @@ async def test_a_message_that_is_not_a_deletion_is_skipped(
 
     assert "is not a deletion (" in caplog.text
     assert "not an envelope" not in caplog.text
+    (skipped,) = [
+        span
+        for span in consumer_spans(spans, USER_DELETED)
+        if (span.attributes or {}).get("fleet.event.outcome") == "skipped"
+    ]
+    assert skipped.status.status_code is StatusCode.ERROR
+    assert (skipped.attributes or {})["error.type"] == "ValidationError"
 
 
 async def test_the_deny_list_outlives_the_broker(tmp_path: Path) -> None:

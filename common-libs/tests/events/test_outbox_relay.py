@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from nats.js.errors import NoStreamResponseError
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -48,7 +49,7 @@ from common_libs.testing import (
 from common_libs.testing.events import published_events, stream_events, wait_for_stream_events
 from common_libs.testing.nats import NatsServer, start_nats
 
-from .conftest import Domain, Thing
+from .conftest import Domain, Thing, producer_spans, traceparent_of
 
 SUPPORT = Path(__file__).parent.parent / "support"
 
@@ -99,7 +100,11 @@ async def test_a_rolled_back_change_publishes_nothing_and_a_committed_one_once(
 
 
 async def test_the_envelope_carries_versions_per_subject_and_the_request_context(
-    engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
+    engine: AsyncEngine,
+    broker: Broker,
+    domain: Domain,
+    nats_server: NatsServer,
+    spans: InMemorySpanExporter,
 ) -> None:
     relay = OutboxRelay(
         engine=engine, broker=broker, stream=domain.stream, registry=CollectorRegistry()
@@ -135,7 +140,17 @@ async def test_the_envelope_carries_versions_per_subject_and_the_request_context
     assert [v for v in versions if v[0] == str(second)] == [(str(second), domain.changed.name, 1)]
     assert all(e.envelope.request_id == "req-123" for e in events)
     assert all(e.headers["X-Request-ID"] == "req-123" for e in events)
-    assert all(e.headers["traceparent"] == traceparent for e in events)
+    # Written where no span was current (a process that does not trace): the request's own
+    # trace context is the producer spans' parent, and each message carries its producer's.
+    producers = producer_spans(spans)
+    for event in events:
+        producer = producers[str(event.envelope.id)]
+        assert event.headers["traceparent"] == traceparent_of(producer)
+        assert producer.parent is not None
+        assert (producer.parent.trace_id, producer.parent.span_id) == (
+            0x0AF7651916CD43DD8448EB211C80319C,
+            0xB7AD6B7169203331,
+        )
     assert all(e.envelope.occurred_at.utcoffset() is not None for e in events)
 
 

@@ -6,6 +6,8 @@ relay, and idempotent consumers with an inbox and a dead-letter stream, on NATS 
 - :mod:`~common_libs.events.relay`: ``OutboxRelay``, the background task that publishes the outbox
 - :mod:`~common_libs.events.consumer`: ``EventConsumer`` and the version guard
 - :mod:`~common_libs.events.deny_list`: ``DeletedUsers``, the deny list of deleted accounts
+- :mod:`~common_libs.events.tracing`: the producer and consumer spans, and the trace context
+  that travels with each event
 - :mod:`~common_libs.events.schema`: the tables, for a service's models and its migration
 - :mod:`~common_libs.events.streams`: the fleet's streams
 - :mod:`~common_libs.events.asyncapi`: a producer's AsyncAPI document from its declarations

@@ -8,6 +8,12 @@ message is redelivered after a growing delay, and after ``max_deliveries`` attem
 the ``DEADLETTER`` stream with the reason and terminated, while the messages after it go on.
 A message that is not a valid envelope can never succeed and is dead-lettered at once.
 
+All of it runs in a consumer span ``process <subject>``, a child of the producer span whose
+trace context the message carries (:mod:`common_libs.events.tracing`): the handler's database
+work and log lines belong to the trace of the change. The span records the outcome
+(``fleet.event.outcome``: ``handled``, ``duplicate``, ``stale``, ``failed``, ``dead_lettered``)
+and, for a failure, the error's class. A dead letter keeps the message's trace headers.
+
     consumer = EventConsumer(
         name="chat-catalog", stream=CATALOG, subject="catalog.product.>",
         engine=engine, broker=broker, handler=apply_product_event,
@@ -28,6 +34,7 @@ from typing import Any, Literal
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as FetchTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import Span
 from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import ValidationError
 from sqlalchemy import text
@@ -38,6 +45,7 @@ from common_libs.events.broker import Broker, raise_if_cancelled, retry_delay
 from common_libs.events.envelope import EventEnvelope
 from common_libs.events.metrics import event_metrics
 from common_libs.events.streams import DEADLETTER, StreamSpec, ensure_stream
+from common_libs.events.tracing import OUTCOME, consuming, describe_event, mark_failed
 
 __all__ = ["AnyEvent", "EventConsumer", "EventHandler", "Outcome", "is_newer_version"]
 
@@ -180,7 +188,14 @@ class EventConsumer:
         )
 
     async def handle(self, message: Msg) -> None:
-        """Process one message: apply it once, then acknowledge; or redeliver, or dead-letter."""
+        """Process one message in a consumer span (a child of its producer's): apply it once,
+        then acknowledge; or redeliver, or dead-letter."""
+        with consuming(message, consumer=self.name) as span:
+            span.set_attribute("fleet.event.deliveries", message.metadata.num_delivered)
+            outcome = await self._handle(message, span)
+            span.set_attribute(OUTCOME, outcome)
+
+    async def _handle(self, message: Msg, span: Span) -> str:
         metadata = message.metadata
         deliveries = metadata.num_delivered
         self.metrics.consumer_pending.labels(consumer=self.name).set(metadata.num_pending)
@@ -189,18 +204,21 @@ class EventConsumer:
         try:
             event = AnyEvent.model_validate_json(message.data)
         except ValidationError as exc:
+            mark_failed(span, "ValidationError")
             await self._dead_letter(
                 message, "ValidationError", f"not an event envelope ({exc.error_count()} errors)"
             )
-            return
+            return "dead_lettered"
+        describe_event(span, event)
         try:
             async with self.engine.begin() as connection:
                 outcome = await self.apply(connection, event)
         except Exception as exc:
             kind = type(exc).__name__
+            mark_failed(span, kind)
             if deliveries >= self.max_deliveries and not _is_outage(exc):
                 await self._dead_letter(message, kind, f"{kind}: {exc}"[:_REASON_LIMIT])
-                return
+                return "dead_lettered"
             self.metrics.consumed.labels(consumer=self.name, outcome="failed").inc()
             delay = self.backoff_seconds[min(deliveries, len(self.backoff_seconds)) - 1]
             _logger.warning(
@@ -213,9 +231,10 @@ class EventConsumer:
                 delay,
             )
             await message.nak(delay=delay)
-            return
+            return "failed"
         await message.ack()
         self.metrics.consumed.labels(consumer=self.name, outcome=outcome).inc()
+        return outcome
 
     async def apply(self, connection: AsyncConnection, event: AnyEvent) -> Outcome:
         """In the caller's transaction: inbox, version guard, handler."""

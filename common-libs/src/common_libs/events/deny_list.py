@@ -15,6 +15,9 @@ While the broker is unreachable the list learns nothing new: the process keeps r
 it knows and accepts the tokens of accounts deleted meanwhile until they expire (fail open). When
 the broker is back, it resubscribes from a little before the last deletion it saw.
 
+Each deletion is taken in a consumer span ``process users.user.deleted``, a child of the producer
+span whose trace context the message carries (:mod:`common_libs.events.tracing`).
+
     deleted_users = start_deny_list(stack, broker=broker, keep_seconds=960)
     verifier = TokenVerifier(keys, issuer=..., audience=..., deny_list=deleted_users)
 """
@@ -40,6 +43,7 @@ from common_libs.events.broker import Broker, raise_if_cancelled, retry_delay
 from common_libs.events.envelope import DeletedData, EventEnvelope
 from common_libs.events.metrics import event_metrics
 from common_libs.events.streams import USERS, ensure_stream
+from common_libs.events.tracing import OUTCOME, consuming, describe_event, mark_failed
 
 __all__ = ["USER_DELETED", "DeletedUsers", "start_deny_list"]
 
@@ -162,17 +166,22 @@ class DeletedUsers:
     def _receive(self, message: Msg) -> None:
         # The broker's own time of the message: what a start time is compared with.
         self._last_stored = message.metadata.timestamp
-        try:
-            event = _DeletedEvent.model_validate_json(message.data)
-        except ValidationError as exc:
-            _logger.warning(
-                "deny list: message %d of %s is not a deletion (%d errors); skipped",
-                message.metadata.sequence.stream,
-                USERS.name,
-                exc.error_count(),
-            )
-            return
-        self.add(event.subject, event.occurred_at)
+        with consuming(message, consumer=None) as span:
+            try:
+                event = _DeletedEvent.model_validate_json(message.data)
+            except ValidationError as exc:
+                mark_failed(span, "ValidationError")
+                span.set_attribute(OUTCOME, "skipped")
+                _logger.warning(
+                    "deny list: message %d of %s is not a deletion (%d errors); skipped",
+                    message.metadata.sequence.stream,
+                    USERS.name,
+                    exc.error_count(),
+                )
+                return
+            describe_event(span, event)
+            self.add(event.subject, event.occurred_at)
+            span.set_attribute(OUTCOME, "handled")
 
 
 async def _unsubscribe(subscription: JetStreamContext.PushSubscription) -> None:

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common_libs.events.envelope import EventType
 from common_libs.events.schema import OUTBOX_CHANNEL
-from common_libs.request_id import get_request_id, get_trace_headers
+from common_libs.events.tracing import trace_headers_now
+from common_libs.request_id import get_request_id
 
 __all__ = ["write_event", "write_events"]
 
@@ -57,8 +58,9 @@ async def write_events(
     """Write one ``event_type`` event per subject (``{subject id: data}``); return their ids.
 
     Call it inside the transaction that makes the change. ``data`` must be an instance of the
-    event type's model; the request id and trace context of the request being handled, if any,
-    travel with the event.
+    event type's model. The request id of the request being handled, if any, travels with the
+    event, and so does the trace context of the current span (without one, the request's own
+    ``traceparent``/``tracestate``): the relay's producer span becomes its child.
     """
     if not states:
         return []
@@ -70,7 +72,7 @@ async def write_events(
             )
     event_ids = [uuid.uuid4() for _ in ordered]
     request_id = get_request_id()
-    headers = dict(get_trace_headers())
+    headers = trace_headers_now()
     await connection.execute(
         _WRITE,
         {

@@ -7,7 +7,9 @@ relay.run(), name="outbox-relay")``). One pass:
    keeping back a row while an earlier row of the same subject is pending outside its claim, so
    that each subject's events reach the broker in version order whatever the number of relays;
 2. publishes them with ``Nats-Msg-Id`` = event id (subjects concurrently, each subject's events
-   one after another, each waiting for the broker's acknowledgement);
+   one after another, each waiting for the broker's acknowledgement), each in a producer span
+   ``publish <type>`` whose parent is the trace context the row stored (a root span when it
+   stored none) and whose own context the message carries (:mod:`common_libs.events.tracing`);
 3. deletes the acknowledged rows and commits. A relay that dies between 2 and 3 leaves the rows,
    the next pass publishes them again, and the broker drops the duplicate (its window is longer
    than a restart); consumers' inboxes catch any that get through later.
@@ -39,6 +41,7 @@ from common_libs.events.envelope import envelope_json
 from common_libs.events.metrics import event_metrics
 from common_libs.events.schema import OUTBOX_CHANNEL
 from common_libs.events.streams import StreamSpec, ensure_stream
+from common_libs.events.tracing import OUTCOME, mark_failed, start_publishing
 
 __all__ = ["OutboxRelay", "start_relay"]
 
@@ -174,10 +177,6 @@ class OutboxRelay:
         """Publish one subject's events in order, stopping at the first that fails."""
         acknowledged: list[int] = []
         for row in chain:
-            headers = {str(k): str(v) for k, v in row.headers.items()}
-            headers["Nats-Msg-Id"] = str(row.event_id)
-            if row.request_id:
-                headers["X-Request-ID"] = row.request_id
             body = envelope_json(
                 event_id=row.event_id,
                 type_=row.type,
@@ -188,17 +187,32 @@ class OutboxRelay:
                 request_id=row.request_id,
                 data_json=row.data,
             )
-            try:
-                ack = await js.publish(
-                    row.type,
-                    body,
-                    timeout=self.publish_timeout,
-                    stream=self.stream.name,
-                    headers=headers,
-                )
-            except Exception as exc:
-                return acknowledged, exc
-            outcome = "duplicate" if ack.duplicate else "published"
+            span, headers = start_publishing(
+                event_type=row.type,
+                event_id=str(row.event_id),
+                source=row.source,
+                subject=row.subject,
+                version=row.version,
+                stored_headers=row.headers,
+                body_size=len(body),
+            )
+            with span:
+                headers["Nats-Msg-Id"] = str(row.event_id)
+                if row.request_id:
+                    headers["X-Request-ID"] = row.request_id
+                try:
+                    ack = await js.publish(
+                        row.type,
+                        body,
+                        timeout=self.publish_timeout,
+                        stream=self.stream.name,
+                        headers=headers,
+                    )
+                except Exception as exc:
+                    mark_failed(span, type(exc).__name__)
+                    return acknowledged, exc
+                outcome = "duplicate" if ack.duplicate else "published"
+                span.set_attribute(OUTCOME, outcome)
             self.metrics.published.labels(type=row.type, outcome=outcome).inc()
             acknowledged.append(row.id)
         return acknowledged, None
