@@ -22,6 +22,7 @@ from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
 
 from app.config import Settings
 from app.services.errors import LlmNotConfigured, StartingUp, UpstreamFailed
+from app.services.llm_telemetry import ModelCallTelemetry, record_usage
 from app.services.upstream_errors import upstream_errors
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         CompletionCreateParamsNonStreaming,
         CompletionCreateParamsStreaming,
     )
+    from opentelemetry.util.genai.invocation import InferenceInvocation
 
 __all__ = [
     "Completion",
@@ -237,9 +239,13 @@ class CompletionStream:
     ``usage`` are read; the SDK still turns an ``error`` in the stream into ``APIError``.
     """
 
-    def __init__(self, stream: AsyncStream[object]) -> None:
+    def __init__(self, stream: AsyncStream[object], call: InferenceInvocation) -> None:
         self._stream = stream
+        self._call = call  # the GenAI span, ended with the stream
         self._calls: dict[int, _CallFragments] = {}
+        self._finish_reasons: list[str] = []
+        self._response: tuple[str | None, str | None] = (None, None)  # model, id
+        self._ended = False
         self.usage: ReportedUsage | None = None
 
     @property
@@ -254,15 +260,53 @@ class CompletionStream:
 
     async def deltas(self) -> AsyncIterator[str]:
         """Yield the text of the reply as it arrives; raises the mapped upstream problems."""
-        with upstream_errors():
-            async for chunk in self._stream:
-                if isinstance(chunk, dict) and chunk.get("usage") is not None:
-                    self.usage = _reported_usage(chunk["usage"])
-                for delta in _chunk_deltas(chunk):
-                    self._add_tool_calls(delta.get("tool_calls"))
-                    content = delta.get("content")
-                    if isinstance(content, str) and content:
-                        yield content
+        call = self._call
+        try:
+            with upstream_errors():
+                async for chunk in self._stream:
+                    call.record_stream_chunk()
+                    if isinstance(chunk, dict):
+                        self._note(chunk)
+                    for delta in _chunk_deltas(chunk):
+                        self._add_tool_calls(delta.get("tool_calls"))
+                        content = delta.get("content")
+                        if isinstance(content, str) and content:
+                            yield content
+        except Exception as error:
+            self._ended = True
+            call.fail(error)
+            raise
+        self._end_call()
+
+    def _note(self, chunk: dict[str, Any]) -> None:
+        """Keep what the span reports: usage, finish reasons, the response's model and id."""
+        if chunk.get("usage") is not None:
+            self.usage = _reported_usage(chunk["usage"])
+        if self._response == (None, None):
+            model, response_id = chunk.get("model"), chunk.get("id")
+            self._response = (
+                model if isinstance(model, str) else None,
+                response_id if isinstance(response_id, str) else None,
+            )
+        for choice in chunk.get("choices") or ():
+            reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+            if isinstance(reason, str):
+                self._finish_reasons.append(reason)
+
+    def _end_call(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        usage = self.usage
+        record_usage(
+            self._call,
+            input_tokens=usage.prompt_tokens if usage else None,
+            output_tokens=usage.completion_tokens if usage else None,
+            finish_reasons=self._finish_reasons,
+            response_model=self._response[0],
+            response_id=self._response[1],
+        )
+        self._call.stop()
 
     def _add_tool_calls(self, fragments: object) -> None:
         for fragment in fragments if isinstance(fragments, list) else ():
@@ -271,7 +315,11 @@ class CompletionStream:
                 self._calls.setdefault(index, _CallFragments()).add(fragment)
 
     async def aclose(self) -> None:
-        """Close the upstream response (and its connection, when the reply is unfinished)."""
+        """Close the upstream response (and its connection, when the reply is unfinished).
+
+        A reply left unread (the client went away, the leak guard stopped it) ends its span
+        with what had arrived."""
+        self._end_call()
         await self._stream.close()
 
 
@@ -295,6 +343,7 @@ class LlmClient:
     def __init__(self, settings: Settings) -> None:
         self.deadline_seconds = settings.openai_timeout_seconds
         self._settings = settings
+        self._telemetry = ModelCallTelemetry(settings.openai_base_url or OPENAI_DEFAULT_BASE_URL)
         self._client: AsyncOpenAI | None = None
         self._building: asyncio.Task[AsyncOpenAI] | None = None
 
@@ -359,7 +408,7 @@ class LlmClient:
         client = await self._sdk()  # first: the SDK is imported once the client is built
         from openai.types.chat import ChatCompletion
 
-        with upstream_errors():
+        with self._telemetry.chat(model) as call, upstream_errors():
             async with asyncio.timeout(self.deadline_seconds):
                 response = await client.post(
                     CHAT_COMPLETIONS_PATH,
@@ -367,8 +416,16 @@ class LlmClient:
                     body=_chat_body(model, messages, max_tokens, tools),
                     options={"headers": _request_headers()},
                 )
+            usage = response.usage
+            record_usage(
+                call,
+                input_tokens=usage.prompt_tokens if usage else None,
+                output_tokens=usage.completion_tokens if usage else None,
+                finish_reasons=(c.finish_reason for c in response.choices if c.finish_reason),
+                response_model=response.model,
+                response_id=response.id,
+            )
         message = response.choices[0].message if response.choices else None
-        usage = response.usage
         return Completion(
             content=(message.content if message else None) or "",
             usage=ReportedUsage(usage.prompt_tokens, usage.completion_tokens) if usage else None,
@@ -392,17 +449,25 @@ class LlmClient:
         from openai import AsyncStream
         from openai.types.chat import ChatCompletion
 
-        with upstream_errors():
-            async with asyncio.timeout(self.deadline_seconds):
-                stream = await client.post(
-                    CHAT_COMPLETIONS_PATH,
-                    cast_to=ChatCompletion,
-                    body=_chat_stream_body(model, messages, max_tokens, tools),
-                    options={"headers": _request_headers()},
-                    stream=True,
-                    stream_cls=AsyncStream[object],  # each chunk as parsed (CompletionStream)
-                )
-        return CompletionStream(stream)
+        call = self._telemetry.chat(model)
+        try:
+            with upstream_errors():
+                async with asyncio.timeout(self.deadline_seconds):
+                    stream = await client.post(
+                        CHAT_COMPLETIONS_PATH,
+                        cast_to=ChatCompletion,
+                        body=_chat_stream_body(model, messages, max_tokens, tools),
+                        options={"headers": _request_headers()},
+                        stream=True,
+                        stream_cls=AsyncStream[object],  # each chunk as parsed (CompletionStream)
+                    )
+        except BaseException as error:
+            call.fail(error)
+            raise
+        # The span stays open until the stream ends; what the caller does meanwhile is not
+        # part of the call.
+        call.suspend()
+        return CompletionStream(stream, call)
 
     async def embed(self, *, model: str, inputs: Sequence[str]) -> Embeddings:
         """Embed ``inputs``; vectors come back in input order."""

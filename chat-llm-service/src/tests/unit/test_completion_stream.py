@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from app.services.llm_integration import CompletionStream, ReportedUsage
+from app.services.llm_telemetry import ModelCallTelemetry
+
+_TELEMETRY = ModelCallTelemetry("http://llm.test/v1")
 
 
 class _Chunks:
@@ -29,7 +32,7 @@ def _chunk(delta: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 
 async def _read(*chunks: object) -> tuple[list[str], ReportedUsage | None]:
-    stream = CompletionStream(cast(Any, _Chunks(*chunks)))
+    stream = CompletionStream(cast(Any, _Chunks(*chunks)), _TELEMETRY.chat("test-model"))
     texts = [text async for text in stream.deltas()]
     return texts, stream.usage
 
@@ -70,7 +73,7 @@ async def test_a_usage_without_two_integer_counts_is_not_reported() -> None:
 
 async def test_closing_closes_the_upstream_response() -> None:
     chunks = _Chunks(_chunk({"content": "Hi"}))
-    stream = CompletionStream(cast(Any, chunks))
+    stream = CompletionStream(cast(Any, chunks), _TELEMETRY.chat("test-model"))
 
     await stream.aclose()
 
@@ -95,7 +98,8 @@ async def test_tool_calls_are_put_together_from_their_fragments_by_index() -> No
                 _chunk({"tool_calls": [{"function": {"name": "no index"}}, "not an object"]}),
                 _chunk({}, finish_reason="tool_calls"),
             ),
-        )
+        ),
+        _TELEMETRY.chat("test-model"),
     )
 
     texts = [text async for text in stream.deltas()]
