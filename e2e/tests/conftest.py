@@ -2,8 +2,9 @@
 
 The session fleet is started the way a developer would run ``make up`` with these variables
 exported: an admin of their choosing, the OpenAI-compatible test server as the LLM, models that
-are not the defaults, and one OTEL_SERVICE_NAME for everything (so that the tests see each variable
-arrive where it belongs, or, for that one, not: each service runs under its own name).
+are not the defaults, one OTEL_SERVICE_NAME for everything (so that the tests see each variable
+arrive where it belongs, or, for that one, not: each service runs under its own name), and an
+OTLP/HTTP receiver of the tests' own as where the spans go (every span: the default sampler).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from common_libs.testing import LlmServer
+from common_libs.testing.otlp import OtlpReceiver
 
 from tests.fleet import Fleet, new_fleet
 from tests.support.shop import Account, Endpoints, Shop
@@ -35,7 +37,14 @@ def fake_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmServer]:
         yield server
 
 
-def fleet_environment(llm: LlmServer) -> dict[str, str]:
+@pytest.fixture(scope="session")
+def otlp() -> Iterator[OtlpReceiver]:
+    """Where the session fleet's services export their spans."""
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+def fleet_environment(llm: LlmServer, otlp: OtlpReceiver) -> dict[str, str]:
     """The variables exported before ``make up`` for the session fleet."""
     return {
         "FLEET_ADMIN_EMAIL": ADMIN_EMAIL,
@@ -45,13 +54,16 @@ def fleet_environment(llm: LlmServer) -> dict[str, str]:
         "CHAT_MODEL": CHAT_MODEL,
         "EMBEDDING_MODEL": EMBEDDING_MODEL,
         "OTEL_SERVICE_NAME": CALLERS_SERVICE_NAME,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+        # Batches every 0.2 s rather than 5: a test waits for its spans that long at most.
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
     }
 
 
 @pytest.fixture(scope="session")
-def fleet(fake_llm: LlmServer) -> Iterator[Fleet]:
+def fleet(fake_llm: LlmServer, otlp: OtlpReceiver) -> Iterator[Fleet]:
     """The whole fleet, started once for the session and stopped (Ctrl-C) afterwards."""
-    running = new_fleet(fleet_environment(fake_llm))
+    running = new_fleet(fleet_environment(fake_llm, otlp))
     try:
         yield running.start()
     finally:

@@ -139,8 +139,13 @@ class Shop:
         *items: tuple[str, int],
         key: str | None = None,
         request_id: str | None = None,
+        **extra_headers: str,
     ) -> httpx.Response:
-        headers = {**bearer(account.access_token), "Idempotency-Key": key or unique("key")}
+        headers = {
+            **bearer(account.access_token),
+            "Idempotency-Key": key or unique("key"),
+            **extra_headers,
+        }
         if request_id:
             headers["X-Request-ID"] = request_id
         return self.client.post(
