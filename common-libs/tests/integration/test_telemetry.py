@@ -1,0 +1,216 @@
+"""Spans of a traced process: server spans, and the trace in the log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from common_libs.service_app import create_service_app
+from common_libs.testing.otlp import OtlpReceiver, ReceivedSpan
+
+pytestmark = pytest.mark.usefixtures("tracing", "restore_logging")
+
+Sent = Callable[..., list[ReceivedSpan]]
+
+tracer = trace.get_tracer("common-libs-tests")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A caller's span, sent as ``traceparent``."""
+
+    trace_id: str
+    span_id: str
+
+    @property
+    def traceparent(self) -> str:
+        return f"00-{self.trace_id}-{self.span_id}-01"
+
+
+def new_caller() -> Caller:
+    return Caller(f"{random.getrandbits(128):032x}", f"{random.getrandbits(64):016x}")
+
+
+def ids(span: trace.Span) -> tuple[str, str]:
+    span_context = span.get_span_context()
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@dataclass(frozen=True)
+class Settings:
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@asynccontextmanager
+async def no_resources(app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def build() -> FastAPI:
+    app = create_service_app(
+        name="orders-service",
+        version="1.0.0",
+        summary="Orders.",
+        lifespan=no_resources,
+        settings=Settings(),
+        ready_checks={},
+    )
+
+    @app.get("/orders/{order_id}")
+    async def get_order(order_id: str) -> dict[str, str]:
+        logging.getLogger("orders.routes").info("reading order %s", order_id)
+        return {"id": order_id}
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("the ledger is gone")
+
+    return app
+
+
+async def get(path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """A request to a fresh app, built inside the test so that its log lines reach capsys."""
+    transport = httpx.ASGITransport(app=build())
+    async with httpx.AsyncClient(transport=transport, base_url="http://orders") as client:
+        return await client.get(path, headers=headers)
+
+
+@pytest.fixture
+def sent(tracing: TracerProvider, otlp: OtlpReceiver) -> Sent:
+    """The spans of a trace (of one kind), once every span that ended has been sent."""
+
+    def spans(trace_id: str, kind: str | None = None) -> list[ReceivedSpan]:
+        assert tracing.force_flush()
+        return otlp.matching(lambda span: span.trace_id == trace_id and kind in (None, span.kind))
+
+    return spans
+
+
+async def test_a_request_is_a_server_span_named_by_its_route_under_the_callers_span(
+    sent: Sent,
+) -> None:
+    caller = new_caller()
+
+    await get("/orders/o-17", headers={"traceparent": caller.traceparent})
+
+    [span] = sent(caller.trace_id)
+    assert (span.name, span.kind, span.service) == (
+        "GET /orders/{order_id}",
+        "SERVER",
+        "common-libs-tests",
+    )
+    assert span.parent_span_id == caller.span_id
+    assert span.attributes == {
+        "http.request.method": "GET",
+        "url.scheme": "http",
+        "url.path": "/orders/o-17",
+        "http.route": "/orders/{order_id}",
+        "http.response.status_code": 200,
+    }
+    assert span.status == "UNSET"
+
+
+async def test_log_lines_inside_a_request_carry_its_trace_beside_the_request_id(
+    sent: Sent, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caller = new_caller()
+
+    await get("/orders/o-18", headers={"traceparent": caller.traceparent, "X-Request-ID": "req-18"})
+
+    [span] = sent(caller.trace_id)
+    [line] = [
+        line for line in json_lines(capsys.readouterr().err) if line["name"] == "orders.routes"
+    ]
+    assert (line["trace_id"], line["span_id"]) == (span.trace_id, span.span_id)
+    assert line["request_id"] == "req-18"
+
+
+async def test_a_request_without_a_caller_starts_a_trace(
+    sent: Sent, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await get("/orders/o-19")
+
+    [line] = [
+        line for line in json_lines(capsys.readouterr().err) if line["name"] == "orders.routes"
+    ]
+    [span] = sent(line["trace_id"])
+    assert span.parent_span_id is None
+    assert span.span_id == line["span_id"]
+
+
+async def test_probes_and_scrapes_are_not_traced(
+    sent: Sent,
+) -> None:
+    caller = new_caller()
+    headers = {"traceparent": caller.traceparent}
+
+    for path in ("/health", "/ready", "/metrics"):
+        assert (await get(path, headers=headers)).status_code == 200
+    await get("/orders/o-20", headers=headers)
+
+    assert [span.name for span in sent(caller.trace_id)] == ["GET /orders/{order_id}"]
+
+
+async def test_a_request_no_route_matched_is_named_by_its_method(
+    sent: Sent,
+) -> None:
+    caller = new_caller()
+
+    await get("/no/such/thing", headers={"traceparent": caller.traceparent})
+
+    [span] = sent(caller.trace_id)
+    assert span.name == "GET"
+    assert "http.route" not in span.attributes
+    assert (span.attributes["http.response.status_code"], span.status) == (404, "UNSET")
+
+
+async def test_an_unsampled_callers_request_records_nothing_but_logs_its_trace(
+    sent: Sent, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caller = new_caller()
+
+    await get("/orders/o-21", {"traceparent": caller.traceparent[:-2] + "00"})
+
+    [line] = [
+        line for line in json_lines(capsys.readouterr().err) if line["name"] == "orders.routes"
+    ]
+    assert line["trace_id"] == caller.trace_id
+    assert len(line["span_id"]) == 16  # the request's own span, recorded or not
+    assert sent(caller.trace_id) == []
+
+
+async def test_an_unhandled_error_marks_the_span_and_its_log_line_carries_the_trace(
+    sent: Sent, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caller = new_caller()
+
+    with pytest.raises(RuntimeError):
+        await get("/broken", headers={"traceparent": caller.traceparent})
+
+    [span] = sent(caller.trace_id)
+    assert (span.name, span.status) == ("GET /broken", "ERROR")
+    assert span.attributes["http.response.status_code"] == 500
+    assert span.attributes["error.type"] == "RuntimeError"
+    assert "the ledger is gone" not in repr(span)  # the message goes to the log only
+    [line] = [line for line in json_lines(capsys.readouterr().err) if "exc_info" in line]
+    assert (line["message"], line["trace_id"], line["span_id"]) == (
+        "unhandled error",
+        span.trace_id,
+        span.span_id,
+    )
