@@ -1,4 +1,5 @@
-"""Spans of a traced process: server spans, and the trace in the log lines."""
+"""Spans of a traced process: server spans, the peer client's spans and their traceparent, and
+the trace in the log lines."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from opentelemetry import trace
+from httpx_aiohttp import AiohttpTransport
+from opentelemetry import context, trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
+from common_libs.http_client import create_http_client
 from common_libs.service_app import create_service_app
+from common_libs.testing import free_port
 from common_libs.testing.otlp import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.usefixtures("tracing", "restore_logging")
@@ -214,3 +220,80 @@ async def test_an_unhandled_error_marks_the_span_and_its_log_line_carries_the_tr
         span.trace_id,
         span.span_id,
     )
+
+
+@pytest.fixture
+async def peer(upstream: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with create_http_client(base_url=upstream) as client:
+        yield client
+
+
+async def test_a_call_is_a_client_span_that_the_peer_continues(
+    peer: httpx.AsyncClient, upstream: str, sent: Sent
+) -> None:
+    with tracer.start_as_current_span("handler") as handler:
+        answer = await peer.get("/echo", params={"email": "ada@example.org"})
+
+    _, trace_id, parent_id, flags = answer.json()["headers"]["traceparent"].split("-")
+    [client_span] = sent(trace_id, "CLIENT")
+    assert trace_id == ids(handler)[0]
+    assert int(flags, 16) & 1  # sampled
+    assert parent_id == client_span.span_id
+    assert client_span.parent_span_id == ids(handler)[1]
+    assert client_span.name == "GET"
+    assert client_span.attributes == {
+        "http.request.method": "GET",
+        "url.full": f"{upstream}/echo",  # the query string may hold personal data
+        "server.address": "127.0.0.1",
+        "server.port": urlsplit(upstream).port,
+        "http.response.status_code": 200,
+    }
+
+
+async def test_the_callers_tracestate_goes_on_with_the_call(peer: httpx.AsyncClient) -> None:
+    remote = SpanContext(
+        trace_id=random.getrandbits(128),
+        span_id=random.getrandbits(64),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        trace_state=TraceState([("shop", "eu-1")]),
+    )
+    token = context.attach(trace.set_span_in_context(NonRecordingSpan(remote)))
+    try:
+        answer = await peer.get("/echo")
+    finally:
+        context.detach(token)
+
+    headers = answer.json()["headers"]
+    assert headers["tracestate"] == "shop=eu-1"
+    assert headers["traceparent"].split("-")[1] == format(remote.trace_id, "032x")
+
+
+async def test_a_failed_call_is_an_error_span(peer: httpx.AsyncClient, sent: Sent) -> None:
+    with tracer.start_as_current_span("handler") as handler:
+        await peer.get("/no-such-path")
+        async with create_http_client(base_url=f"http://127.0.0.1:{free_port()}") as nowhere:
+            with pytest.raises(httpx.TransportError) as refused:
+                await nowhere.post("/orders")
+
+    trace_id = ids(handler)[0]
+    spans = sent(trace_id, "CLIENT")
+    assert [(span.name, span.status, span.attributes["error.type"]) for span in spans] == [
+        ("GET", "ERROR", "404"),
+        ("POST", "ERROR", type(refused.value).__qualname__),
+    ]
+    assert "http.response.status_code" not in spans[1].attributes
+
+
+async def test_other_clients_send_no_trace_context(upstream: str) -> None:
+    # Neither httpx nor aiohttp is instrumented as a whole: only create_http_client's clients
+    # are traced (the OpenAI SDK's client, say, is left to its own instrumentation).
+    with tracer.start_as_current_span("handler"):
+        async with httpx.AsyncClient(base_url=upstream) as plain:
+            plain_headers = (await plain.get("/echo")).json()["headers"]
+        transport = AiohttpTransport()
+        async with httpx.AsyncClient(base_url=upstream, transport=transport) as on_aiohttp:
+            aiohttp_headers = (await on_aiohttp.get("/echo")).json()["headers"]
+
+    assert "traceparent" not in plain_headers
+    assert "traceparent" not in aiohttp_headers
