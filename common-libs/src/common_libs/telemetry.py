@@ -8,14 +8,15 @@
 - :func:`instrument_app`: a server span per request (:class:`ServerSpanMiddleware`).
 - :class:`TracingTransport`: a client span per call of an httpx client (``create_http_client``
   uses it), whose context goes out in ``traceparent``/``tracestate``.
+- :func:`trace_statements`: a client span per statement of an engine (``create_engine`` uses it).
 
-The spans are made here rather than by OpenTelemetry's ASGI and httpx instrumentations (or
-FastAPI's own telemetry): those gather every attribute before they know whether the span
-records, which cost 45-150 µs per request or call even when nothing is sampled. Here a server
-span that does not record costs its creation and nothing else, and under it calls make no span
-at all. Attribute names are the stable semantic conventions'; query strings and exception
-messages are left out, as they may hold personal data (an exception's type is kept, its text
-goes to the log).
+The spans are made here rather than by OpenTelemetry's ASGI, httpx and SQLAlchemy
+instrumentations: those gather every attribute before they know whether the span records, which
+cost 50-150 µs per request or call even when nothing is sampled (``telemetry`` in the README).
+Here a server span that does not record costs its creation and nothing else, and under it calls
+and statements make no span at all. Attribute names are the stable semantic conventions'; query
+strings, parameter values and exception messages are left out, as they may hold personal data
+(an exception's type is kept, its text goes to the log).
 """
 
 from __future__ import annotations
@@ -23,24 +24,28 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
 from opentelemetry.semconv.attributes import (
+    db_attributes,
     error_attributes,
     http_attributes,
     server_attributes,
     url_attributes,
 )
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import common_libs
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+    from sqlalchemy.engine import Connection, ExceptionContext
+    from sqlalchemy.engine.interfaces import ExecutionContext
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = [
     "UNTRACED_PATHS",
@@ -49,6 +54,7 @@ __all__ = [
     "configure_tracing",
     "flush_spans",
     "instrument_app",
+    "trace_statements",
     "tracer_provider_from_env",
 ]
 
@@ -262,6 +268,74 @@ class TracingTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close the wrapped transport."""
         await self.transport.aclose()
+
+
+_STATEMENT_SPAN = "_common_libs_span"
+
+
+def trace_statements(engine: AsyncEngine) -> None:
+    """A client span per statement that ``engine`` executes inside a recorded trace, named
+    ``OPERATION database`` (``SELECT catalog``), with the statement as sent: its placeholders
+    (``$1``), never the values bound to them.
+
+    Statements outside a recorded trace make none: a readiness probe's ping or a poller's query
+    would each start a trace of its own, and under a span that does not record (not sampled) a
+    statement's span would not record either.
+    """
+    from sqlalchemy import event
+
+    url = engine.url
+    operation_target = f" {url.database}" if url.database else ""
+    known = {
+        db_attributes.DB_SYSTEM_NAME: "postgresql",
+        db_attributes.DB_NAMESPACE: url.database,
+        server_attributes.SERVER_ADDRESS: url.host,
+        server_attributes.SERVER_PORT: url.port,
+    }
+    attributes = {name: value for name, value in known.items() if value is not None}
+
+    def start(
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        execution: ExecutionContext,
+        executemany: bool,
+    ) -> None:
+        if not trace.get_current_span().is_recording():
+            return  # outside a recorded trace: pollers and probes would each start one
+        operation = statement.split(None, 1)[0].upper() if statement.strip() else "SQL"
+        span = _tracer.start_span(operation + operation_target, kind=SpanKind.CLIENT)
+        span.set_attributes(attributes)
+        span.set_attributes(
+            {
+                db_attributes.DB_OPERATION_NAME: operation,
+                db_attributes.DB_QUERY_TEXT: statement,
+            }
+        )
+        setattr(execution, _STATEMENT_SPAN, span)
+
+    def end(
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        execution: ExecutionContext,
+        executemany: bool,
+    ) -> None:
+        span: Span = getattr(execution, _STATEMENT_SPAN, INVALID_SPAN)
+        span.end()
+
+    def fail(failure: ExceptionContext) -> None:
+        # No span when the failure came before the statement (a connection's setup).
+        span: Span = getattr(failure.execution_context, _STATEMENT_SPAN, INVALID_SPAN)
+        _set_error(span, type(failure.original_exception).__qualname__)
+        span.end()
+
+    sync_engine = engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", start)
+    event.listen(sync_engine, "after_cursor_execute", end)
+    event.listen(sync_engine, "handle_error", fail)
 
 
 def _set_error(span: Span, error_type: str) -> None:

@@ -1,5 +1,5 @@
-"""Spans of a traced process: server spans, the peer client's spans and their traceparent, and
-the trace in the log lines."""
+"""Spans of a traced process: server spans, the peer client's spans and their traceparent,
+statement spans on a real PostgreSQL, and the trace in the log lines."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from httpx_aiohttp import AiohttpTransport
 from opentelemetry import context, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from sqlalchemy import exc, text
 
+from common_libs.db import create_engine, ping_database
 from common_libs.http_client import create_http_client
 from common_libs.service_app import create_service_app
-from common_libs.testing import free_port
+from common_libs.testing import PostgresServer, create_database, free_port
 from common_libs.testing.otlp import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.usefixtures("tracing", "restore_logging")
@@ -297,3 +299,100 @@ async def test_other_clients_send_no_trace_context(upstream: str) -> None:
 
     assert "traceparent" not in plain_headers
     assert "traceparent" not in aiohttp_headers
+
+
+async def test_under_an_unsampled_span_calls_and_statements_pass_its_context_on(
+    peer: httpx.AsyncClient, database_url: str, sent: Sent
+) -> None:
+    caller = SpanContext(
+        trace_id=random.getrandbits(128),
+        span_id=random.getrandbits(64),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.DEFAULT),  # not sampled
+    )
+    engine = create_engine(database_url)
+    unsampled = tracer.start_span("handler", trace.set_span_in_context(NonRecordingSpan(caller)))
+    try:
+        with trace.use_span(unsampled):
+            answer = await peer.get("/echo")
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+    trace_id, span_id = ids(unsampled)
+    assert not unsampled.is_recording()
+    assert answer.json()["headers"]["traceparent"] == f"00-{trace_id}-{span_id}-00"
+    assert sent(trace_id) == []
+
+
+@pytest.fixture(scope="module")
+def database_url(postgres_server: PostgresServer) -> str:
+    return create_database(postgres_server, "cl_telemetry")
+
+
+async def test_a_statement_is_a_span_with_its_text_but_not_its_values(
+    database_url: str, sent: Sent
+) -> None:
+    engine = create_engine(database_url)
+    try:
+        with tracer.start_as_current_span("handler") as handler:
+            async with engine.connect() as connection:
+                await connection.execute(
+                    text("SELECT :email AS email, :born AS born"),
+                    {"email": "ada@example.org", "born": "1815-12-10"},
+                )
+    finally:
+        await engine.dispose()
+
+    trace_id, handler_id = ids(handler)
+    [span] = sent(trace_id, "CLIENT")
+    url = urlsplit(database_url)
+    assert (span.name, span.parent_span_id) == ("SELECT cl_telemetry", handler_id)
+    assert span.attributes["db.query.text"].startswith("SELECT $1")
+    assert span.attributes == {
+        "db.system.name": "postgresql",
+        "db.namespace": "cl_telemetry",
+        "server.address": url.hostname,
+        "server.port": url.port,
+        "db.operation.name": "SELECT",
+        "db.query.text": span.attributes["db.query.text"],
+    }
+    assert "ada@example.org" not in repr(span)
+    assert "1815" not in repr(span)
+
+
+async def test_a_statement_outside_a_trace_makes_no_span(
+    database_url: str, otlp: OtlpReceiver, sent: Sent
+) -> None:
+    engine = create_engine(database_url)
+    try:
+        await ping_database(engine)  # a readiness probe's
+        with tracer.start_as_current_span("handler") as handler:
+            await ping_database(engine)
+    finally:
+        await engine.dispose()
+
+    assert [span.name for span in sent(ids(handler)[0], "CLIENT")] == ["SELECT cl_telemetry"]
+    pings = otlp.matching(lambda span: span.attributes.get("db.query.text") == "SELECT 1")
+    assert [span.trace_id for span in pings] == [ids(handler)[0]]
+
+
+async def test_a_failed_statement_is_an_error_span(database_url: str, sent: Sent) -> None:
+    engine = create_engine(database_url)
+    try:
+        with tracer.start_as_current_span("handler") as handler:
+            async with engine.connect() as connection:
+                with pytest.raises(exc.ProgrammingError):
+                    await connection.execute(
+                        text("SELECT * FROM no_such_table WHERE email = :email"),
+                        {"email": "ada@example.org"},
+                    )
+    finally:
+        await engine.dispose()
+
+    trace_id = ids(handler)[0]
+    [span] = sent(trace_id, "CLIENT")
+    assert span.status == "ERROR"
+    assert span.attributes["error.type"].endswith("ProgrammingError")
+    assert "ada@example.org" not in repr(span)
