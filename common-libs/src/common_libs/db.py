@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 from starlette.requests import Request
 
+from common_libs.telemetry import trace_statements
+
 __all__ = [
     "NAMING_CONVENTION",
     "DatabaseSettings",
@@ -103,6 +105,9 @@ def create_engine(
     connections serve every request, with their prepared statements and PostgreSQL's settled
     plans for them (the first five executions of a prepared statement on a connection are
     planned afresh), and the others stay idle rather than each taking turns.
+
+    Each statement is a client span with the statement's text, never its parameters
+    (:func:`~common_libs.telemetry.trace_statements`).
     """
     engine = create_async_engine(
         url,
@@ -114,6 +119,7 @@ def create_engine(
     pool = engine.sync_engine.pool
     event.listen(pool, "checkin", _note_checkin)
     event.listen(pool, "checkout", _ping_when_idle(idle_ping_seconds))
+    trace_statements(engine)
     return engine
 
 

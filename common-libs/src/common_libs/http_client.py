@@ -1,4 +1,5 @@
-"""Outgoing HTTP: httpx's API over the aiohttp transport, explicit timeouts, request id forwarded.
+"""Outgoing HTTP: httpx's API over the aiohttp transport, explicit timeouts, request id and
+trace context forwarded.
 
 Plain ``httpx.AsyncClient`` is slow under concurrency (encode/httpx#3215); the aiohttp transport
 keeps the httpx API at about three times the throughput on one inter-service hop. ``PeerClient``
@@ -14,6 +15,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
+from common_libs.telemetry import TracingTransport
 
 __all__ = ["PeerClient", "create_http_client", "forward_request_id"]
 
@@ -98,6 +100,9 @@ def create_http_client(
 ) -> PeerClient:
     """Make the one long-lived client a service keeps per target (create it in the lifespan).
 
+    Every call is a client span that goes out as ``traceparent``
+    (:class:`~common_libs.telemetry.TracingTransport` around the aiohttp transport).
+
     ``keepalive_expiry`` stays below uvicorn's default keep-alive (5 s) so that the client never
     reuses a connection the server is about to close.
     """
@@ -108,7 +113,7 @@ def create_http_client(
     )
     return PeerClient(
         base_url=base_url,
-        transport=AiohttpTransport(limits=limits),
+        transport=TracingTransport(AiohttpTransport(limits=limits)),
         timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
         headers=dict(headers or {}),
         event_hooks={"request": [forward_request_id]},

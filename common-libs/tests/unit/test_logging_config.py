@@ -167,7 +167,7 @@ def test_exceptions_are_logged_inside_the_json_line(capsys: pytest.CaptureFixtur
     assert "ValueError: bad stock value" in line["exc_info"]
 
 
-def test_plain_text_format_names_service_and_request_id(
+def test_plain_text_format_names_service_request_id_and_trace(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     configure_logging(service="orders", json=False)
@@ -175,7 +175,9 @@ def test_plain_text_format_names_service_and_request_id(
     logging.getLogger("orders").warning("stock low")
 
     [line] = capsys.readouterr().err.splitlines()
-    assert line.endswith("WARNING orders stock low service=orders request_id=None")
+    assert line.endswith(
+        "WARNING orders stock low service=orders request_id=None trace_id=None span_id=None"
+    )
 
 
 def test_configuring_twice_keeps_a_single_handler(capsys: pytest.CaptureFixture[str]) -> None:
@@ -192,3 +194,4 @@ def test_context_filter_stamps_without_dropping() -> None:
 
     assert RequestContextFilter("users").filter(record) is True
     assert (record.service, record.request_id) == ("users", None)
+    assert (record.trace_id, record.span_id) == (None, None)
