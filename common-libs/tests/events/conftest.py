@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -106,18 +105,14 @@ async def broker(nats_server: NatsServer) -> AsyncIterator[Broker]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def span_exporter() -> InMemorySpanExporter:
+def span_exporter(tracing: TracerProvider) -> InMemorySpanExporter:
     """Every span ended in this process from the first events test on, in memory.
 
-    The global tracer provider can be set once per process: the SDK's is set here, for the
-    session (or, when something set one already, that one gets the exporter too). Every events
-    test runs with it, as a service that traces does."""
+    The global tracer provider can be set once per process: the session's (``tracing``, the
+    provider ``configure_tracing`` installs) gets this exporter too. Every events test runs with
+    it, as a service that traces does."""
     exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
 
 
