@@ -4,23 +4,22 @@ It answers every export with 200 and an empty ``ExportTraceServiceResponse`` (wh
 answers when it took every span), keeps the bodies, and counts them when asked: requests, bytes,
 spans, distinct traces and spans by ``service.name``. The bodies are only read after the
 measurement, so that a configuration that exports more pays for its exporting, not for the
-benchmark's bookkeeping. Spans are counted straight from the protobuf wire format of
-``ExportTraceServiceRequest`` (``resource_spans`` 1, its ``resource`` 1 and ``scope_spans`` 2,
-their ``spans`` 2, a span's ``trace_id`` 1), so the harness needs no opentelemetry-proto; an
-``http/json`` export is read as JSON. ``common_libs.testing.otlp`` is to provide the fleet's own
-receiver; this one is the benchmark's until then.
+benchmark's bookkeeping (``common_libs.testing.otlp``'s receiver, which the tests use, decodes
+each export as it arrives, in this process, on the cores the services are measured on). The
+bodies are decoded with ``opentelemetry-proto`` (OTLP/HTTP protobuf, the exporter's default).
 """
 
 from __future__ import annotations
 
 import gzip
-import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 __all__ = ["OtlpSink", "Received"]
 
@@ -126,17 +125,26 @@ class OtlpSink:
         with self._lock:
             exports = list(self._exports)
         by_service: Counter[str] = Counter()
-        traces: set[bytes | str] = set()
+        traces: set[bytes] = set()
         undecoded = 0
         for export in exports:
-            body = gzip.decompress(export.body) if export.gzipped else export.body
+            request = ExportTraceServiceRequest()
             try:
-                if "json" in export.content_type:
-                    _count_json(json.loads(body), by_service, traces)
-                else:
-                    _count_protobuf(body, by_service, traces)
-            except (ValueError, KeyError, IndexError):
+                request.ParseFromString(
+                    gzip.decompress(export.body) if export.gzipped else export.body
+                )
+            except (DecodeError, OSError):
                 undecoded += 1
+                continue
+            for resource_spans in request.resource_spans:
+                names = [
+                    attribute.value.string_value
+                    for attribute in resource_spans.resource.attributes
+                    if attribute.key == "service.name"
+                ]
+                for scope_spans in resource_spans.scope_spans:
+                    by_service[names[0] if names else _UNNAMED] += len(scope_spans.spans)
+                    traces.update(span.trace_id for span in scope_spans.spans)
         return Received(
             requests=len(exports),
             bytes=sum(len(export.body) for export in exports),
@@ -145,79 +153,3 @@ class OtlpSink:
             by_service=dict(by_service),
             undecoded=undecoded,
         )
-
-
-def _varint(data: bytes, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
-
-
-def _fields(message: bytes) -> Iterator[tuple[int, bytes]]:
-    """The (field number, bytes) of a protobuf message's length-delimited fields; others skipped."""
-    position = 0
-    while position < len(message):
-        key, position = _varint(message, position)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            _, position = _varint(message, position)
-        elif wire_type == 1:
-            position += 8
-        elif wire_type == 5:
-            position += 4
-        elif wire_type == 2:
-            length, position = _varint(message, position)
-            yield number, message[position : position + length]
-            position += length
-        else:
-            raise ValueError(f"unexpected protobuf wire type {wire_type}")
-    if position != len(message):
-        raise ValueError("truncated protobuf message")
-
-
-def _service_name(resource: bytes) -> str | None:
-    """``service.name`` among a Resource's attributes (KeyValue: key 1, AnyValue 2: string 1)."""
-    for number, attribute in _fields(resource):
-        if number != 1:
-            continue
-        parts = dict(_fields(attribute))
-        if parts.get(1) == b"service.name":
-            value = dict(_fields(parts.get(2, b"")))
-            return value.get(1, b"").decode()
-    return None
-
-
-def _count_protobuf(body: bytes, by_service: Counter[str], traces: set[bytes | str]) -> None:
-    for number, resource_spans in _fields(body):
-        if number != 1:
-            continue
-        service, spans = _UNNAMED, 0
-        for part, value in _fields(resource_spans):
-            if part == 1:
-                service = _service_name(value) or _UNNAMED
-            elif part == 2:
-                for scope_part, span in _fields(value):
-                    if scope_part == 2:
-                        spans += 1
-                        traces.add(dict(_fields(span)).get(1, b""))
-        by_service[service] += spans
-
-
-def _count_json(body: Any, by_service: Counter[str], traces: set[bytes | str]) -> None:
-    for resource_spans in body.get("resourceSpans", []):
-        attributes = resource_spans.get("resource", {}).get("attributes", [])
-        names = [
-            item["value"].get("stringValue") for item in attributes if item["key"] == "service.name"
-        ]
-        spans = [
-            span
-            for scope_spans in resource_spans.get("scopeSpans", [])
-            for span in scope_spans.get("spans", [])
-        ]
-        by_service[names[0] if names else _UNNAMED] += len(spans)
-        traces.update(span.get("traceId", "") for span in spans)

@@ -7,6 +7,7 @@ that trace from what the services exported, and the services' log lines that car
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Callable
@@ -83,10 +84,9 @@ def wait_for_trace(
     def trace() -> Trace:
         return Trace(otlp.matching(lambda span: span.trace_id == caller.trace_id))
 
-    try:
+    # On a timeout, the assertions after it say what is missing.
+    with contextlib.suppress(TimeoutError):
         wait_until(lambda: complete(trace()), timeout=timeout, message="the whole trace arrived")
-    except TimeoutError:
-        pass  # the assertions below say what is missing
     return trace()
 
 
@@ -188,9 +188,9 @@ def test_an_order_is_one_trace_through_the_catalog_the_databases_and_the_broker(
     consumed = trace.children(stock_changes, CHAT, "CONSUMER")
     assert consumed
     assert all(span.attributes["fleet.event.outcome"] == "handled" for span in consumed)
-    assert database_spans(
-        [span for consumer in consumed for span in trace.under(consumer)]
-    ), "the chat's read model wrote nothing under its consumer span"
+    assert database_spans([span for consumer in consumed for span in trace.under(consumer)]), (
+        "the chat's read model wrote nothing under its consumer span"
+    )
 
 
 def test_the_services_an_order_reaches_log_its_trace_id(
@@ -211,7 +211,11 @@ def test_a_chat_turn_shows_its_genai_span_with_token_counts(
 ) -> None:
     customer = shop.new_customer()
     caller = Caller.new()
-    fake_llm.enqueue(Reply(deltas=("We have", " lanterns."), usage={"prompt_tokens": 321, "completion_tokens": 17}))
+    fake_llm.enqueue(
+        Reply(
+            deltas=("We have", " lanterns."), usage={"prompt_tokens": 321, "completion_tokens": 17}
+        )
+    )
 
     answer = shop.client.post(
         f"{shop.endpoints.chat}/chat/generate_response",
@@ -248,7 +252,9 @@ def test_a_registration_is_traced_to_its_event_and_logged_with_the_trace_id(
 
     assert response.status_code == 201, response.text
     trace = wait_for_trace(
-        otlp, caller, lambda trace: bool(trace.of(USERS, "PRODUCER", "publish users.user.registered"))
+        otlp,
+        caller,
+        lambda trace: bool(trace.of(USERS, "PRODUCER", "publish users.user.registered")),
     )
     [server] = trace.of(USERS, "SERVER", "POST /users")
     assert server.parent_span_id == caller.span_id
