@@ -56,6 +56,7 @@ resources:
   - service.yaml
   - migration-job.yaml
   - deployment.yaml
+  - networkpolicy.yaml
 images:
   - name: demo-service
     newName: ghcr.io/example-org/demo-service
@@ -69,6 +70,31 @@ metadata:
 data:
   ENVIRONMENT: production
   LOG_LEVEL: info
+  OTEL_SERVICE_NAME: demo-service
+  OTEL_EXPORTER_OTLP_ENDPOINT: http://otel-collector.observability.svc.cluster.local:4318
+  OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf
+  OTEL_TRACES_SAMPLER: parentbased_traceidratio
+  OTEL_TRACES_SAMPLER_ARG: "0.1"
+"""
+NETWORK_POLICY = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: demo-service
+spec:
+  podSelector:
+    matchLabels:
+      app: demo-service
+  policyTypes:
+    - Egress
+  egress:
+    - to:
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: observability
+      ports:
+        - protocol: TCP
+          port: 4318
 """
 SERVICE_MANIFEST = """
 apiVersion: v1
@@ -88,6 +114,9 @@ CONTAINER_ENV = """
             - configMapRef:
                 name: demo-settings
               prefix: DEMO_
+            # The OpenTelemetry SDK's own variables, unprefixed.
+            - configMapRef:
+                name: demo-settings
           env:
             - name: DEMO_DATABASE_URL
               valueFrom:
@@ -133,6 +162,7 @@ spec:
     metadata:
       labels:
         app: demo-service
+        app.kubernetes.io/name: demo-service
     spec:
       terminationGracePeriodSeconds: 15
       containers:
@@ -178,6 +208,7 @@ def build_repository(root: Path) -> Repository:
     write(deployment / "service.yaml", SERVICE_MANIFEST)
     write(deployment / "migration-job.yaml", JOB.format(env=CONTAINER_ENV))
     write(deployment / "deployment.yaml", DEPLOYMENT.format(env=CONTAINER_ENV))
+    write(deployment / "networkpolicy.yaml", NETWORK_POLICY)
     write(root / "cicd" / "ci-cd.yml", render_workflow(SERVICE))
     return Repository.at(root)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 from fastapi import FastAPI
 
-from common_libs.testing import checks, local_image, service_checks, workflow
+from common_libs.testing import checks, local_image, service_checks, tracing_checks, workflow
 from common_libs.testing.repository import Repository
 
 
@@ -116,3 +117,55 @@ def test_workflow_check_fails_on_a_hand_edited_workflow(repository: Repository) 
 
     with pytest.raises(AssertionError, match=r"workflow demo-service > cicd/ci-cd\.yml"):
         workflow.check_workflow_is_the_rendered_template(fresh(repository))
+
+
+@pytest.mark.parametrize(
+    ("file_name", "old", "new", "message"),
+    [
+        (
+            "configmap.yaml",
+            '  OTEL_TRACES_SAMPLER_ARG: "0.1"\n',
+            "",
+            "the ConfigMap lacks {'OTEL_TRACES_SAMPLER_ARG'}",
+        ),
+        (
+            "deployment.yaml",
+            "            - name: FORWARDED_ALLOW_IPS\n",
+            "            - name: OTEL_SERVICE_NAME\n              value: demo-service\n"
+            "            - name: FORWARDED_ALLOW_IPS\n",
+            "belong in the ConfigMap alone",
+        ),
+        (
+            "configmap.yaml",
+            "OTEL_SERVICE_NAME: demo-service",
+            "OTEL_SERVICE_NAME: python",
+            "the spans are named 'python'",
+        ),
+        (
+            "configmap.yaml",
+            "http://otel-collector.observability.svc.cluster.local:4318",
+            "http://collector.example.com:4318",
+            "is no in-cluster Service address",
+        ),
+        (
+            "configmap.yaml",
+            "observability.svc.cluster.local:4318",
+            "observability.svc.cluster.local:4318/v1/traces",
+            "appends /v1/traces",
+        ),
+        (
+            "networkpolicy.yaml",
+            "kubernetes.io/metadata.name: observability",
+            "kubernetes.io/metadata.name: monitoring",
+            "no egress rule admits TCP 4318 to the namespace observability",
+        ),
+    ],
+    ids=["setting-missing", "set-per-container", "misnamed", "outside", "path", "not-admitted"],
+)
+def test_tracing_check_fails_on_manifests_that_do_not_let_the_spans_out(
+    repository: Repository, file_name: str, old: str, new: str, message: str
+) -> None:
+    edit(repository.deployment_dir / file_name, old, new)
+
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        tracing_checks.check_manifests_configure_tracing(fresh(repository))

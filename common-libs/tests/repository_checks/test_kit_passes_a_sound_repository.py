@@ -14,11 +14,13 @@ CHECKS = [
     "manifest-valid-service.yaml",
     "manifest-valid-migration-job.yaml",
     "manifest-valid-deployment.yaml",
+    "manifest-valid-networkpolicy.yaml",
     "kustomize-sets-every-image",
     "actionlint",
     "probes-use-paths-the-app-serves",
     "container-port-is-the-command-port",
     "grace-period-outlasts-the-shutdown",
+    "manifests-configure-tracing",
     "image-command-serves-with-the-manifests-environment",
     "workflow-is-the-rendered-template",
 ]

@@ -32,6 +32,7 @@ from common_libs.testing.repository import (
     only_container,
     option,
 )
+from common_libs.testing.tracing_checks import check_manifests_configure_tracing
 from common_libs.testing.workflow import check_workflow_is_the_rendered_template
 
 __all__ = [
@@ -135,6 +136,10 @@ def service_checks(facts: ServiceFacts) -> list[Check]:
         Check(
             "grace-period-outlasts-the-shutdown",
             lambda _request: check_grace_period_outlasts_the_shutdown(repository),
+        ),
+        Check(
+            "manifests-configure-tracing",
+            lambda _request: check_manifests_configure_tracing(repository),
         ),
         Check(
             "image-command-serves-with-the-manifests-environment",
