@@ -21,9 +21,18 @@ def test_container_environment_resolves_config_maps_secrets_and_values(
 
     environment = repository.container_environment(container, secrets={"DEMO_DATABASE_URL": "x"})
 
+    tracing = {
+        "OTEL_SERVICE_NAME": "demo-service",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability.svc.cluster.local:4318",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    }
+    # The same ConfigMap twice: under the service's prefix, then as it is (the SDK's variables).
+    settings = {"ENVIRONMENT": "production", "LOG_LEVEL": "info", **tracing}
     assert environment == {
-        "DEMO_ENVIRONMENT": "production",
-        "DEMO_LOG_LEVEL": "info",
+        **{f"DEMO_{name}": value for name, value in settings.items()},
+        **settings,
         "DEMO_DATABASE_URL": "x",
         "FORWARDED_ALLOW_IPS": "*",
     }
