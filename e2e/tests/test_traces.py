@@ -109,9 +109,12 @@ class TracedOrderPlaced:
 
 
 def _order_trace_is_complete(trace: Trace) -> bool:
+    """Every span the test asserts has arrived (each service exports in batches of its own, and
+    a server span ends after its answer is sent: it may come a batch after its children)."""
     catalog_producers = trace.of(CATALOG, "PRODUCER")
     return bool(
-        trace.of(ORDERS, "PRODUCER", "publish orders.order.confirmed")
+        trace.of(ORDERS, "SERVER", "POST /orders")
+        and trace.of(ORDERS, "PRODUCER", "publish orders.order.confirmed")
         and trace.children(trace.of(ORDERS, "CLIENT"), CATALOG, "SERVER")
         and trace.children(catalog_producers, CHAT, "CONSUMER")
     )
@@ -225,7 +228,14 @@ def test_a_chat_turn_shows_its_genai_span_with_token_counts(
 
     assert answer.status_code == 200, answer.text
     name = f"chat {CHAT_MODEL}"
-    trace = wait_for_trace(otlp, caller, lambda trace: bool(trace.of(CHAT, "CLIENT", name)))
+    trace = wait_for_trace(
+        otlp,
+        caller,
+        lambda trace: bool(
+            trace.of(CHAT, "CLIENT", name)
+            and trace.of(CHAT, "SERVER", "POST /chat/generate_response")
+        ),
+    )
     [server] = trace.of(CHAT, "SERVER", "POST /chat/generate_response")
     assert server.parent_span_id == caller.span_id
     [model_call] = trace.of(CHAT, "CLIENT", name)
@@ -254,7 +264,10 @@ def test_a_registration_is_traced_to_its_event_and_logged_with_the_trace_id(
     trace = wait_for_trace(
         otlp,
         caller,
-        lambda trace: bool(trace.of(USERS, "PRODUCER", "publish users.user.registered")),
+        lambda trace: bool(
+            trace.of(USERS, "PRODUCER", "publish users.user.registered")
+            and trace.of(USERS, "SERVER", "POST /users")
+        ),
     )
     [server] = trace.of(USERS, "SERVER", "POST /users")
     assert server.parent_span_id == caller.span_id
