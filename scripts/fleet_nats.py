@@ -7,7 +7,6 @@ fleet's streams with ``python -m common_libs.events`` and stops the server by it
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fleet_postgres import say, spawn_shielded
+from fleet_postgres import installed_binary, say, spawn_shielded
 
 __all__ = ["NatsError", "create_streams", "jetstream_answers", "running_nats"]
 
@@ -30,12 +29,10 @@ class NatsError(Exception):
 
 def nats_server_binary() -> Path:
     """``nats-server`` on PATH, else Debian's."""
-    found = shutil.which("nats-server")
-    if found:
-        return Path(found)
-    if DEBIAN_BINARY.exists():
-        return DEBIAN_BINARY
-    raise NatsError("nats-server not found; run 'make up' (it installs it).")
+    binary = installed_binary("nats-server", DEBIAN_BINARY)
+    if binary is None:
+        raise NatsError("nats-server not found; run 'make up' (it installs it).")
+    return binary
 
 
 def start_nats(

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PostgresError", "psql", "running_postgres", "say", "spawn_shielded"]
+__all__ = ["PostgresError", "installed_binary", "psql", "running_postgres", "say", "spawn_shielded"]
 
 
 class PostgresError(Exception):
@@ -28,6 +28,15 @@ class PostgresError(Exception):
 def say(message: str) -> None:
     """A line of the runner's own output."""
     print(f"fleet | {message}", flush=True)
+
+
+def installed_binary(name: str, debian_path: Path) -> Path | None:
+    """``name`` on PATH, else where its Debian package puts it (a directory such as /usr/sbin
+    is not on every user's PATH), else None."""
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    return debian_path if debian_path.exists() else None
 
 
 def postgres_bindir() -> Path:

@@ -9,7 +9,6 @@ answers and stops the server by its own pid, after the services.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import time
@@ -20,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from string import Template
 
-from fleet_postgres import say, spawn_shielded
+from fleet_postgres import installed_binary, say, spawn_shielded
 
 __all__ = ["PrometheusError", "render_config", "running_prometheus"]
 
@@ -38,12 +37,10 @@ class PrometheusError(Exception):
 
 def prometheus_binary() -> Path:
     """``prometheus`` on PATH, else Debian's."""
-    found = shutil.which("prometheus")
-    if found:
-        return Path(found)
-    if DEBIAN_BINARY.exists():
-        return DEBIAN_BINARY
-    raise PrometheusError("prometheus not found; run 'make up' (it installs it).")
+    binary = installed_binary("prometheus", DEBIAN_BINARY)
+    if binary is None:
+        raise PrometheusError("prometheus not found; run 'make up' (it installs it).")
+    return binary
 
 
 def render_config(ports: Mapping[str, int], *, port: int, template: Path = CONFIG_TEMPLATE) -> str:
