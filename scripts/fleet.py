@@ -54,7 +54,7 @@ import demo_catalog
 from fleet_nats import NatsError, create_streams, running_nats
 from fleet_postgres import PostgresError, psql, running_postgres, say
 from fleet_prometheus import PrometheusError, running_prometheus
-from fleet_supervisor import Supervisor, say_line
+from fleet_supervisor import Supervisor, say_line, signals_held
 
 __all__ = [
     "CATALOG",
@@ -461,7 +461,10 @@ def run_fleet(config: FleetConfig, secrets: Mapping[str, str]) -> int:
         args=(supervisor, config, gave_up, secrets["admin_password"]),
         daemon=True,
     )
-    watcher.start()
+    # Started with the signals held, it keeps them blocked: a SIGTERM sent to the runner is then
+    # always delivered to the main thread, never to this one while the main thread holds it back.
+    with signals_held():
+        watcher.start()
     returncode = supervisor.run()
     if gave_up.is_set():
         return 1

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fleet_postgres import installed_binary, say, spawn_shielded
+from fleet_postgres import installed_binary, say
+from fleet_supervisor import signals_held, spawn
 
 __all__ = ["NatsError", "create_streams", "jetstream_answers", "running_nats"]
 
@@ -43,7 +44,7 @@ def start_nats(
     # Its own session: a Ctrl-C in the terminal reaches the runner, which stops NATS after the
     # services (they may still publish while they stop).
     with log_path.open("ab") as log:
-        return spawn_shielded(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return spawn(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def jetstream_answers(port: int) -> bool:
@@ -120,9 +121,10 @@ def running_nats(data_dir: Path, port: int) -> Iterator[str]:
     url = f"nats://127.0.0.1:{port}"
     process = None
     try:
-        # Started inside the try: a 'make down' (or Ctrl-C) that lands right after the start
-        # still stops it.
-        process = start_nats(nats_server_binary(), store_dir, port=port, log_path=log_path)
+        # Started inside the try, with the signals held until the handle is stored: a
+        # 'make down' (or Ctrl-C) that lands right after the start still stops it.
+        with signals_held():
+            process = start_nats(nats_server_binary(), store_dir, port=port, log_path=log_path)
         say(f"NATS started (pid={process.pid}) on {url}, JetStream data in {store_dir}")
         wait_for_nats(port, process, log_path)
         yield url

@@ -16,9 +16,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-__all__ = ["PostgresError", "installed_binary", "psql", "running_postgres", "say", "spawn_shielded"]
+from fleet_supervisor import signals_held, spawn
+
+__all__ = ["PostgresError", "installed_binary", "psql", "running_postgres", "say"]
 
 
 class PostgresError(Exception):
@@ -119,24 +120,6 @@ def init_postgres(bindir: Path, datadir: Path) -> None:
     staging.rename(datadir)
 
 
-def spawn_shielded(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
-    """``subprocess.Popen`` with SIGINT and SIGTERM held back until it has returned.
-
-    The runner turns both into KeyboardInterrupt; one landing between the fork and the return (a
-    busy machine makes that window milliseconds long) would leave the caller without the handle
-    of a child already running, which nothing would stop. Held back, the signal arrives as soon
-    as the handle is in the caller's hands. The child gets them unblocked before it execs.
-    """
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        return subprocess.Popen(
-            argv, preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, previous), **options
-        )
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def start_postgres(
     bindir: Path, datadir: Path, *, port: int, log_path: Path
 ) -> subprocess.Popen[bytes]:
@@ -150,7 +133,7 @@ def start_postgres(
     argv += ["-c", "max_connections=300"]
     # Its own session: a Ctrl-C in the terminal reaches this runner, which stops PostgreSQL last.
     with log:
-        return spawn_shielded(
+        return spawn(
             argv, stdout=log, stderr=subprocess.STDOUT, user=server_user(), start_new_session=True
         )
 
@@ -193,9 +176,10 @@ def running_postgres(data_dir: Path, port: int) -> Iterator[Path]:
     init_postgres(bindir, datadir)
     postgres = None
     try:
-        # Started inside the try: a 'make down' (or Ctrl-C) that lands right after the start
-        # still stops it.
-        postgres = start_postgres(bindir, datadir, port=port, log_path=log_path)
+        # Started inside the try, with the signals held until the handle is stored: a
+        # 'make down' (or Ctrl-C) that lands right after the start still stops it.
+        with signals_held():
+            postgres = start_postgres(bindir, datadir, port=port, log_path=log_path)
         say(f"PostgreSQL on 127.0.0.1:{port} (data in {data_dir / 'pgdata'})")
         wait_for_postgres(bindir, port, postgres, log_path)
         yield bindir

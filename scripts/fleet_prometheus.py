@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from string import Template
 
-from fleet_postgres import installed_binary, say, spawn_shielded
+from fleet_postgres import installed_binary, say
+from fleet_supervisor import signals_held, spawn
 
 __all__ = ["PrometheusError", "render_config", "running_prometheus"]
 
@@ -69,7 +70,7 @@ def start_prometheus(
     # Its own session: a Ctrl-C in the terminal reaches the runner, which stops Prometheus after
     # the services.
     with log_path.open("ab") as log:
-        return spawn_shielded(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return spawn(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def ready(url: str) -> bool:
@@ -116,11 +117,12 @@ def running_prometheus(data_dir: Path, port: int, ports: Mapping[str, int]) -> I
     url = f"http://127.0.0.1:{port}"
     process = None
     try:
-        # Started inside the try: a 'make down' (or Ctrl-C) that lands right after the start
-        # still stops it.
-        process = start_prometheus(
-            prometheus_binary(), config_path, tsdb_dir, port=port, log_path=log_path
-        )
+        # Started inside the try, with the signals held until the handle is stored: a
+        # 'make down' (or Ctrl-C) that lands right after the start still stops it.
+        with signals_held():
+            process = start_prometheus(
+                prometheus_binary(), config_path, tsdb_dir, port=port, log_path=log_path
+            )
         say(f"Prometheus started (pid={process.pid}) on {url}, data in {tsdb_dir}")
         wait_for_prometheus(url, process, log_path)
         yield url

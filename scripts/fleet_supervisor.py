@@ -22,13 +22,15 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-__all__ = ["Supervisor", "say_line"]
+__all__ = ["Supervisor", "say_line", "signals_held", "spawn"]
 
 _LINE_LOCK = threading.Lock()
 
@@ -44,6 +46,41 @@ def append_only(fd: int) -> None:
     """
     if stat.S_ISREG(os.fstat(fd).st_mode):
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+
+
+_HELD = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back until the block has ended; wrap ``process = start_...()``.
+
+    The runner turns both into KeyboardInterrupt. One landing between the fork and the moment the
+    caller has stored the handle (a busy machine makes that window milliseconds long) would leave
+    a child running that nothing stops. Held back until the assignment is done, the signal
+    arrives as the block ends, and the caller's ``finally`` has the handle. (Held only inside the
+    function that spawns, it was raised on that function's way out, before the caller had
+    stored what it returned: a 'make down' during start-up left a NATS server running.)
+
+    The mask is the calling thread's: a signal sent to the process goes to a thread that does not
+    block it. A thread started inside the block inherits the mask, so the runner starts its
+    threads there and they never take these signals.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _unblock_held() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+
+
+def spawn(argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` whose child starts with SIGINT and SIGTERM unblocked (the runner
+    spawns inside ``signals_held()``, and a child inherits the blocked set through exec)."""
+    return subprocess.Popen(argv, preexec_fn=_unblock_held, **options)
 
 
 def _how_it_ended(returncode: int | None) -> str:
@@ -105,10 +142,9 @@ class Supervisor:
             append_only(fd)
         try:
             for spec in self._specs:
-                process = subprocess.Popen(
-                    spec.argv, env=dict(spec.env), cwd=spec.cwd, process_group=0
-                )
-                self._children[process.pid] = (spec.name, process)
+                with signals_held():
+                    process = spawn(spec.argv, env=dict(spec.env), cwd=spec.cwd, process_group=0)
+                    self._children[process.pid] = (spec.name, process)
                 say_line(spec.name, f"started (pid={process.pid})")
             pid, status = os.wait()
             returncode = os.waitstatus_to_exitcode(status)

@@ -111,3 +111,50 @@ def test_a_server_started_beside_the_supervisor_that_exits_stops_the_fleet() -> 
     assert lines[1] == f"pid {server_pid} | stopped (rc=0)", result.stdout + result.stderr
     assert lines[2] == "service | stopped (SIGTERM)"
     assert result.returncode == 0
+
+
+# A 'make down' that lands while the runner starts a server: the signal waits until the handle is
+# stored, so the runner's clean-up has it; the server itself starts with the signals unblocked.
+HELD = textwrap.dedent(
+    """
+    import os, signal, subprocess, sys, threading
+    sys.path.insert(0, sys.argv[1])
+    from fleet_supervisor import signals_held, spawn
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    child = "print(next(l for l in open('/proc/self/status') if l.startswith('SigBlk')), end='')"
+    with signals_held():
+        thread = threading.Thread(target=threading.Event().wait, daemon=True)
+        thread.start()  # keeps them blocked: the signal below cannot go to it
+    process = None
+    try:
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            process = spawn([sys.executable, "-c", child], stdout=subprocess.PIPE)
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted with the handle" if process is not None else "handle lost")
+    finally:
+        if process is not None:
+            print(process.communicate()[0].decode(), end="")
+    """
+)
+
+
+def test_a_stop_while_a_server_starts_arrives_once_its_handle_is_stored() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", HELD, str(ROOT / "scripts")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.stdout.splitlines() == [
+        "interrupted with the handle",
+        "SigBlk:\t0000000000000000",
+    ], result.stdout + result.stderr
+    assert result.returncode == 0
