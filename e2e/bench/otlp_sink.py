@@ -35,6 +35,9 @@ class Received:
     bytes: int
     spans: int
     traces: int
+    # Spans without a parent: traces this configuration's sampler started (the others continue
+    # a trace that came in sampled, such as an event published by another configuration).
+    roots: int = 0
     by_service: dict[str, int] = field(default_factory=dict)
     undecoded: int = 0
 
@@ -44,6 +47,7 @@ class Received:
             "bytes": self.bytes,
             "spans": self.spans,
             "traces": self.traces,
+            "root_spans": self.roots,
             "spans_by_service": dict(sorted(self.by_service.items())),
             "undecoded_requests": self.undecoded,
         }
@@ -127,6 +131,7 @@ class OtlpSink:
         by_service: Counter[str] = Counter()
         traces: set[bytes] = set()
         undecoded = 0
+        roots = 0
         for export in exports:
             request = ExportTraceServiceRequest()
             try:
@@ -145,11 +150,13 @@ class OtlpSink:
                 for scope_spans in resource_spans.scope_spans:
                     by_service[names[0] if names else _UNNAMED] += len(scope_spans.spans)
                     traces.update(span.trace_id for span in scope_spans.spans)
+                    roots += sum(1 for span in scope_spans.spans if not span.parent_span_id)
         return Received(
             requests=len(exports),
             bytes=sum(len(export.body) for export in exports),
             spans=sum(by_service.values()),
             traces=len(traces),
+            roots=roots,
             by_service=dict(by_service),
             undecoded=undecoded,
         )

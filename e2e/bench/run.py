@@ -156,7 +156,7 @@ def main() -> int:
         "fleet": fleet,
         "method": (
             f"every figure the median of {settings.rounds} runs; every ratio the median of "
-            "per-round ratios of runs measured back to back (two; three for item 8)"
+            "per-round ratios of runs measured back to back (two; four for item 8)"
         ),
         "seconds": round(time.monotonic() - clock, 1),
         "settings": {**asdict(settings), "items": sorted(settings.items)},
