@@ -1,0 +1,17 @@
+"""The committed openapi.json is the document the app generates: a change of the public contract
+fails here until `make openapi` writes it, and a breaking one is named BREAKING."""
+
+from __future__ import annotations
+
+from common_libs.testing.openapi_snapshot import check_openapi_snapshot
+from fastapi import FastAPI
+
+from app.openapi import OPENAPI_FILE, openapi_document
+
+
+def test_committed_openapi_document_is_the_one_the_app_generates(offline_app: FastAPI) -> None:
+    check_openapi_snapshot(offline_app.openapi(), OPENAPI_FILE)
+
+
+def test_make_openapi_writes_the_document_the_tests_check(offline_app: FastAPI) -> None:
+    assert openapi_document() == offline_app.openapi()
