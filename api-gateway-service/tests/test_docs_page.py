@@ -21,7 +21,7 @@ from support.servers import SERVICE_DIR, Gateway
 PAGE_DIR = SERVICE_DIR / "openapi" / "docs"
 TEMPLATE = SERVICE_DIR / "config" / "templates" / "gateway.conf.template"
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
