@@ -36,8 +36,8 @@ __all__ = [
 
 TEMPLATE_SUFFIX = ".template"
 
-# Local defaults. In a container GATEWAY_LISTEN is 0.0.0.0:8080 (see the Dockerfile); Compose and
-# Kubernetes set the four upstream addresses.
+# Local defaults. In a container GATEWAY_LISTEN is 0.0.0.0:8080 and GATEWAY_STATIC_DIR is where
+# the image keeps its files (see the Dockerfile); Compose and Kubernetes set the upstream addresses.
 DEFAULTS: dict[str, str] = {
     # Address (host:port, or a port) the gateway listens on.
     "GATEWAY_LISTEN": "127.0.0.1:8080",
@@ -62,6 +62,9 @@ DEFAULTS: dict[str, str] = {
     # Longest wait between two reads from an upstream; the chat route streams, so it waits longer.
     "GATEWAY_READ_TIMEOUT": "30s",
     "GATEWAY_CHAT_READ_TIMEOUT": "300s",
+    # Directory of the files the gateway serves itself (openapi.json, docs/). Relative to nginx's
+    # prefix: run_local.py lays it out in its workdir; the image sets /usr/share/nginx/gateway.
+    "GATEWAY_STATIC_DIR": "static",
 }
 
 # The names the gateway's templates use. The Dockerfile sets the same NGINX_ENVSUBST_FILTER so that

@@ -8,6 +8,14 @@ live in DIR, the error log goes to stderr and the JSON access log to stdout. The
 started *is* the nginx master, so SIGTERM or SIGINT stops it (fast shutdown), SIGQUIT drains it
 gracefully and SIGHUP reloads the configuration already rendered into DIR.
 
+The files the gateway serves itself (``GET /api/openapi.json``, the ``/api/docs`` page and Swagger
+UI's assets) are copied into ``DIR/static``, where ``GATEWAY_STATIC_DIR``'s default (``static``,
+relative to nginx's prefix) points: ``openapi/openapi.json``, ``openapi/docs/`` and the files of
+``node_modules/swagger-ui-dist`` that the page loads (``npm ci``, which ``make venv`` runs, installs
+them). Copies keep their modification times, so ETags stay the same from one start to the next. When
+Swagger UI is not installed the gateway still starts, says so on stderr, and /api/docs answers
+404. With ``GATEWAY_STATIC_DIR`` set in the environment, that directory is used as it is.
+
 ``--check`` renders the same way and runs ``nginx -t`` on the result instead.
 Standard library only; nginx is looked up on PATH, then in /usr/sbin (or given with --nginx).
 """
@@ -28,6 +36,12 @@ import render_config
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 MAIN_CONFIG = SERVICE_DIR / "config" / "nginx.conf"
 TEMPLATE_DIR = SERVICE_DIR / "config" / "templates"
+# The public contract (openapi.json) and the reference page's own files (docs/).
+OPENAPI_DIR = SERVICE_DIR / "openapi"
+SWAGGER_UI_DIR = SERVICE_DIR / "node_modules" / "swagger-ui-dist"
+# What the page loads from the swagger-ui-dist package (the Dockerfile copies the same files).
+SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+STATIC_VARIABLE = "GATEWAY_STATIC_DIR"
 
 # The account nginx's workers switch to when the master starts as root and no `user` is configured.
 _DEFAULT_WORKER_USER = "nobody"
@@ -41,9 +55,34 @@ def prepare_workdir(workdir: Path) -> Path:
     if conf_d.exists():
         shutil.rmtree(conf_d)
     render_config.render_templates(TEMPLATE_DIR, conf_d, os.environ)
+    if STATIC_VARIABLE not in os.environ:
+        missing = prepare_static(workdir / render_config.DEFAULTS[STATIC_VARIABLE])
+        if missing:
+            print(
+                f"run_local: Swagger UI is not installed ({', '.join(missing)} missing from "
+                f"{SWAGGER_UI_DIR}; `npm ci` in {SERVICE_DIR.name} installs it): "
+                "/api/docs answers 404",
+                file=sys.stderr,
+            )
     main_config = workdir / "nginx.conf"
     shutil.copyfile(MAIN_CONFIG, main_config)
     return main_config
+
+
+def prepare_static(static_dir: Path) -> list[str]:
+    """Lay out the files the gateway serves in ``static_dir``; return Swagger UI's missing ones."""
+    if static_dir.exists():
+        shutil.rmtree(static_dir)
+    static_dir.mkdir(parents=True)
+    shutil.copy2(OPENAPI_DIR / "openapi.json", static_dir / "openapi.json")
+    shutil.copytree(OPENAPI_DIR / "docs", static_dir / "docs")
+    missing = []
+    for name in SWAGGER_UI_FILES:
+        if (SWAGGER_UI_DIR / name).is_file():
+            shutil.copy2(SWAGGER_UI_DIR / name, static_dir / "docs" / name)
+        else:
+            missing.append(name)
+    return missing
 
 
 def worker_user_directive(workdir: Path) -> str:

@@ -166,7 +166,10 @@ def _dockerfile_env() -> dict[str, str]:
 def test_dockerfile_defaults_match_the_local_defaults() -> None:
     env = _dockerfile_env()
 
-    expected = render_config.DEFAULTS | {"GATEWAY_LISTEN": "0.0.0.0:8080"}
+    expected = render_config.DEFAULTS | {
+        "GATEWAY_LISTEN": "0.0.0.0:8080",
+        "GATEWAY_STATIC_DIR": "/usr/share/nginx/gateway",
+    }
     assert {name: env.get(name) for name in expected} == expected
     assert env["NGINX_ENVSUBST_FILTER"] == render_config.DEFAULT_FILTER
 

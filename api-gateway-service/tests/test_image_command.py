@@ -13,9 +13,11 @@ import functools
 import shlex
 import shutil
 import signal
-from pathlib import Path
+import tempfile
+from pathlib import Path, PurePosixPath
 
 import httpx
+import pytest
 from common_libs.testing.repository import PROBE_KINDS, only_container
 
 import render_config
@@ -27,6 +29,18 @@ from support.servers import nginx_binary
 TEMPLATE_DIR = "/etc/nginx/templates"
 RENDERED_DIR = "/etc/nginx/conf.d"
 UPSTREAM_VARIABLES = [f"{name}_SERVICE_UPSTREAM" for name in ("USER", "CATALOG", "ORDER", "CHAT")]
+# The build stages the final stage copies from: their WORKDIR, and where the same files are in this
+# checkout. The Swagger UI stage runs `npm ci` on package.json, as `make venv` does here.
+BUILD_STAGES = {"swagger-ui": (PurePosixPath("/build"), REPOSITORY.root)}
+# What the gateway serves from its image (GATEWAY_STATIC_DIR), besides the probes' paths.
+SERVED_FILES = [
+    "/api/openapi.json",
+    "/api/docs",
+    "/api/docs/init.js",
+    "/api/docs/swagger-ui-bundle.js",
+    "/api/docs/swagger-ui.css",
+    "/api/docs/favicon-32x32.png",
+]
 
 
 def _inside(root: Path, image_path: str) -> Path:
@@ -34,12 +48,24 @@ def _inside(root: Path, image_path: str) -> Path:
     return root / image_path.lstrip("/")
 
 
+def _origin(source: str, stage: str | None) -> Path:
+    """The file of this checkout that a COPY source stands for (build context or build stage)."""
+    if stage is None:
+        return REPOSITORY.root / source
+    workdir, local = BUILD_STAGES[stage]
+    return local / PurePosixPath(source).relative_to(workdir)
+
+
 def build_image_root(root: Path) -> None:
-    """Copy what the Dockerfile's final stage copies from the build context, under ``root``."""
+    """Copy what the Dockerfile's final stage copies (context and build stages), under ``root``."""
     for copy in REPOSITORY.instruction_values("COPY"):
-        *sources, destination = [word for word in shlex.split(copy) if not word.startswith("--")]
+        words = shlex.split(copy)
+        stage = next(
+            (word.removeprefix("--from=") for word in words if word.startswith("--from=")), None
+        )
+        *sources, destination = [word for word in words if not word.startswith("--")]
         for source in sources:
-            origin = REPOSITORY.root / source
+            origin = _origin(source, stage)
             target = _inside(root, destination)
             if origin.is_dir():
                 shutil.copytree(origin, target, dirs_exist_ok=True)
@@ -61,7 +87,9 @@ def relocated_command(root: Path) -> list[str]:
     return [nginx_binary(), *argv[1:]]
 
 
-def test_image_command_answers_every_probe_with_the_manifests_settings(tmp_path: Path) -> None:
+def test_image_command_answers_every_probe_with_the_manifests_settings(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     container = only_container(REPOSITORY.resource("Deployment"))
     port = free_port()
     environment = (
@@ -70,8 +98,14 @@ def test_image_command_answers_every_probe_with_the_manifests_settings(tmp_path:
         | {"GATEWAY_LISTEN": f"127.0.0.1:{port}"}
         | {name: f"127.0.0.1:{free_port()}" for name in UPSTREAM_VARIABLES}
     )
-    root = tmp_path / "image"
+    # In the system temp dir, searchable by nginx's workers (nobody, when the tests run as root),
+    # which read the served files from it; tmp_path may sit below a private directory.
+    root = Path(tempfile.mkdtemp(prefix="image-root-"))
+    root.chmod(0o755)
+    request.addfinalizer(functools.partial(shutil.rmtree, root, ignore_errors=True))
     build_image_root(root)
+    static_dir = environment["GATEWAY_STATIC_DIR"]
+    environment["GATEWAY_STATIC_DIR"] = str(_inside(root, static_dir))
     render_config.render_templates(
         _inside(root, TEMPLATE_DIR), _inside(root, RENDERED_DIR), environment
     )
@@ -86,6 +120,7 @@ def test_image_command_answers_every_probe_with_the_manifests_settings(tmp_path:
             path: httpx.get(base_url + path)
             for path in sorted({container[kind]["httpGet"]["path"] for kind in PROBE_KINDS})
         }
+        served = {path: httpx.get(base_url + path) for path in SERVED_FILES}
     finally:
         # The image's STOPSIGNAL: nginx finishes the requests in flight, then exits.
         exit_code = gateway.stop(signal.SIGQUIT)
@@ -94,4 +129,12 @@ def test_image_command_answers_every_probe_with_the_manifests_settings(tmp_path:
         answers, 200
     )
     assert all(answer.json() == {"status": "ok"} for answer in answers.values())
+    assert static_dir == "/usr/share/nginx/gateway"
+    assert {path: answer.status_code for path, answer in served.items()} == dict.fromkeys(
+        served, 200
+    )
+    assert (
+        served["/api/openapi.json"].content
+        == (REPOSITORY.root / "openapi" / "openapi.json").read_bytes()
+    )
     assert exit_code == 0, gateway.stderr()

@@ -114,7 +114,7 @@ def test_dot_segments_inside_a_route_are_resolved_before_proxying(gateway: Gatew
         "/api/",
         "/api/health",
         "/api/metrics",
-        "/api/openapi.json",
+        "/api/openapi.yaml",
         "/api/inventory/reservations",
         "/api/internal/jobs",
         "/api/productsX",
