@@ -44,7 +44,8 @@ $(COMMON_LIBS_WHEEL): $(TOOLS)/.installed common-libs/pyproject.toml \
 
 wheel: $(COMMON_LIBS_WHEEL)
 
-venvs: $(COMMON_LIBS_WHEEL)
+# After the system packages: e2e's and the gateway's npm packages need npm.
+venvs: system-packages $(COMMON_LIBS_WHEEL)
 	$(MAKE) -C common-libs venv $(MAKE_ARGS)
 	@for service in $(SERVICES); do $(MAKE) -C $$service/src venv $(MAKE_ARGS) || exit 1; done
 	$(MAKE) -C api-gateway-service venv $(MAKE_ARGS)

@@ -3,8 +3,8 @@
 # nginx-light (the gateway), postgresql (server binaries for local runs and tests), nats-server (the
 # event broker with JetStream, for local runs and tests), prometheus (the metrics server make up runs,
 # and promtool, which checks its configuration and rules in the tests), shellcheck (used by actionlint
-# on the CI workflows), curl (the examples make up prints) and docker-compose (validates the Compose
-# file; needs no daemon).
+# on the CI workflows), curl (the examples make up prints), docker-compose (validates the Compose
+# file; needs no daemon), nodejs and npm, and chromium.
 set -euo pipefail
 
 missing=()
@@ -23,6 +23,10 @@ fi
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+# npm (with Node.js) for the pinned front-end packages: the API reference page's Swagger UI and the
+# OpenAPI linter; Chromium for the e2e tests that use that page in a real browser.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing Debian packages: ${missing[*]}"
