@@ -382,6 +382,7 @@ def announce_ready(
     examples = demo_catalog.example_commands(base, demo_catalog.first_product_id(base))
     say_line("the fleet is ready")
     say_line(f"  gateway   {base}   (the only entry point for clients)")
+    say_line(f"  API reference  {base}/api/docs   (the OpenAPI document: {base}/api/openapi.json)")
     for service in SERVICES:
         say_line(f"  {service.name:<25} {config.url(service)}  (direct, not for clients)")
     say_line(f"  {'NATS (JetStream)':<25} {config.nats_url}  (events between services)")

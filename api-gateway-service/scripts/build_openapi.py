@@ -255,14 +255,10 @@ def _example(summary: str, value: Any) -> dict[str, Any]:
     return {"summary": summary, "value": value}
 
 
-def _event_stream(*events: tuple[str | None, Any]) -> str:
-    lines = []
-    for event, data in events:
-        if event:
-            lines.append(f"event: {event}")
-        lines.append(f"data: {json.dumps(data, separators=(',', ':'))}")
-        lines.append("")
-    return "\n".join(lines) + "\n"
+def _event(event: str | None, data: Any) -> dict[str, Any]:
+    """One server-sent event as the chat's document describes one (``data`` is JSON text)."""
+    message = {"data": json.dumps(data, separators=(",", ":"))}
+    return {"event": event, **message} if event else message
 
 
 # Examples for the main requests and answers, used only where the service's document has none for
@@ -370,17 +366,17 @@ EXAMPLES: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = {
                 )
             },
             "text/event-stream": {
-                "stream": _example(
-                    "stream true: deltas as they arrive, then one `done` event",
-                    _event_stream(
-                        (None, {"delta": "Two mugs "}),
-                        (None, {"delta": "are 39.98 USD."}),
-                        (
-                            "done",
-                            {"conversation_id": _CONVERSATION_ID, "usage": _USAGE, "model": _MODEL},
-                        ),
+                "delta": _example(
+                    "stream true: a `data` event per delta as it arrives (`data: {\"delta\": ...}`)",
+                    _event(None, {"delta": "Two mugs "}),
+                ),
+                "done": _example(
+                    "stream true: then one `event: done`, its data the turn's usage",
+                    _event(
+                        "done",
+                        {"conversation_id": _CONVERSATION_ID, "usage": _USAGE, "model": _MODEL},
                     ),
-                )
+                ),
             },
         },
     },

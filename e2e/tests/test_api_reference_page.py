@@ -8,13 +8,14 @@ page's own dialog, the caller's account. Screenshots land in ``e2e/.artifacts/``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.fleet import Fleet
 from tests.support.shop import Shop
@@ -58,9 +59,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 def _operations(document: dict[str, Any]) -> int:
     methods = {"get", "put", "post", "delete", "patch", "head", "options"}
-    return sum(
-        1 for item in document["paths"].values() for method in item if method in methods
-    )
+    return sum(1 for item in document["paths"].values() for method in item if method in methods)
 
 
 def _screenshot(page: Page, name: str) -> None:
@@ -70,21 +69,25 @@ def _screenshot(page: Page, name: str) -> None:
     assert path.stat().st_size > 0
 
 
-def _open_operation(page: Page, method: str, path: str) -> Any:
+def _open_operation(page: Page, method: str, path: str) -> Locator:
     block = page.locator(f".opblock-{method}").filter(
         has=page.locator(f'.opblock-summary-path[data-path="{path}"]')
     )
     expect(block).to_have_count(1)
-    block.locator(".opblock-summary").first.click()
+    block.locator(".opblock-summary-control").click()
+    expect(block).to_have_class(re.compile(r"\bis-open\b"))
     return block
 
 
-def _execute(page: Page, block: Any) -> str:
-    block.locator("button.try-out__btn").click()
+def _execute(block: Locator) -> str:
+    # The page opens operations ready to try (tryItOutEnabled); otherwise, "Try it out" first.
+    if block.locator("button.execute").count() == 0:
+        block.locator("button.try-out__btn").click()
     block.locator("button.execute").click()
-    status = block.locator(".live-responses-table .response .response-col_status").first
+    status = block.locator(".live-responses-table tbody .response-col_status").first
     expect(status).to_be_visible(timeout=RENDER_TIMEOUT_MS)
-    return status.inner_text().strip()
+    text: str = status.inner_text()
+    return text.strip()
 
 
 def test_the_reference_page_lists_every_operation_and_tries_one_against_the_gateway(
@@ -103,7 +106,7 @@ def test_the_reference_page_lists_every_operation_and_tries_one_against_the_gate
     expect(page.locator(".opblock").first).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     assert page.locator(".opblock").count() == _operations(document)
     products = _open_operation(page, "get", "/api/products")
-    assert _execute(page, products) == "200"
+    assert _execute(products) == "200"
     _screenshot(page, "api-docs-try-it-out.png")
     # The page's own Content-Security-Policy let everything it needs load.
     assert errors == []
@@ -116,16 +119,16 @@ def test_try_it_out_authorised_with_the_password_flow_reads_the_callers_account(
     page.goto(fleet.gateway + "/api/docs")
     expect(page.locator(".opblock").first).to_be_visible(timeout=RENDER_TIMEOUT_MS)
 
-    page.locator("button.authorize").first.click()
-    dialog = page.locator(".dialog-ux .modal-ux")
-    dialog.locator("input#oauth_username").fill(customer.email)
-    dialog.locator("input#oauth_password").fill(customer.password)
-    dialog.locator(".auth-btn-wrapper button.authorize").first.click()
-    expect(dialog.locator(".auth-btn-wrapper button.authorize")).to_have_count(0)
-    dialog.locator(".auth-btn-wrapper button.btn-done").first.click()
+    page.locator(".auth-wrapper button.authorize").click()
+    password_flow = page.locator(".dialog-ux .auth-container").filter(has_text="OAuth2Password")
+    password_flow.locator("input#oauth_username").fill(customer.email)
+    password_flow.locator("input#oauth_password").fill(customer.password)
+    password_flow.locator("button.authorize").click()
+    expect(password_flow).to_contain_text("Logout", timeout=RENDER_TIMEOUT_MS)
+    page.locator(".dialog-ux button.close-modal").click()
 
     me = _open_operation(page, "get", "/api/users/me")
-    assert _execute(page, me) == "200"
-    body = me.locator(".live-responses-table .response-col_description pre").first
+    assert _execute(me) == "200"
+    body = me.locator(".live-responses-table tbody .response-col_description").first
     assert customer.email in body.inner_text()
     _screenshot(page, "api-docs-authorised.png")

@@ -27,6 +27,7 @@ def test_up_prints_the_addresses_the_admin_login_and_the_llm(
     printed = "\n".join(fleet.lines_of("fleet"))
 
     assert f"gateway   {fleet.gateway}" in printed
+    assert f"API reference  {fleet.gateway}/api/docs " in printed
     assert re.search(rf"Prometheus +{fleet.prometheus} ", printed)
     assert f"admin login: {ADMIN_EMAIL} / {ADMIN_PASSWORD}" in printed
     assert f"chat: model {CHAT_MODEL} at {fake_llm.base_url}" in printed

@@ -61,8 +61,9 @@ PUBLIC_OPERATIONS = {
     ("delete", "/api/chat/conversations/{}"),
     ("get", "/api/chat/usage"),
 }
-ROUTED_PREFIXES = ("/api/users", "/api/auth", "/api/products", "/api/categories", "/api/orders")
-ROUTED_PREFIXES += ("/api/chat",)
+ROUTED_PREFIXES = tuple(
+    f"/api/{name}" for name in ("users", "auth", "products", "categories", "orders", "chat")
+)
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 

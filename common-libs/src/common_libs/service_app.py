@@ -92,6 +92,9 @@ def create_service_app(
         title=name,
         version=version,
         summary=summary,
+        description=_DESCRIPTION.format(summary=summary),
+        # Relative: the document describes the server it is read from.
+        servers=[{"url": "/"}],
         lifespan=_sending_spans_last(lifespan),
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
@@ -101,7 +104,41 @@ def create_service_app(
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(create_health_router(service=name, version=version, checks=ready_checks))
+    _declare_tags(app)
     return app
+
+
+_DESCRIPTION = """\
+{summary}
+
+This is the service's own document: its paths as the service serves them, internal ones
+included. Clients reach the public part through the fleet's gateway, whose document
+(`/api/openapi.json` at the gateway) is built from this one."""
+
+
+def _declare_tags(app: FastAPI) -> None:
+    """List every tag the operations use at the top of ``app.openapi()`` (in their order of first
+    use), so that each one is declared, as OpenAPI linters expect."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            declared = {tag["name"] for tag in document.get("tags", [])}
+            used = [
+                tag
+                for item in document.get("paths", {}).values()
+                for operation in item.values()
+                if isinstance(operation, dict)
+                for tag in operation.get("tags", [])
+            ]
+            missing = [{"name": tag} for tag in dict.fromkeys(used) if tag not in declared]
+            if missing:
+                document["tags"] = [*document.get("tags", []), *missing]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _sending_spans_last(lifespan: Lifespan) -> Lifespan:

@@ -136,3 +136,38 @@ async def test_background_work_that_ended_is_left_as_it_ended() -> None:
 
     assert task.done()
     assert not task.cancelled()
+
+
+def test_the_document_declares_its_server_description_and_every_tag_it_uses() -> None:
+    app = build()
+
+    @app.get("/widgets", tags=["widgets", "things"])
+    async def widgets() -> list[str]:
+        return []
+
+    @app.get("/gadgets", tags=["widgets"])
+    async def gadgets() -> list[str]:
+        return []
+
+    document = app.openapi()
+
+    assert document["servers"] == [{"url": "/"}]
+    assert document["info"]["description"].startswith("A shop.\n\n")
+    assert "/api/openapi.json" in document["info"]["description"]
+    assert document["tags"] == [{"name": "widgets"}, {"name": "things"}]
+    assert app.openapi() is document
+
+
+def test_tags_the_app_declares_itself_keep_their_descriptions() -> None:
+    app = build()
+    app.openapi_tags = [{"name": "widgets", "description": "Small parts."}]
+
+    @app.get("/widgets", tags=["widgets"])
+    async def widgets() -> list[str]:
+        return []
+
+    assert app.openapi()["tags"] == [{"name": "widgets", "description": "Small parts."}]
+
+
+def test_an_app_without_tags_declares_none() -> None:
+    assert "tags" not in build().openapi()
