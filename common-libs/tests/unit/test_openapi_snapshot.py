@@ -14,6 +14,8 @@ from common_libs.testing.openapi_snapshot import (
     Difference,
     check_openapi_snapshot,
     compare_openapi,
+    main,
+    offline_document,
     openapi_json,
     snapshot_report,
     update_openapi_snapshot,
@@ -866,3 +868,56 @@ def test_make_openapi_does_not_overwrite_a_snapshot_it_cannot_read(
     assert "BREAKING: openapi.json: not valid JSON" in capsys.readouterr().out
     assert update_openapi_snapshot(returning(STRING), snapshot, allow_breaking=True) == 0
     assert snapshot.read_text() == openapi_json(returning(STRING))
+
+
+SHOP_APP = '''
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+
+class Settings(BaseModel):
+    log_json: bool = True
+    title: str = "shop"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(title=f"{settings.title} (json logs: {settings.log_json})", version="1.0.0")
+
+    @app.get("/things")
+    async def things() -> list[str]:
+        return []
+
+    return app
+'''
+
+
+@pytest.fixture
+def shop_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A service layout in ``tmp_path``: ``shop_app.py`` with its factory and settings."""
+    (tmp_path / "shop_app.py").write_text(SHOP_APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_offline_document_builds_the_app_from_its_default_settings(shop_app: Path) -> None:
+    document = offline_document("shop_app:create_app", "shop_app:Settings")
+
+    assert document["info"]["title"] == "shop (json logs: False)"
+    assert list(document["paths"]) == ["/things"]
+
+
+def test_main_writes_the_snapshot_where_make_openapi_asks(
+    shop_app: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["--app", "shop_app:create_app", "--settings", "shop_app:Settings"]
+
+    assert main(arguments) == 0
+    assert main([*arguments, "--output", "openapi.json"]) == 0
+
+    written = json.loads((shop_app / "openapi.json").read_text())
+    assert written == offline_document("shop_app:create_app", "shop_app:Settings")
+    assert capsys.readouterr().out.splitlines() == [
+        "wrote openapi.json",
+        "openapi.json is up to date",
+    ]

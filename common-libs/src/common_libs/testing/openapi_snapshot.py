@@ -54,6 +54,8 @@ additive (compatible, listed so that the snapshot is updated with the code):
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import os
 import re
@@ -68,6 +70,8 @@ __all__ = [
     "Difference",
     "check_openapi_snapshot",
     "compare_openapi",
+    "main",
+    "offline_document",
     "openapi_json",
     "snapshot_report",
     "update_openapi_snapshot",
@@ -217,6 +221,40 @@ def update_openapi_snapshot(
     temporary.replace(snapshot)
     print(f"wrote {snapshot.name}")
     return 0
+
+
+def offline_document(
+    app: str = "app.main:create_app", settings: str = "app.config:Settings"
+) -> dict[str, Any]:
+    """The OpenAPI document of a service's app built offline: ``app`` (``module:factory``)
+    called with ``settings`` (``module:class``, a pydantic settings class) validated from
+    ``{"log_json": false}``, its defaults otherwise (no environment read, nothing opened)."""
+    factory = _imported(app)
+    settings_class = _imported(settings)
+    document: dict[str, Any] = factory(settings_class.model_validate({"log_json": False})).openapi()
+    return document
+
+
+def _imported(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m common_libs.testing.openapi_snapshot``: a service's ``make openapi``.
+
+    Writes :func:`offline_document` to ``--output`` (``openapi.json``) with
+    :func:`update_openapi_snapshot`; ``--app`` and ``--settings`` default to the fleet's layout
+    (``app.main:create_app``, ``app.config:Settings``), run from the service's repository root.
+    """
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--app", default="app.main:create_app")
+    parser.add_argument("--settings", default="app.config:Settings")
+    parser.add_argument("--output", type=Path, default=Path("openapi.json"))
+    arguments = parser.parse_args(argv)
+    return update_openapi_snapshot(
+        offline_document(arguments.app, arguments.settings), arguments.output
+    )
 
 
 # --- the comparison ------------------------------------------------------------------------------
@@ -871,3 +909,7 @@ def _raw_changes(old: Any, new: Any, pointer: str) -> Iterator[tuple[str, str]]:
         yield pointer, "removed"
     else:
         yield pointer, f"{_show(old)} -> {_show(new)}"
+
+
+if __name__ == "__main__":  # pragma: no cover - ``make openapi``
+    raise SystemExit(main())
