@@ -870,7 +870,7 @@ def test_make_openapi_does_not_overwrite_a_snapshot_it_cannot_read(
     assert snapshot.read_text() == openapi_json(returning(STRING))
 
 
-SHOP_APP = '''
+SHOP_APP = """
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -888,7 +888,7 @@ def create_app(settings: Settings) -> FastAPI:
         return []
 
     return app
-'''
+"""
 
 
 @pytest.fixture
