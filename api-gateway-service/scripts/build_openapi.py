@@ -367,7 +367,7 @@ EXAMPLES: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = {
             },
             "text/event-stream": {
                 "delta": _example(
-                    "stream true: a `data` event per delta as it arrives (`data: {\"delta\": ...}`)",
+                    'stream true: a `data` event per delta as it arrives (`data: {"delta": ...}`)',
                     _event(None, {"delta": "Two mugs "}),
                 ),
                 "done": _example(
