@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from support.raw_http import RawResponse
+
 __all__ = [
     "SECURITY_HEADERS",
     "assert_no_server_details",
@@ -73,3 +75,15 @@ def assert_problem(
     assert_security_headers(pairs)
     assert_no_server_details(pairs, body)
     return problem
+
+
+def assert_get_and_head_only(response: RawResponse) -> None:
+    """Another method on a GET-only location: 405 problem+json with ``Allow: GET, HEAD``."""
+    assert_problem(
+        response.status,
+        response.headers,
+        response.body,
+        expected_status=405,
+        title="Method Not Allowed",
+    )
+    assert response.header("allow") == "GET, HEAD"
