@@ -56,6 +56,17 @@ def run_supervisor(output: Path) -> int:
     return result.returncode
 
 
+def run_with_the_runners_modules(source: str) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` in a Python of its own, ``scripts/`` as its first argument; its output."""
+    return subprocess.run(
+        [sys.executable, "-c", source, str(ROOT / "scripts")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def test_every_line_of_two_children_writing_at_once_reaches_a_file(tmp_path: Path) -> None:
     output = tmp_path / "fleet.log"
 
@@ -98,13 +109,7 @@ BESIDE = textwrap.dedent(
 
 
 def test_a_server_started_beside_the_supervisor_that_exits_stops_the_fleet() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", BESIDE, str(ROOT / "scripts")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_with_the_runners_modules(BESIDE)
 
     server_pid = result.stdout.split("(pid=", 1)[1].split(")", 1)[0]
     lines = [line.split(" ", 1)[1] for line in result.stdout.splitlines()[1:]]
@@ -145,13 +150,7 @@ HELD = textwrap.dedent(
 
 
 def test_a_stop_while_a_server_starts_arrives_once_its_handle_is_stored() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", HELD, str(ROOT / "scripts")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_with_the_runners_modules(HELD)
 
     assert result.stdout.splitlines() == [
         "interrupted with the handle",
