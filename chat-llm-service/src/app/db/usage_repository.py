@@ -19,21 +19,39 @@ __all__ = [
     "insert_usage_record",
     "release_tokens",
     "reserve_tokens",
+    "resize_reservation",
     "settle_tokens",
     "skip_commit_flush",
 ]
 
-# A chat turn runs this right before it calls the model: one statement, its own transaction, run
-# through asyncpg itself (app.db.driver). It admits while used + reserved < limit, and its commit
-# does not wait for the disk: set_config(..., true) sets synchronous_commit for the statement's
-# own transaction only, as SET LOCAL does (see skip_commit_flush), with no statement of its own.
+# A model call runs this right before it is made: one statement, its own transaction, run
+# through asyncpg itself (app.db.driver). It admits only while used + reserved + the call's own
+# size fit the limit (a first row of the day too: the SELECT yields no row otherwise), and its
+# commit does not wait for the disk: set_config(..., true) sets synchronous_commit for the
+# statement's own transaction only, as SET LOCAL does (see skip_commit_flush). Concurrent holds
+# of one user meet at the row (its unique index, then its lock), and PostgreSQL evaluates the
+# WHERE of the update on the row's newest version: two holds that fit alone but not together
+# cannot both pass.
 _RESERVE = """
     INSERT INTO daily_usage (user_id, day, reserved_tokens)
     SELECT CAST($1 AS varchar), CAST($2 AS date), CAST($3 AS bigint)
     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS commit_without_flush
+    WHERE CAST($3 AS bigint) <= CAST($4 AS bigint)
     ON CONFLICT (user_id, day) DO UPDATE
         SET reserved_tokens = daily_usage.reserved_tokens + excluded.reserved_tokens
-        WHERE daily_usage.total_tokens + daily_usage.reserved_tokens < CAST($4 AS bigint)
+        WHERE daily_usage.total_tokens + daily_usage.reserved_tokens + excluded.reserved_tokens
+            <= CAST($4 AS bigint)
+    RETURNING user_id
+"""
+# The next model call of a turn (a tool round): its hold becomes $3 tokens instead of $4 (what the
+# turn used so far plus the next call's size), on the same terms as _RESERVE.
+_RESIZE = """
+    UPDATE daily_usage
+    SET reserved_tokens = reserved_tokens + (CAST($3 AS bigint) - CAST($4 AS bigint))
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS commit_without_flush
+    WHERE user_id = CAST($1 AS varchar) AND day = CAST($2 AS date)
+        AND total_tokens + reserved_tokens + (CAST($3 AS bigint) - CAST($4 AS bigint))
+            <= CAST($5 AS bigint)
     RETURNING user_id
 """
 ERASED_USER_ID = "erased"
@@ -56,14 +74,22 @@ async def skip_commit_flush(session: AsyncSession) -> None:
 async def reserve_tokens(
     connection: AsyncConnection, *, user_id: str, day: date, tokens: int, limit: int
 ) -> bool:
-    """Reserve ``tokens`` while the day's used + reserved tokens are under ``limit``.
+    """Reserve ``tokens`` when the day's used + reserved tokens + ``tokens`` fit ``limit``.
 
     One conditional upsert: concurrent requests cannot all pass a check made before any of
-    them wrote, so the quota is overshot by at most the one request that crossed it. Outside a
-    transaction it is a transaction of its own, committed without waiting for the disk (as
+    them wrote, so the quota is never passed by what is held. Outside a transaction it is a
+    transaction of its own, committed without waiting for the disk (as
     :func:`skip_commit_flush` does for a transaction of several statements).
     """
     return bool(await driver.fetch(connection, _RESERVE, user_id, day, tokens, limit))
+
+
+async def resize_reservation(
+    connection: AsyncConnection, *, user_id: str, day: date, held: int, tokens: int, limit: int
+) -> bool:
+    """Turn a hold of ``held`` tokens into one of ``tokens`` when the day's used + reserved
+    tokens fit ``limit`` after the change; one statement, as :func:`reserve_tokens`."""
+    return bool(await driver.fetch(connection, _RESIZE, user_id, day, tokens, held, limit))
 
 
 async def settle_tokens(

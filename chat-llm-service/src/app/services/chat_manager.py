@@ -3,7 +3,6 @@ store."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -32,7 +31,6 @@ from app.services.prompt_builder import (
     Prompt,
     build_prompt,
     grounding_text,
-    prompt_tokens_bound,
     search_terms,
     system_prompt,
 )
@@ -50,6 +48,7 @@ __all__ = [
     "TurnProgress",
     "generate_response",
     "prepare_turn",
+    "settle_failed_turn",
     "store_turn",
 ]
 
@@ -62,7 +61,8 @@ TITLE_CHARS = 80
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One question on its way to the model, with its prompt and quota reservation.
+    """One question on its way to the model, with its prompt and quota reservation (which the
+    turn's later model calls resize, see :meth:`TurnProgress.hold_next_call`).
 
     ``access_token`` is the caller's own, verified: the order tools forward it (never logged)."""
 
@@ -179,6 +179,18 @@ class TurnProgress:
         self._size += asked_tokens + results.tokens
         self.rounds += 1
 
+    async def hold_next_call(self) -> None:
+        """Before a tool round's model call: hold its size (its prompt, counted with tiktoken,
+        plus the reply allowance) on top of what the turn used so far, or raise QuotaExceeded."""
+        settings = self._services.settings
+        await quota_manager.resize_reservation(
+            engine=self._services.engine,
+            reservation=self._turn.reservation,
+            used=self._prompt_tokens + self._completion_tokens,
+            tokens=self._size + settings.max_output_tokens,
+            limit=settings.daily_token_quota,
+        )
+
     def usage(self) -> TokenUsage:
         """The turn's tokens, every round included."""
         return TokenUsage(
@@ -212,11 +224,11 @@ def _history_message(row: Message) -> PromptMessage:
     return PromptMessage("user", row.content)
 
 
-def _tools_tokens(services: ChatServices, encoding: ModelEncoding) -> tuple[int, int]:
-    """What the tools' specs add to every call: (tokens, UTF-8 bytes), none without tools."""
+def _tools_tokens(services: ChatServices, encoding: ModelEncoding) -> int:
+    """What the tools' specs add to every call (none without tools)."""
     if services.settings.max_tool_rounds == 0:
-        return 0, 0
-    return count_constant(encoding.encoding, TOOL_SPECS_JSON), len(TOOL_SPECS_JSON.encode())
+        return 0
+    return count_constant(encoding.encoding, TOOL_SPECS_JSON)
 
 
 async def _grounding(services: ChatServices, message: str) -> str | None:
@@ -248,46 +260,26 @@ async def prepare_turn(
     encoding = await encoding_for_model_async(
         settings.chat_model, fallback=settings.fallback_encoding
     )
-    # The quota hold goes to the database while the catalog is searched (two connections at
-    # once: one round trip less before the model is called). Its amount is fixed before the
-    # grounding is known, so it holds the most the prompt can cost, plus the reply; the turn
-    # settles to what was used. Admission does not depend on the amount (used + held < limit).
-    budget = settings.context_window_tokens - settings.max_output_tokens
-    system = system_prompt(services.canary)
-    tools_tokens, tools_bytes = _tools_tokens(services, encoding)
-    most = prompt_tokens_bound(
-        system=system,
+    grounding = await _grounding(services, message)
+    prompt = await build_prompt(
+        encoding=encoding.encoding,
+        system=system_prompt(services.canary),
+        tools_tokens=_tools_tokens(services, encoding),
         message=message,
         history=history,
-        grounding_products=settings.grounding_products,
-        tools_tokens=tools_bytes,
-        budget=budget,
+        grounding=grounding,
+        context_window=settings.context_window_tokens,
+        max_output_tokens=settings.max_output_tokens,
     )
-    holding = asyncio.create_task(
-        quota_manager.reserve_tokens(
-            engine=services.engine,
-            user_id=user_id,
-            tokens=most + settings.max_output_tokens,
-            limit=settings.daily_token_quota,
-        )
-    )
-    try:
-        grounding = await _grounding(services, message)
-        prompt = await build_prompt(
-            encoding=encoding.encoding,
-            system=system,
-            tools_tokens=tools_tokens,
-            message=message,
-            history=history,
-            grounding=grounding,
-            context_window=settings.context_window_tokens,
-            max_output_tokens=settings.max_output_tokens,
-        )
-        # Shielded: a request that goes away must not cut the hold's statement short.
-        reservation = await asyncio.shield(holding)  # QuotaExceeded (429), after any 413
-    except BaseException:
-        await quota_manager.abandon_hold(holding, sessions=services.sessions)
-        raise
+    # The first model call's own size: its prompt as tiktoken counts it, plus the most the reply
+    # may take (the call's max_tokens). The tool rounds hold theirs before their calls.
+    reservation = await quota_manager.reserve_tokens(
+        engine=services.engine,
+        sessions=services.sessions,
+        user_id=user_id,
+        tokens=prompt.prompt_tokens + settings.max_output_tokens,
+        limit=settings.daily_token_quota,
+    )  # QuotaExceeded (429), after any 413
     return Turn(
         user_id=user_id,
         access_token=access_token,
@@ -372,6 +364,33 @@ async def store_turn(
     return usage
 
 
+async def settle_failed_turn(*, services: ChatServices, turn: Turn, progress: TurnProgress) -> None:
+    """After a failed model call (or a refused tool round): count what the turn's earlier calls
+    used and give the rest of its hold back; never raises (it runs during cleanup)."""
+    usage = progress.usage()
+    if usage.total_tokens == 0:
+        await quota_manager.release_tokens(sessions=services.sessions, reservation=turn.reservation)
+        return
+    with anyio.CancelScope(shield=True):
+        try:
+            async with services.sessions.begin() as session:
+                await quota_manager.record_usage(
+                    session=session,
+                    reservation=turn.reservation,
+                    kind="chat",
+                    model=turn.model,
+                    conversation_id=None,  # the turn is not stored
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    is_estimated=progress.is_estimated,
+                )
+        except Exception:
+            _logger.exception("recording the usage of a failed turn failed")
+            await quota_manager.release_tokens(
+                sessions=services.sessions, reservation=turn.reservation
+            )
+
+
 async def generate_response(
     *,
     services: ChatServices,
@@ -402,9 +421,10 @@ async def generate_response(
             if not progress.wants_tools(completion.tool_calls):
                 break
             await progress.run_tools(completion.content, completion.tool_calls)
+            await progress.hold_next_call()
         progress.finish_text()
     except BaseException:
-        await quota_manager.release_tokens(sessions=services.sessions, reservation=turn.reservation)
+        await settle_failed_turn(services=services, turn=turn, progress=progress)
         raise
     usage = await store_turn(services=services, turn=turn, progress=progress, is_complete=True)
     return GenerateResponse(

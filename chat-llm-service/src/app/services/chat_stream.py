@@ -168,6 +168,7 @@ class ReplyEvents:
             if not progress.wants_tools(calls):
                 break
             await progress.run_tools(text, calls)
+            await progress.hold_next_call()  # QuotaExceeded: the turn ends with that error
             self._stream = await _open(self._services, self._turn, progress)
         if rest := progress.finish_text():
             yield rest

@@ -60,11 +60,12 @@ class EmbeddingInputTooLarge(PayloadTooLarge):
 
 
 class QuotaExceeded(TooManyRequests):
-    """The caller's daily token quota is used up."""
+    """What is left of the caller's daily token quota cannot hold the request."""
 
-    def __init__(self, *, limit: int, resets_at: datetime, retry_after: int) -> None:
+    def __init__(self, *, limit: int, resets_at: datetime, retry_after: int, tokens: int) -> None:
         super().__init__(
-            f"Your daily quota of {limit} tokens is used up; it resets at 00:00 UTC.",
+            f"This request needs up to {tokens} tokens, more than is left of your daily quota "
+            f"of {limit} tokens; it resets at 00:00 UTC.",
             retry_after=retry_after,
             extra={"limit": limit, "resets_at": resets_at.isoformat().replace("+00:00", "Z")},
         )

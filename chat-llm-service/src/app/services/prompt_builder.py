@@ -18,7 +18,6 @@ from app.services.errors import MessageTooLarge
 from app.services.llm_integration import PromptMessage
 from app.utils.token_counter import (
     REPLY_PRIMING_TOKENS,
-    TOKENS_PER_MESSAGE,
     count_constant,
     count_message_tokens,
     count_texts_async,
@@ -29,7 +28,6 @@ __all__ = [
     "Prompt",
     "build_prompt",
     "grounding_text",
-    "prompt_tokens_bound",
     "search_terms",
     "system_prompt",
 ]
@@ -156,7 +154,7 @@ def _grounding_line(
     stock: str,
     description: str,
 ) -> str:
-    """One product of the grounding, each field clipped (so that a line has a longest form)."""
+    """One product of the grounding, each field clipped (a line stays short)."""
     return (
         f"{number}. {_clip(name, _MAX_NAME_CHARS)} | {_clip(sku, _MAX_CODE_CHARS)} | "
         f"{_clip(category, _MAX_CODE_CHARS)} | {_clip(price, _MAX_NUMBER_CHARS)} "
@@ -165,65 +163,10 @@ def _grounding_line(
     )
 
 
-# The longest a grounding line can be, in characters (every field at its clip length; the
-# number has two digits at most: there are 20 products at most).
-_LONGEST_LINE_CHARS = len(
-    _grounding_line(
-        99,
-        name="x" * _MAX_NAME_CHARS,
-        sku="x" * _MAX_CODE_CHARS,
-        category="x" * _MAX_CODE_CHARS,
-        price="x" * _MAX_NUMBER_CHARS,
-        currency="x" * _MAX_CODE_CHARS,
-        stock="x" * _MAX_NUMBER_CHARS,
-        description="x" * _MAX_DESCRIPTION_CHARS,
-    )
-)
-# The grounding when the search failed or found nothing.
-_FALLBACK_GROUNDING_CHARS = max(len(grounding_text(None)), len(grounding_text([])))
-_UTF8_MAX_BYTES = 4
-
-
-def _message_bound(role: str, content_bytes: int) -> int:
-    # A token is at least one byte of UTF-8: a text's bytes bound its tokens.
-    return TOKENS_PER_MESSAGE + len(role) + content_bytes
-
-
 def _history_text(item: PromptMessage) -> str:
     """What a history message's tokens are counted from (a tool call: its name and arguments)."""
     calls = "".join(call.name + call.arguments for call in item.tool_calls)
     return item.content + calls
-
-
-def prompt_tokens_bound(
-    *,
-    message: str,
-    history: Sequence[PromptMessage],
-    grounding_products: int,
-    budget: int,
-    system: str = SYSTEM_PROMPT,
-    tools_tokens: int = 0,
-) -> int:
-    """At least the tokens :func:`build_prompt` counts for this turn, known before the catalog
-    is searched: each text's UTF-8 bytes (a token is at least a byte), the grounding at its
-    longest (``grounding_products`` lines, each field clipped), each message's framing, and the
-    tools' ``tools_tokens``.
-    Never more than ``budget``, the most a prompt may take (a larger one raises
-    MessageTooLarge)."""
-    texts = [("system", system), ("user", message)]
-    texts += [(item.role, _history_text(item)) for item in history]
-    bound = (
-        REPLY_PRIMING_TOKENS
-        + tools_tokens
-        + sum(_message_bound(role, len(content.encode())) for role, content in texts)
-    )
-    if grounding_products > 0:
-        grounding_chars = max(
-            len(_GROUNDING_HEADER) + grounding_products * (1 + _LONGEST_LINE_CHARS),
-            _FALLBACK_GROUNDING_CHARS,
-        )
-        bound += _message_bound("system", grounding_chars * _UTF8_MAX_BYTES)
-    return min(budget, bound)
 
 
 async def build_prompt(

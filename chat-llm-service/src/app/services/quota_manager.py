@@ -1,4 +1,5 @@
-"""The per-user daily token quota: reserve before an upstream call, settle or release after."""
+"""The per-user daily token quota: reserve a call's own size before it is made, settle to what it
+used (or release) after."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ __all__ = [
     "record_usage",
     "release_tokens",
     "reserve_tokens",
+    "resize_reservation",
     "usage_report",
 ]
 
@@ -38,38 +40,95 @@ def _next_reset(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reservation:
-    """Tokens held against a user's quota for one upstream call."""
+    """Tokens held against a user's quota for one request's model calls (a turn's tool rounds
+    change ``tokens``, see :func:`resize_reservation`)."""
 
     user_id: str
     day: date
     tokens: int
 
 
-async def reserve_tokens(
-    *, engine: AsyncEngine, user_id: str, tokens: int, limit: int
-) -> Reservation:
-    """Hold ``tokens`` of today's quota (committed at once), or raise QuotaExceeded."""
+def _exceeded(*, day: date, limit: int, tokens: int) -> QuotaExceeded:
+    resets_at = _next_reset(day)
+    seconds = max(1, math.ceil((resets_at - _now()).total_seconds()))
+    return QuotaExceeded(limit=limit, resets_at=resets_at, retry_after=seconds, tokens=tokens)
+
+
+async def _hold(*, engine: AsyncEngine, user_id: str, tokens: int, limit: int) -> Reservation:
     day = _now().date()
-    # A chat turn reserves right before it calls the model: one statement that is its own
-    # transaction (one round trip), whose commit does not wait for the disk (the hold is a
-    # transient, see usage_repository.skip_commit_flush).
+    # Right before the model is called: one statement that is its own transaction (one round
+    # trip), whose commit does not wait for the disk (the hold is a transient, see
+    # usage_repository.skip_commit_flush).
     async with engine.connect() as connection:
         admitted = await usage_repository.reserve_tokens(
             connection, user_id=user_id, day=day, tokens=tokens, limit=limit
         )
     if not admitted:
-        resets_at = _next_reset(day)
-        seconds = max(1, math.ceil((resets_at - _now()).total_seconds()))
-        raise QuotaExceeded(limit=limit, resets_at=resets_at, retry_after=seconds)
+        raise _exceeded(day=day, limit=limit, tokens=tokens)
     return Reservation(user_id=user_id, day=day, tokens=tokens)
+
+
+async def reserve_tokens(
+    *,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    user_id: str,
+    tokens: int,
+    limit: int,
+) -> Reservation:
+    """Hold ``tokens`` of today's quota (committed at once) when they fit what is left, or
+    raise QuotaExceeded; a request that goes away meanwhile leaves nothing held."""
+    holding = asyncio.create_task(_hold(engine=engine, user_id=user_id, tokens=tokens, limit=limit))
+    try:
+        # Shielded: a request that goes away must not cut the statement short.
+        return await asyncio.shield(holding)
+    except asyncio.CancelledError:
+        await abandon_hold(holding, sessions=sessions)
+        raise
+
+
+async def _resize(
+    *, engine: AsyncEngine, reservation: Reservation, tokens: int, limit: int
+) -> bool:
+    async with engine.connect() as connection:
+        admitted = await usage_repository.resize_reservation(
+            connection,
+            user_id=reservation.user_id,
+            day=reservation.day,
+            held=reservation.tokens,
+            tokens=tokens,
+            limit=limit,
+        )
+    if admitted:
+        reservation.tokens = tokens
+    return admitted
+
+
+async def resize_reservation(
+    *, engine: AsyncEngine, reservation: Reservation, used: int, tokens: int, limit: int
+) -> None:
+    """Make ``reservation`` hold what its request ``used`` so far plus ``tokens`` more (the
+    size of its next model call) when that fits the quota, or raise QuotaExceeded."""
+    resizing = asyncio.create_task(
+        _resize(engine=engine, reservation=reservation, tokens=used + tokens, limit=limit)
+    )
+    try:
+        admitted = await asyncio.shield(resizing)
+    except asyncio.CancelledError:
+        # The caller settles the reservation next: only once it has its final size.
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait({resizing})
+        raise
+    if not admitted:
+        raise _exceeded(day=reservation.day, limit=limit, tokens=tokens)
 
 
 async def abandon_hold(
     holding: asyncio.Task[Reservation], *, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    """Wait for a hold the turn no longer needs (its prompt failed, or the request went away)
+    """Wait for a hold the request no longer needs (it went away while the hold was taken)
     and give it back if it was taken; never raises (it runs during cleanup)."""
     with anyio.CancelScope(shield=True):
         try:

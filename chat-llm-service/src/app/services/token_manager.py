@@ -48,8 +48,11 @@ async def create_embeddings(
             raise EmbeddingInputTooLarge(
                 index=index, tokens=tokens, limit=EMBEDDING_MAX_INPUT_TOKENS
             )
+    # The request's own size, held before the model is called: what tiktoken counts of its
+    # inputs (an embedding has no completion).
     reservation = await quota_manager.reserve_tokens(
         engine=services.engine,
+        sessions=services.sessions,
         user_id=user_id,
         tokens=sum(counts),
         limit=settings.daily_token_quota,

@@ -16,14 +16,14 @@ from sqlalchemy.pool import NullPool
 from tests.integration.conftest import chat_settings, http_client, running_app
 from tests.support.servers import CatalogStub, failing
 
-QUOTA = 300
+QUOTA = 2000
 
 
 @pytest.fixture
 async def quota_client(
     database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app with a daily quota of 300 tokens."""
+    """A client of the app with a daily quota of 2,000 tokens."""
     settings = chat_settings(database_url, fake_llm, catalog, daily_token_quota=QUOTA)
     async with running_app(settings, issuer) as application, http_client(application) as http:
         yield http
@@ -49,7 +49,7 @@ async def test_usage_reports_the_tokens_the_upstream_counted(
 async def test_request_after_the_quota_is_used_up_answers_429(
     quota_client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
 ) -> None:
-    fake_llm.enqueue(Reply(usage={"prompt_tokens": 250, "completion_tokens": 60}))
+    fake_llm.enqueue(Reply(usage={"prompt_tokens": 1900, "completion_tokens": 60}))
     first = await quota_client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
 
     second = await quota_client.post(
@@ -62,13 +62,16 @@ async def test_request_after_the_quota_is_used_up_answers_429(
     assert second.json()["limit"] == QUOTA
     assert len(fake_llm.chat_requests()) == 1
     report = (await quota_client.get("/chat/usage", headers=user)).json()
-    assert (report["total_tokens"], report["limit"]) == (310, QUOTA)
+    assert (report["total_tokens"], report["limit"]) == (1960, QUOTA)
 
 
 async def test_concurrent_requests_cannot_all_slip_under_the_quota(
     database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> None:
-    settings = chat_settings(database_url, fake_llm, catalog, daily_token_quota=1)
+    # Each turn holds its prompt plus 2,000 tokens for the reply: one fits 3,000, two do not.
+    settings = chat_settings(
+        database_url, fake_llm, catalog, daily_token_quota=3000, max_output_tokens=2000
+    )
     headers = issuer.headers()
     async with running_app(settings, issuer) as application, http_client(application) as http:
         responses = await asyncio.gather(
@@ -84,7 +87,10 @@ async def test_concurrent_requests_cannot_all_slip_under_the_quota(
 async def test_failed_call_gives_its_reservation_back(
     database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> None:
-    settings = chat_settings(database_url, fake_llm, catalog, daily_token_quota=1)
+    # One turn's hold (its prompt plus 2,000 tokens for the reply) fits 3,000; two do not.
+    settings = chat_settings(
+        database_url, fake_llm, catalog, daily_token_quota=3000, max_output_tokens=2000
+    )
     headers = issuer.headers()
     fake_llm.enqueue(*[failing(500)] * 3)
     async with running_app(settings, issuer) as application, http_client(application) as http:
@@ -105,7 +111,18 @@ async def _held(engine: AsyncEngine, user_id: str) -> int:
     return int(held or 0)
 
 
-async def test_the_hold_is_taken_during_the_search_and_given_back_when_the_turn_is_cancelled(
+async def _search_waiting(engine: AsyncEngine) -> bool:
+    async with engine.connect() as connection:
+        waiting = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND query LIKE '%catalog_products%'"
+            )
+        )
+    return waiting == 1
+
+
+async def test_a_turn_cancelled_before_its_model_call_holds_nothing(
     database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> None:
     settings = chat_settings(database_url, fake_llm, catalog)
@@ -116,29 +133,23 @@ async def test_the_hold_is_taken_during_the_search_and_given_back_when_the_turn_
         async with running_app(settings, issuer) as application, http_client(application) as http:
             async with observer.connect() as blocker:
                 await blocker.begin()
-                # The search waits behind this lock: the hold, on a connection of its own, does not.
+                # The search waits behind this lock; the hold is taken only once the prompt,
+                # grounding included, is known and counted.
                 await blocker.execute(text("LOCK TABLE catalog_products IN ACCESS EXCLUSIVE MODE"))
                 turn = asyncio.create_task(
                     http.post(
                         "/chat/generate_response", json={"message": "A lamp?"}, headers=headers
                     )
                 )
-                await eventually(
-                    lambda: _held(observer, user_id), message="the hold taken during the search"
-                )
+                await eventually(lambda: _search_waiting(observer), message="the search waiting")
                 held = await _held(observer, user_id)
                 turn.cancel()  # the request goes away while the search waits
                 with pytest.raises(asyncio.CancelledError):
                     await turn
                 await blocker.rollback()
-            await eventually(lambda: _zero(observer, user_id), message="the hold given back")
+            after = await _held(observer, user_id)
     finally:
         await observer.dispose()
 
-    # The most the prompt can cost plus the reply's allowance, and the model was never called.
-    assert held > settings.max_output_tokens
+    assert (held, after) == (0, 0)
     assert fake_llm.chat_requests() == []
-
-
-async def _zero(engine: AsyncEngine, user_id: str) -> bool:
-    return await _held(engine, user_id) == 0

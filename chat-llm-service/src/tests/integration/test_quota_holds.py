@@ -1,4 +1,5 @@
-"""The quota's holds: commits that skip the disk flush, and usage counted when a hold was lost."""
+"""The quota's holds: their admission, commits that skip the disk flush, and usage counted when a
+hold was lost."""
 
 from __future__ import annotations
 
@@ -62,8 +63,11 @@ async def test_the_hold_statement_skips_the_flush_for_its_own_transaction_only(
             after = await connection.scalar(show)
             await connection.rollback()
         async with engine.connect() as connection:
+            too_many = await usage_repository.reserve_tokens(
+                connection, user_id=user_id, day=day, tokens=91, limit=100
+            )
             held = await usage_repository.reserve_tokens(
-                connection, user_id=user_id, day=day, tokens=95, limit=100
+                connection, user_id=user_id, day=day, tokens=90, limit=100
             )
             refused = await usage_repository.reserve_tokens(
                 connection, user_id=user_id, day=day, tokens=1, limit=100
@@ -77,8 +81,34 @@ async def test_the_hold_statement_skips_the_flush_for_its_own_transaction_only(
         await engine.dispose()
 
     assert (before, inside, after) == ("on", "off", "on")
-    # Admitted while used + reserved < limit (10 < 100), so the quota is crossed by one call.
-    assert (admitted, held, refused, reserved) == (True, True, False, 105)
+    # Admitted while used + reserved + the request's own tokens fit the limit, to the last one.
+    assert (admitted, too_many, held, refused, reserved) == (True, False, True, False, 100)
+
+
+async def test_a_hold_grows_to_the_next_call_only_while_it_fits(database_url: str) -> None:
+    engine = create_engine(make_settings(database_url=database_url))
+    user_id = f"resize-{uuid.uuid4()}"
+    day = datetime.now(UTC).date()
+    try:
+        async with engine.connect() as connection:
+            taken = await usage_repository.reserve_tokens(
+                connection, user_id=user_id, day=day, tokens=40, limit=100
+            )
+            grown = await usage_repository.resize_reservation(
+                connection, user_id=user_id, day=day, held=40, tokens=100, limit=100
+            )
+            refused = await usage_repository.resize_reservation(
+                connection, user_id=user_id, day=day, held=100, tokens=101, limit=100
+            )
+            reserved = await connection.scalar(
+                text("SELECT reserved_tokens FROM daily_usage WHERE user_id = :user_id"),
+                {"user_id": user_id},
+            )
+            await connection.rollback()
+    finally:
+        await engine.dispose()
+
+    assert (taken, grown, refused, reserved) == (True, True, False, 100)
 
 
 async def test_used_tokens_are_counted_even_when_the_hold_was_forgotten(

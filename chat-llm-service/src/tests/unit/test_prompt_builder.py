@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
-
 import pytest
 import tiktoken
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from app.models.catalog_models import CatalogProduct
 from app.services.errors import MessageTooLarge
@@ -18,7 +12,6 @@ from app.services.prompt_builder import (
     SYSTEM_PROMPT,
     build_prompt,
     grounding_text,
-    prompt_tokens_bound,
     search_terms,
 )
 
@@ -139,83 +132,6 @@ async def test_message_over_the_budget_is_refused() -> None:
         )
 
 
-_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=400)
-
-
-@st.composite
-def _products(draw: st.DrawFn) -> list[CatalogProduct]:
-    return [
-        CatalogProduct(
-            id=uuid.uuid4(),
-            sku=draw(_TEXT),
-            name=draw(_TEXT),
-            description=draw(_TEXT),
-            category=draw(_TEXT),
-            price=Decimal(draw(st.integers(0, 10**30))) / 100,
-            currency=draw(_TEXT),
-            stock_available=draw(st.integers(0, 2**40)),
-            updated_at=datetime.now(UTC),
-        )
-        for _ in range(draw(st.integers(0, 20)))
-    ]
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    message=_TEXT,
-    history=st.lists(
-        st.tuples(st.sampled_from(["user", "assistant", "calls", "tool"]), _TEXT), max_size=6
-    ),
-    products=_products(),
-    searched=st.booleans(),
-    tools=_TEXT,
-)
-async def test_the_bound_known_before_the_search_is_never_below_the_prompt(
-    message: str,
-    history: list[tuple[str, str]],
-    products: list[CatalogProduct],
-    searched: bool,
-    tools: str,
-) -> None:
-    """The quota hold is taken before the grounding is known: it holds this bound, so the bound
-    must cover any prompt (any text; as many products as it allows, of any field lengths; tool
-    exchanges in the history; the tools' specs)."""
-    encoding = _encoding()
-    past = [_message(role, content) for role, content in history]
-    grounding = grounding_text(products if searched else None)
-    budget = 100_000 - 1_000
-
-    prompt = await build_prompt(
-        encoding=encoding,
-        message=message,
-        history=past,
-        grounding=grounding,
-        context_window=100_000,
-        max_output_tokens=1_000,
-        system="canary-1234567890\n" + SYSTEM_PROMPT,
-        tools_tokens=len(encoding.encode(tools)),
-    )
-    bound = prompt_tokens_bound(
-        message=message,
-        history=past,
-        grounding_products=max(1, len(products)),
-        budget=budget,
-        system="canary-1234567890\n" + SYSTEM_PROMPT,
-        tools_tokens=len(tools.encode()),
-    )
-
-    assert prompt.prompt_tokens <= bound <= budget
-
-
-def _message(role: str, content: str) -> PromptMessage:
-    if role == "calls":
-        call = ToolCallRequest("call_1", "search_products", content)
-        return PromptMessage("assistant", "", tool_calls=(call,))
-    if role == "tool":
-        return PromptMessage("tool", content, tool_call_id="call_1")
-    return PromptMessage("user" if role == "user" else "assistant", content)
-
-
 async def test_tool_results_are_never_kept_without_the_call_that_asked_for_them() -> None:
     encoding = _encoding()
     calls = (
@@ -262,37 +178,3 @@ async def test_tool_results_are_never_kept_without_the_call_that_asked_for_them(
     assert [m.content for m in trimmed.messages] == [SYSTEM_PROMPT, "And now?"]
     assert trimmed.history_used == 0
     assert trimmed.prompt_tokens == 3 + sum(_cost(m, encoding) for m in trimmed.messages)
-
-
-def test_the_bound_never_exceeds_the_budget() -> None:
-    bound = prompt_tokens_bound(
-        message="word " * 10_000, history=[], grounding_products=5, budget=3_000
-    )
-
-    assert bound == 3_000
-
-
-def test_the_bound_covers_the_longest_grounding_in_the_costliest_characters() -> None:
-    """Every field beyond its clip length, in a character that costs a token per byte."""
-    costly = "\U000e0061"  # a tag character: 4 bytes of UTF-8, 4 tokens of o200k_base
-    products = [
-        CatalogProduct(
-            id=uuid.uuid4(),
-            sku=costly * 100,
-            name=costly * 200,
-            description=costly * 300,
-            category=costly * 100,
-            price=Decimal("1" * 40),
-            currency=costly * 100,
-            stock_available=2**40,
-            updated_at=datetime.now(UTC),
-        )
-        for _ in range(5)
-    ]
-    encoding = _encoding()
-    grounding_tokens = len(encoding.encode(grounding_text(products)))
-
-    bound = prompt_tokens_bound(message="", history=[], grounding_products=5, budget=10**9)
-
-    assert grounding_tokens > 3 * len(grounding_text(products))  # the costly case indeed
-    assert grounding_tokens < bound
