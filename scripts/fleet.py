@@ -301,6 +301,10 @@ def service_command(config: FleetConfig, service: Service) -> list[str]:
         "127.0.0.1",
         "--port",
         str(config.port(service)),
+        # Longer than the gateway keeps an idle upstream connection (60 s), so that nginx closes
+        # it first, as in each service's Dockerfile.
+        "--timeout-keep-alive",
+        "75",
     ]
 
 

@@ -84,6 +84,46 @@ def test_ordinary_headers_reach_the_service(client: httpx.Client) -> None:
     assert seen["content-type"] == ["application/json"]
 
 
+# Every header the gateway passes on from a client (nginx.conf, README.md "What a request gets").
+FORWARDED_HEADERS = {
+    "Authorization": "Bearer token",
+    "Idempotency-Key": "key-2",
+    "Content-Type": "application/json",
+    "Content-Encoding": "identity",
+    "Accept": "application/json",
+    "Accept-Encoding": "identity",
+    "Accept-Language": "en",
+    "User-Agent": "client/1.0",
+    "Cache-Control": "no-cache",
+    "If-Match": '"v1"',
+    "If-None-Match": '"v2"',
+    "If-Modified-Since": "Thu, 03 Dec 2026 10:00:00 GMT",
+    "If-Unmodified-Since": "Thu, 03 Dec 2026 11:00:00 GMT",
+    "Last-Event-ID": "42",
+    "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    "tracestate": "vendor=value",
+    "baggage": "tenant=shop",
+}
+
+
+def test_exactly_the_listed_headers_reach_the_service(gateway: Gateway) -> None:
+    response = raw_request(
+        gateway.port,
+        "POST",
+        "/api/orders",
+        headers={**FORWARDED_HEADERS, "X-Unlisted": "dropped", "Cookie": "session=1"},
+        body=b"{}",
+    )
+
+    seen = _upstream_headers(response.json())
+    assert {name: seen.get(name.lower()) for name in FORWARDED_HEADERS} == {
+        name: [value] for name, value in FORWARDED_HEADERS.items()
+    }
+    set_by_gateway = {"host", "x-request-id", "x-real-ip", "x-forwarded-for", "x-forwarded-proto"}
+    listed = {name.lower() for name in FORWARDED_HEADERS}
+    assert set(seen) == listed | set_by_gateway | {"content-length"}
+
+
 def test_upstreams_get_http_1_1_over_reused_connections(client: httpx.Client) -> None:
     # One client connection is served by one worker, which keeps its upstream connection alive.
     first = client.get("/api/categories").json()

@@ -2,7 +2,9 @@
 
 scripts/build_openapi.py publishes the paths of this table; the template routes them. Each prefix
 is an exact location plus the prefix with its trailing slash, proxied to the same path of its
-service's upstream group; redirects of a service are rewritten for the same prefixes.
+service's upstream group; POST and PATCH to the same prefixes are rewritten to one internal location
+per group, proxied to the group's twin without keep-alive; redirects of a service are rewritten for
+the same prefixes.
 """
 
 from __future__ import annotations
@@ -51,8 +53,23 @@ def test_the_template_proxies_exactly_the_tables_prefixes() -> None:
         for prefix in row.prefixes:
             expected.add((True, f"/api/{prefix}", row.upstream, f"/{prefix}"))
             expected.add((False, f"/api/{prefix}/", row.upstream, f"/{prefix}/"))
+        fresh = (False, f"/_gateway/fresh/{row.upstream}/api/", f"{row.upstream}_fresh", "/")
+        expected.add(fresh)
 
     assert _proxied_locations() == expected
+
+
+def test_post_and_patch_are_rewritten_for_exactly_the_tables_prefixes() -> None:
+    rows = re.findall(
+        r'^\s*"~\^\(POST\|PATCH\):/api/\(([^)]*)\)\(/\|\\z\)"\s+(\S+);',
+        MAIN_CONFIG.read_text(encoding="utf-8"),
+        re.M,
+    )
+
+    assert {upstream: set(prefixes.split("|")) for prefixes, upstream in rows} == {
+        row.upstream: set(row.prefixes) for row in build_openapi.load_routes()
+    }
+    assert len(rows) == len(build_openapi.load_routes())
 
 
 def test_every_upstream_group_of_the_table_is_defined_and_no_other() -> None:
@@ -60,7 +77,8 @@ def test_every_upstream_group_of_the_table_is_defined_and_no_other() -> None:
         re.findall(r"^upstream\s+(\S+)\s*\{", UPSTREAMS_TEMPLATE.read_text(encoding="utf-8"), re.M)
     )
 
-    assert defined == {row.upstream for row in build_openapi.load_routes()}
+    groups = {row.upstream for row in build_openapi.load_routes()}
+    assert defined == groups | {f"{group}_fresh" for group in groups}
 
 
 def test_redirects_are_rewritten_for_exactly_the_tables_prefixes() -> None:

@@ -102,7 +102,9 @@ def test_upstream_connections_are_kept_alive(
 
 
 def test_post_is_never_sent_twice(degraded_client: httpx.Client, raw_upstream: RawUpstream) -> None:
-    # The warm-up leaves a kept-alive upstream connection: the case where nginx would retry.
+    # The upstream reads the whole POST, then drops the connection without an answer: it may have
+    # acted on it, so nginx must not send it again (the warm-up leaves a kept-alive connection, the
+    # case where nginx retries an idempotent request).
     assert degraded_client.get("/api/orders/post/warm").status_code == 200
     response = degraded_client.post("/api/orders/post/drop", json={"items": []})
 
@@ -130,3 +132,37 @@ def test_get_is_retried_once_after_a_dropped_connection(
 
     assert response.status_code == 502
     assert raw_upstream.hits("/orders/get/drop") == 2
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_request_after_the_upstream_closed_an_idle_connection_gets_the_services_answer(
+    degraded_client: httpx.Client, raw_upstream: RawUpstream, method: str
+) -> None:
+    # The upstream answers and keeps the connection, then drops it, unread, when the next request
+    # arrives on it: a service closing an idle kept-alive connection just as nginx reuses it.
+    name = method.lower()
+    assert degraded_client.get(f"/api/orders/{name}/stale").status_code == 200
+    unread_before = raw_upstream.unread
+
+    response = degraded_client.request(method, f"/api/orders/{name}/after-stale/warm", json={})
+
+    assert response.status_code == 200
+    assert raw_upstream.hits(f"/orders/{name}/after-stale/warm") == 1
+    # The request was not sent on the stale connection at all: the next GET is, and nginx retries
+    # that GET on another connection, as it may for an idempotent request.
+    assert degraded_client.get(f"/api/orders/{name}/get-after-stale/warm").status_code == 200
+    assert raw_upstream.unread == unread_before + 1
+    assert raw_upstream.hits(f"/orders/{name}/get-after-stale/warm") == 1
+
+
+def test_post_and_patch_each_open_a_new_upstream_connection(
+    degraded_client: httpx.Client, raw_upstream: RawUpstream
+) -> None:
+    before = raw_upstream.connections
+    statuses = [
+        degraded_client.request(method, "/api/orders/new-connection/warm", json={}).status_code
+        for method in ("POST", "PATCH", "POST")
+    ]
+
+    assert statuses == [200, 200, 200]
+    assert raw_upstream.connections - before == 3

@@ -1,18 +1,21 @@
 """Raw HTTP/1.1 requests: the request target goes on the wire exactly as written.
 
 httpx (like every browser) normalises "/api/../health" to "/health" before sending it; the gateway
-must be tested with what an attacker would really send, so these requests use http.client.
+must be tested with what an attacker would really send, so these requests use http.client. Bytes
+that http.client itself refuses to send (control characters in a header value, raw non-ASCII in
+the target) go through a plain socket.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RawResponse", "raw_request"]
+__all__ = ["RawResponse", "raw_exchange", "raw_request"]
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,14 @@ def raw_request(
         )
     finally:
         connection.close()
+
+
+def raw_exchange(port: int, request: bytes) -> RawResponse:
+    """Send ``request`` to 127.0.0.1:``port`` byte for byte and read the one answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return RawResponse(
+            status=response.status, headers=response.getheaders(), body=response.read()
+        )

@@ -3,6 +3,11 @@
 By the last segment of the request path:
 
 - ``warm``: a 200 answer; the connection is kept alive;
+- ``stale``: the same 200 answer, keep-alive and without ``Connection: close``; then, as soon as the
+  next request arrives on that connection, the connection is closed with that request unread (the
+  kernel resets it). That is a service closing an idle kept-alive connection (uvicorn after its
+  keep-alive timeout, at shutdown, or after an unhandled error) at the very moment nginx reuses
+  it: the service never saw the request;
 - ``sse``: server-sent events delimited by closing the connection (no chunked encoding, as an
   HTTP/1.0-style server streams): one event, then, once the test releases the query's ``stream``,
   the last event and the close. nginx holds such a body in its buffers unless buffering is off,
@@ -10,13 +15,15 @@ By the last segment of the request path:
 - anything else: the request is read in full and the connection closed without an answer, which
   nginx reports as "upstream prematurely closed connection", an `error` for proxy_next_upstream.
 
-The server counts connections and requests per path, so a test can tell whether nginx reused a
-keep-alive connection and whether it sent a request a second time.
+The server counts connections, requests per path and the requests it left unread on a stale
+connection, so a test can tell whether nginx reused a keep-alive connection and whether it sent a
+request a second time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
 from collections import Counter
@@ -51,6 +58,7 @@ class RawUpstream:
         self._lock = threading.Lock()
         self._hits: Counter[str] = Counter()
         self._connections = 0
+        self._unread = 0
         self._threads: list[threading.Thread] = []
         self._open: set[socket.socket] = set()
         self._closing = threading.Event()
@@ -73,6 +81,12 @@ class RawUpstream:
     def _release_event(self, stream: str) -> threading.Event:
         with self._lock:
             return self._releases.setdefault(stream, threading.Event())
+
+    @property
+    def unread(self) -> int:
+        """How many requests arrived on a ``stale`` connection and were dropped unread."""
+        with self._lock:
+            return self._unread
 
     @property
     def connections(self) -> int:
@@ -139,14 +153,24 @@ class RawUpstream:
                     if leaf == "sse":
                         self._stream(connection, query.removeprefix("stream="))
                         return
-                    if leaf != "warm":
+                    if leaf not in {"warm", "stale"}:
                         return
                     connection.sendall(_WARM_RESPONSE)
+                    if leaf == "stale":
+                        self._close_when_reused(connection)
+                        return
             except OSError:
                 return
             finally:
                 with self._lock:
                     self._open.discard(connection)
+
+    def _close_when_reused(self, connection: socket.socket) -> None:
+        readable, _, _ = select.select([connection], [], [], 30)
+        if readable and connection.recv(1, socket.MSG_PEEK):
+            with self._lock:
+                self._unread += 1
+        # Closing with unread bytes makes the kernel answer with a reset, as it does for uvicorn.
 
     def _stream(self, connection: socket.socket, stream: str) -> None:
         connection.sendall(_SSE_HEAD + b'data: {"delta": "first"}\n\n')

@@ -106,6 +106,10 @@ def start_stubs(log_dir: Path, names: tuple[str, ...] = SERVICE_NAMES) -> dict[s
             "127.0.0.1",
             "--port",
             str(port),
+            # The services run uvicorn[standard], whose HTTP parser is httptools (llhttp); h11, the
+            # fallback, accepts and refuses other bytes.
+            "--http",
+            "httptools",
             "--log-level",
             "warning",
             "--no-access-log",
