@@ -17,7 +17,9 @@ ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path
 
 
 def _manifest(folder: str, file_name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / folder / "deployment" / file_name).read_text())
+    loaded: dict[str, Any] = yaml.safe_load(
+        (ROOT / folder / "deployment" / "base" / file_name).read_text()
+    )
     return loaded
 
 

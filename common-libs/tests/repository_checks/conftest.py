@@ -15,13 +15,15 @@ SERVICE = "demo-service"
 # The service's app: /health always, /ready once its settings came through (as the fleet's do).
 APP = """
 import os
+from pathlib import Path
 
 from fastapi import FastAPI
 
 
 def create_app() -> FastAPI:
     app = FastAPI()
-    database_url = os.environ["DEMO_DATABASE_URL"]
+    secrets = Path(os.environ.get("SECRETS_DIR", "/run/secrets"))
+    database_url = (secrets / "DEMO_DATABASE_URL").read_text()
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -57,11 +59,60 @@ resources:
   - migration-job.yaml
   - deployment.yaml
   - networkpolicy.yaml
+"""
+AVAILABILITY = """
+apiVersion: kustomize.config.k8s.io/v1alpha1
+kind: Component
+resources:
+  - hpa.yaml
+  - pdb.yaml
+"""
+HPA = """
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: demo-service
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: demo-service
+  minReplicas: 2
+  maxReplicas: 4
+"""
+PDB = """
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: demo-service
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      app: demo-service
+"""
+DIGEST = "sha256:" + "ab" * 32
+OVERLAY = """
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: fleet
+resources:
+  - ../../base
+{extra}
 images:
   - name: demo-service
     newName: ghcr.io/example-org/demo-service
     newTag: "0.1.0"
+{pin}
 """
+OVERLAYS = {
+    "dev": OVERLAY.format(extra="replicas:\n  - name: demo-service\n    count: 1", pin=""),
+    "staging": OVERLAY.format(extra="components:\n  - ../../components/availability", pin=""),
+    "prod": OVERLAY.format(
+        extra="components:\n  - ../../components/availability",
+        pin=f"    digest: {DIGEST}",
+    ),
+}
 CONFIGMAP = """
 apiVersion: v1
 kind: ConfigMap
@@ -118,11 +169,6 @@ CONTAINER_ENV = """
             - configMapRef:
                 name: demo-settings
           env:
-            - name: DEMO_DATABASE_URL
-              valueFrom:
-                secretKeyRef:
-                  name: demo-secrets
-                  key: DEMO_DATABASE_URL
             - name: DEMO_LOG_LEVEL
               valueFrom:
                 configMapKeyRef:
@@ -130,6 +176,14 @@ CONTAINER_ENV = """
                   key: LOG_LEVEL
             - name: FORWARDED_ALLOW_IPS
               value: "*"
+          volumeMounts:
+            - name: secrets
+              mountPath: /run/secrets
+              readOnly: true
+      volumes:
+        - name: secrets
+          secret:
+            secretName: demo-secrets
 """
 JOB = """
 apiVersion: batch/v1
@@ -202,13 +256,19 @@ def build_repository(root: Path) -> Repository:
     write(root / "src" / "pyproject.toml", f'[project]\nname = "{SERVICE}"\nversion = "0.1.0"\n')
     write(root / "src" / "app.py", APP)
     write(root / "src" / "Dockerfile", DOCKERFILE)
-    deployment = root / "deployment"
+    deployment = root / "deployment" / "base"
     write(deployment / "kustomization.yaml", KUSTOMIZATION)
     write(deployment / "configmap.yaml", CONFIGMAP)
     write(deployment / "service.yaml", SERVICE_MANIFEST)
     write(deployment / "migration-job.yaml", JOB.format(env=CONTAINER_ENV))
     write(deployment / "deployment.yaml", DEPLOYMENT.format(env=CONTAINER_ENV))
     write(deployment / "networkpolicy.yaml", NETWORK_POLICY)
+    availability = root / "deployment" / "components" / "availability"
+    write(availability / "kustomization.yaml", AVAILABILITY)
+    write(availability / "hpa.yaml", HPA)
+    write(availability / "pdb.yaml", PDB)
+    for name, kustomization in OVERLAYS.items():
+        write(root / "deployment" / "overlays" / name / "kustomization.yaml", kustomization)
     write(root / "cicd" / "ci-cd.yml", render_workflow(SERVICE))
     return Repository.at(root)
 

@@ -46,15 +46,6 @@ def test_manifest_check_fails_on_a_misspelt_field(repository: Repository) -> Non
         checks.check_manifest_is_valid(fresh(repository), file_name="configmap.yaml")
 
 
-def test_image_check_fails_on_a_workload_image_kustomize_does_not_set(
-    repository: Repository,
-) -> None:
-    edit(repository.deployment_dir / "deployment.yaml", "image: demo-service", "image: nginx")
-
-    with pytest.raises(AssertionError, match="nginx is not set by kustomize"):
-        checks.check_kustomize_sets_every_workload_image(fresh(repository))
-
-
 def test_actionlint_check_fails_on_an_unknown_job_key(repository: Repository) -> None:
     edit(repository.workflow_path(), "    timeout-minutes: 15\n", "    timeout-minutez: 15\n")
 
@@ -105,6 +96,48 @@ def test_image_command_check_fails_when_the_manifests_are_not_for_production(
             log_dir=tmp_path,
             environment_prefix="DEMO_",
         )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("readOnly: true", "readOnly: false", "the Secret is mounted writable"),
+        ("mountPath: /run/secrets", "mountPath: /secrets", "at /secrets but reads /run/secrets"),
+    ],
+    ids=["writable", "elsewhere"],
+)
+def test_image_command_check_fails_when_the_secret_files_are_not_where_the_app_reads(
+    repository: Repository, tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    edit(repository.deployment_dir / "migration-job.yaml", old, new)
+
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        local_image.check_image_command_serves(
+            fresh(repository),
+            secrets={"DEMO_DATABASE_URL": "postgresql://db.invalid/demo"},
+            log_dir=tmp_path,
+            environment_prefix="DEMO_",
+        )
+
+
+def test_secret_files_are_written_only_for_a_workload_that_mounts_a_secret(
+    repository: Repository, tmp_path: Path
+) -> None:
+    job = repository.resource("Job")
+    mounted = local_image.secret_files_environment(
+        repository, job, secrets={"DEMO_DATABASE_URL": "url"}, folder=tmp_path / "mounted"
+    )
+    del job["spec"]["template"]["spec"]["volumes"]
+
+    assert mounted == {"SECRETS_DIR": str(tmp_path / "mounted")}
+    assert (tmp_path / "mounted" / "DEMO_DATABASE_URL").read_text() == "url"
+    assert (
+        local_image.secret_files_environment(
+            repository, job, secrets={"DEMO_DATABASE_URL": "url"}, folder=tmp_path / "none"
+        )
+        == {}
+    )
+    assert not (tmp_path / "none").exists()
 
 
 def test_image_command_needs_its_programs_from_this_venv() -> None:

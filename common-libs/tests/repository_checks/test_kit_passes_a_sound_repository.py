@@ -15,7 +15,10 @@ CHECKS = [
     "manifest-valid-migration-job.yaml",
     "manifest-valid-deployment.yaml",
     "manifest-valid-networkpolicy.yaml",
-    "kustomize-sets-every-image",
+    "overlays-are-the-environments",
+    "overlay-dev",
+    "overlay-staging",
+    "overlay-prod",
     "actionlint",
     "probes-use-paths-the-app-serves",
     "container-port-is-the-command-port",
@@ -27,7 +30,7 @@ CHECKS = [
 
 
 def facts(repository: Repository) -> ServiceFacts:
-    """The demo service's facts: its settings prefix and its Secret's one key."""
+    """The demo service's facts: its settings prefix and its Secret's one file."""
     return ServiceFacts(
         repository=repository,
         environment_prefix="DEMO_",

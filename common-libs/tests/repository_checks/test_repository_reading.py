@@ -10,16 +10,15 @@ from common_libs.testing.repository import (
     container_port,
     only_container,
     option,
+    secret_mount,
     with_option,
 )
 
 
-def test_container_environment_resolves_config_maps_secrets_and_values(
-    repository: Repository,
-) -> None:
+def test_container_environment_resolves_config_maps_and_values(repository: Repository) -> None:
     container = only_container(repository.resource("Deployment", "demo-service"))
 
-    environment = repository.container_environment(container, secrets={"DEMO_DATABASE_URL": "x"})
+    environment = repository.container_environment(container)
 
     tracing = {
         "OTEL_SERVICE_NAME": "demo-service",
@@ -33,16 +32,38 @@ def test_container_environment_resolves_config_maps_secrets_and_values(
     assert environment == {
         **{f"DEMO_{name}": value for name, value in settings.items()},
         **settings,
-        "DEMO_DATABASE_URL": "x",
         "FORWARDED_ALLOW_IPS": "*",
     }
 
 
-def test_a_secret_key_without_a_stand_in_is_an_error(repository: Repository) -> None:
-    container = only_container(repository.resource("Job"))
+def test_a_variable_from_a_secret_is_an_error(repository: Repository) -> None:
+    reference = {"secretKeyRef": {"name": "demo-secrets", "key": "DEMO_DATABASE_URL"}}
+    container = {"env": [{"name": "DEMO_DATABASE_URL", "valueFrom": reference}]}
 
-    with pytest.raises(AssertionError, match="no stand-in value for the secret key"):
+    with pytest.raises(AssertionError, match="mount the Secret as files instead"):
         repository.container_environment(container)
+
+
+def test_the_overlays_are_found_by_their_kustomizations(repository: Repository) -> None:
+    (repository.overlays_dir / "notes").mkdir()
+
+    assert repository.overlay_names() == ["dev", "prod", "staging"]
+    assert repository.deployment_dir == repository.root / "deployment" / "base"
+
+
+def test_the_secret_mount_is_found_and_there_is_one_at_most(repository: Repository) -> None:
+    deployment = repository.resource("Deployment")
+    container = only_container(deployment)
+
+    assert secret_mount(deployment, container) == {
+        "name": "secrets",
+        "mountPath": "/run/secrets",
+        "readOnly": True,
+    }
+    assert secret_mount(deployment, {"name": "bare"}) is None
+    twice = {"name": "twice", "volumeMounts": [container["volumeMounts"][0]] * 2}
+    with pytest.raises(AssertionError, match="twice mounts 2 Secret volumes"):
+        secret_mount(deployment, twice)
 
 
 def test_an_unsupported_value_source_is_an_error(repository: Repository) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
 
+from common_libs import settings as settings_module
 from common_libs.settings import (
     DENY_LIST_MARGIN_SECONDS,
+    SECRETS_DIR_VARIABLE,
     ServiceSettings,
     VerifyingServiceSettings,
 )
@@ -84,3 +88,66 @@ def test_the_deny_list_keeps_ids_a_minute_longer_than_the_longest_token_lives(
     monkeypatch.setenv("SHOP_ACCESS_TOKEN_MAX_LIFETIME_SECONDS", "10")
     with pytest.raises(ValidationError, match="access_token_max_lifetime_seconds"):
         ShopSettings()
+
+
+def _write_secrets(directory: Path, **files: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, value in files.items():
+        # As a mounted Secret's files often end: with a newline, which is not part of the value.
+        (directory / name).write_text(value + "\n")
+    return directory
+
+
+def test_a_secret_comes_from_its_file_in_the_secrets_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = "postgresql+asyncpg://u:from-file@db:5432/shop"
+    folder = _write_secrets(tmp_path / "secrets", SHOP_DATABASE_URL=url, NATS_URL="nats://n:4222")
+    monkeypatch.setenv(SECRETS_DIR_VARIABLE, str(folder))
+
+    settings = ShopSettings()
+
+    assert settings.database_url.get_secret_value() == url
+    assert settings.nats_url == "nats://n:4222"
+
+
+def test_an_environment_variable_wins_over_the_secret_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    folder = _write_secrets(
+        tmp_path / "secrets",
+        SHOP_DATABASE_URL="postgresql+asyncpg://u:from-file@db:5432/shop",
+        SHOP_LOG_LEVEL="DEBUG",
+    )
+    monkeypatch.setenv(SECRETS_DIR_VARIABLE, str(folder))
+    monkeypatch.setenv("SHOP_DATABASE_URL", "postgresql+asyncpg://u:from-env@db:5432/shop")
+
+    settings = ShopSettings()
+
+    assert settings.database_url.get_secret_value().startswith("postgresql+asyncpg://u:from-env@")
+    assert settings.log_level == "DEBUG"
+
+
+def test_a_secrets_dir_that_is_not_there_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(SECRETS_DIR_VARIABLE, str(tmp_path / "missing"))
+
+    with pytest.raises(FileNotFoundError, match="SECRETS_DIR names no folder"):
+        ShopSettings()
+
+
+def test_the_default_secrets_dir_is_read_when_present_and_ignored_when_absent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(SECRETS_DIR_VARIABLE, raising=False)
+    default = _write_secrets(tmp_path / "run-secrets", SHOP_LOG_LEVEL="WARNING")
+    monkeypatch.setattr(settings_module, "DEFAULT_SECRETS_DIR", tmp_path / "absent")
+
+    assert settings_module.secrets_dir() is None
+    assert ShopSettings().log_level == "INFO"
+
+    monkeypatch.setattr(settings_module, "DEFAULT_SECRETS_DIR", default)
+
+    assert settings_module.secrets_dir() == default
+    assert ShopSettings().log_level == "WARNING"

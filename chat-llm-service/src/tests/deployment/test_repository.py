@@ -32,11 +32,9 @@ class StandInRepository(Repository):
 
     stand_ins: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
-    def container_environment(
-        self, container: Resource, *, secrets: Mapping[str, str] | None = None
-    ) -> dict[str, str]:
+    def container_environment(self, container: Resource) -> dict[str, str]:
         """The manifests' variables, with a stand-in for each one set that has one."""
-        environment = super().container_environment(container, secrets=secrets)
+        environment = super().container_environment(container)
         return environment | {
             name: value for name, value in self.stand_ins.items() if name in environment
         }

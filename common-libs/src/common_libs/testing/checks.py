@@ -20,22 +20,23 @@ import kubernetes_validate
 import pytest
 
 from common_libs.testing.findings import findings
-from common_libs.testing.repository import Repository
+from common_libs.testing.overlays import (
+    ENVIRONMENTS,
+    check_overlay,
+    check_overlays_are_the_environments,
+)
+from common_libs.testing.repository import KUBERNETES_VERSION, Repository
 
 __all__ = [
     "KUBERNETES_VERSION",
     "Check",
     "check_dockerfile_passes_hadolint",
     "check_kustomization_lists_every_manifest",
-    "check_kustomize_sets_every_workload_image",
     "check_manifest_is_valid",
     "check_workflow_passes_actionlint",
     "repository_checks",
 ]
 
-# The cluster version the manifests are written for (schemas bundled by kubernetes-validate).
-KUBERNETES_VERSION = "1.35.0"
-WORKLOAD_KINDS = frozenset({"Deployment", "Job", "StatefulSet", "DaemonSet", "CronJob"})
 # The validators' executables, installed next to this interpreter by the testing extra.
 VENV_BIN = Path(sysconfig.get_path("scripts"))
 
@@ -75,7 +76,7 @@ def check_dockerfile_passes_hadolint(repository: Repository) -> None:
 
 
 def check_kustomization_lists_every_manifest(repository: Repository) -> None:
-    """``kustomization.yaml`` lists every manifest of ``deployment/``, each once, all present."""
+    """The base's ``kustomization.yaml`` lists every manifest of its folder, each once."""
     folder = repository.deployment_dir
     listed = repository.listed_manifests()
     on_disk = {path.name for path in folder.glob("*.y*ml")} - {"kustomization.yaml"}
@@ -94,20 +95,6 @@ def check_manifest_is_valid(repository: Repository, *, file_name: str) -> None:
     for document in documents:
         # Strict: a misspelt or misplaced field is an error, not silently dropped by the API.
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
-
-
-def check_kustomize_sets_every_workload_image(repository: Repository) -> None:
-    """Every container of every workload uses an image that ``images:`` of kustomize sets."""
-    image_names = {image["name"] for image in repository.kustomization["images"]}
-    workloads = [item for item in repository.resources if item["kind"] in WORKLOAD_KINDS]
-
-    assert workloads, "the kustomization deploys no workload"
-    for workload in workloads:
-        pod = workload["spec"]["template"]["spec"]
-        for container in pod.get("initContainers", []) + pod["containers"]:
-            assert container["image"] in image_names, (
-                f"{workload['metadata']['name']}: {container['image']} is not set by kustomize"
-            )
 
 
 def check_workflow_passes_actionlint(repository: Repository) -> None:
@@ -139,9 +126,18 @@ def _manifest_check(repository: Repository, file_name: str) -> Check:
     return Check(f"manifest-valid-{file_name}", run)
 
 
+def _overlay_check(repository: Repository, name: str) -> Check:
+    def run(_request: pytest.FixtureRequest) -> None:
+        check_overlay(repository, name)
+
+    return Check(f"overlay-{name}", run)
+
+
 def repository_checks(repository: Repository) -> list[Check]:
-    """The checks that apply to any repository of the fleet (one per manifest file for validity)."""
+    """The checks that apply to any repository of the fleet: one per manifest file of the base
+    for validity, one per environment's overlay (common_libs.testing.overlays)."""
     manifests = [_manifest_check(repository, name) for name in repository.listed_manifests()]
+    overlays = [_overlay_check(repository, name) for name in ENVIRONMENTS]
     return [
         Check("hadolint", lambda _request: check_dockerfile_passes_hadolint(repository)),
         Check(
@@ -150,8 +146,9 @@ def repository_checks(repository: Repository) -> list[Check]:
         ),
         *manifests,
         Check(
-            "kustomize-sets-every-image",
-            lambda _request: check_kustomize_sets_every_workload_image(repository),
+            "overlays-are-the-environments",
+            lambda _request: check_overlays_are_the_environments(repository),
         ),
+        *overlays,
         Check("actionlint", lambda _request: check_workflow_passes_actionlint(repository)),
     ]

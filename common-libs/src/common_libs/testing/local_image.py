@@ -2,7 +2,9 @@
 
 The running interpreter's venv stands in for the image's ``/opt/venv``, the build context (the
 folder the image copies to its WORKDIR) is the working directory, and a process gets the image's
-``ENV`` and the manifests' environment alone: nothing is inherited from the test run.
+``ENV`` and the manifests' environment alone: nothing is inherited from the test run. The Secret
+a pod mounts is a folder of stand-in files, which ``SECRETS_DIR`` names to the process (the pod
+reads the mount at its default path, ``/run/secrets``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,25 @@ from pathlib import Path
 
 import httpx
 
+from common_libs.settings import DEFAULT_SECRETS_DIR, SECRETS_DIR_VARIABLE
 from common_libs.testing.checks import VENV_BIN
 from common_libs.testing.processes import ServerProcess, free_port
-from common_libs.testing.repository import PROBE_KINDS, Repository, only_container, with_option
+from common_libs.testing.repository import (
+    PROBE_KINDS,
+    Repository,
+    Resource,
+    only_container,
+    secret_mount,
+    with_option,
+)
 
-__all__ = ["IMAGE_VENV", "check_image_command_serves", "local_image_environment", "resolve"]
+__all__ = [
+    "IMAGE_VENV",
+    "check_image_command_serves",
+    "local_image_environment",
+    "resolve",
+    "secret_files_environment",
+]
 
 # The image's virtual environment (`python -m venv /opt/venv` in the fleet's Dockerfiles).
 IMAGE_VENV = "/opt/venv"
@@ -42,6 +58,30 @@ def resolve(argv: list[str], environment: Mapping[str, str]) -> list[str]:
     assert program is not None, f"{argv[0]} is not on the image's PATH"
     assert Path(program).parent == VENV_BIN, f"{argv[0]} does not come from the venv: {program}"
     return [program, *argv[1:]]
+
+
+def secret_files_environment(
+    repository: Repository, workload: Resource, *, secrets: Mapping[str, str], folder: Path
+) -> dict[str, str]:
+    """The workload's mounted Secret as files of stand-ins in ``folder``, and ``SECRETS_DIR``.
+
+    The mount must be read-only and where the service reads its secret files (``SECRETS_DIR``
+    of the container's environment, else the default); without a Secret mount, nothing.
+    """
+    container = only_container(workload)
+    mount = secret_mount(workload, container)
+    if mount is None:
+        return {}
+    environment = repository.container_environment(container)
+    reads = environment.get(SECRETS_DIR_VARIABLE, str(DEFAULT_SECRETS_DIR))
+    assert mount.get("readOnly") is True, f"{container['name']}: the Secret is mounted writable"
+    assert mount["mountPath"] == reads, (
+        f"{container['name']} mounts its Secret at {mount['mountPath']} but reads {reads}"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, value in secrets.items():
+        (folder / key).write_text(value)
+    return {SECRETS_DIR_VARIABLE: str(folder)}
 
 
 def _run_to_completion(argv: list[str], *, environment: dict[str, str], cwd: Path) -> None:
@@ -68,17 +108,32 @@ def check_image_command_serves(
     """The image's CMD serves every probe path with the manifests' environment, then drains.
 
     The migration Job's command runs first with its own environment; the CMD then runs with the
-    Deployment's, listening on 127.0.0.1 and a free port instead of its own address.
+    Deployment's, listening on 127.0.0.1 and a free port instead of its own address. ``secrets``
+    are the files of the Secret the pods mount (key: content).
     """
-    job = only_container(repository.resource("Job"))
-    container = only_container(repository.resource("Deployment"))
+    job_workload = repository.resource("Job")
+    deployment = repository.resource("Deployment")
+    job = only_container(job_workload)
+    container = only_container(deployment)
     image = local_image_environment(repository)
-    environment = image | repository.container_environment(container, secrets=secrets)
+    environment = (
+        image
+        | repository.container_environment(container)
+        | secret_files_environment(
+            repository, deployment, secrets=secrets, folder=log_dir / "deployment-secrets"
+        )
+    )
     port = free_port()
     argv = with_option(repository.image_command(), "--host", "127.0.0.1")
     base_url = f"http://127.0.0.1:{port}"
 
-    job_environment = image | repository.container_environment(job, secrets=secrets)
+    job_environment = (
+        image
+        | repository.container_environment(job)
+        | secret_files_environment(
+            repository, job_workload, secrets=secrets, folder=log_dir / "job-secrets"
+        )
+    )
     _run_to_completion(job["command"], environment=job_environment, cwd=repository.build_context)
     with ServerProcess(
         resolve(with_option(argv, "--port", str(port)), environment),

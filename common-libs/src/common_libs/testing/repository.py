@@ -1,9 +1,11 @@
 """A repository's deployment artifacts (Dockerfile, Kubernetes manifests, workflow), read as data.
 
-Every repository of the fleet has the same layout: ``deployment/`` holds the manifests that
-``kustomization.yaml`` lists, the workflow is ``cicd/ci-cd.yml`` (``.github/workflows/ci-cd.yml``
-once the repository is exported on its own), and the Dockerfile sits in the image's build context
-(``src/`` for a service, the root for the gateway). Lookups that find no match, or more than one,
+Every repository of the fleet has the same layout: ``deployment/base/`` holds the manifests that
+its ``kustomization.yaml`` lists, ``deployment/overlays/<environment>/`` the kustomizations that
+deploy them (common_libs.testing.overlays renders and checks those), the workflow is
+``cicd/ci-cd.yml`` (``.github/workflows/ci-cd.yml`` once the repository is exported on its own),
+and the Dockerfile sits in the image's build context (``src/`` for a service, the root for the
+gateway). Lookups that find no match, or more than one,
 fail with an ``AssertionError`` that names what was expected.
 """
 
@@ -21,17 +23,23 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 __all__ = [
+    "KUBERNETES_VERSION",
     "PROBE_KINDS",
     "PYTHON_IMAGE_ENV",
+    "WORKLOAD_KINDS",
     "Repository",
     "Resource",
     "container_port",
     "only_container",
     "option",
+    "secret_mount",
     "with_option",
 ]
 
 Resource = dict[str, Any]
+# The cluster version the manifests are written for (schemas bundled by kubernetes-validate).
+KUBERNETES_VERSION = "1.35.0"
+WORKLOAD_KINDS = frozenset({"Deployment", "Job", "StatefulSet", "DaemonSet", "CronJob"})
 PROBE_KINDS = ("startupProbe", "livenessProbe", "readinessProbe")
 # What the fleet's Python base image (python:3.11-slim-bookworm) sets before a Dockerfile's ENV.
 PYTHON_IMAGE_ENV: Mapping[str, str] = {
@@ -67,8 +75,17 @@ class Repository:
 
     @property
     def deployment_dir(self) -> Path:
-        """``deployment/``, the Kubernetes manifests."""
-        return self.root / "deployment"
+        """``deployment/base/``, the Kubernetes manifests every environment deploys."""
+        return self.root / "deployment" / "base"
+
+    @property
+    def overlays_dir(self) -> Path:
+        """``deployment/overlays/``, one kustomization per environment."""
+        return self.root / "deployment" / "overlays"
+
+    def overlay_names(self) -> list[str]:
+        """The environments that ``deployment/overlays/`` has a kustomization for, sorted."""
+        return sorted(path.parent.name for path in self.overlays_dir.glob("*/kustomization.yaml"))
 
     @cached_property
     def name(self) -> str:
@@ -85,7 +102,7 @@ class Repository:
 
     @cached_property
     def kustomization(self) -> Resource:
-        """``deployment/kustomization.yaml``."""
+        """``deployment/base/kustomization.yaml``."""
         data: Resource = yaml.safe_load((self.deployment_dir / "kustomization.yaml").read_text())
         return data
 
@@ -113,13 +130,11 @@ class Repository:
         assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
         return found[0]
 
-    def container_environment(
-        self, container: Resource, *, secrets: Mapping[str, str] | None = None
-    ) -> dict[str, str]:
-        """The variables a container gets from its manifests; ``secrets`` stands in for Secrets.
+    def container_environment(self, container: Resource) -> dict[str, str]:
+        """The variables a container gets from its manifests' ConfigMaps and values.
 
-        As in Kubernetes, ``env`` wins over ``envFrom``. A Secret key without a stand-in is an
-        error, so a new secret in the manifests cannot go unnoticed.
+        As in Kubernetes, ``env`` wins over ``envFrom``. A Secret is no source: secrets reach
+        the containers as files (:func:`secret_mount`), never as variables.
         """
         environment: dict[str, str] = {}
         for source in container.get("envFrom", []):
@@ -128,17 +143,16 @@ class Repository:
             prefix = source.get("prefix", "")
             environment |= {prefix + key: str(value) for key, value in data.items()}
         for variable in container.get("env", []):
-            environment[variable["name"]] = self._value_of(variable, secrets or {})
+            environment[variable["name"]] = self._value_of(variable)
         return environment
 
-    def _value_of(self, variable: Resource, secrets: Mapping[str, str]) -> str:
+    def _value_of(self, variable: Resource) -> str:
         if "value" in variable:
             return str(variable["value"])
         reference = variable["valueFrom"]
-        if "secretKeyRef" in reference:
-            key = reference["secretKeyRef"]["key"]
-            assert key in secrets, f"no stand-in value for the secret key {key}"
-            return secrets[key]
+        assert "secretKeyRef" not in reference, (
+            f"{variable['name']} comes from a Secret: mount the Secret as files instead"
+        )
         assert "configMapKeyRef" in reference, f"unsupported valueFrom: {reference}"
         selector = reference["configMapKeyRef"]
         return str(self.resource("ConfigMap", selector["name"])["data"][selector["key"]])
@@ -176,6 +190,15 @@ class Repository:
         return {**self.base_image_env} | {
             name: value.replace("\\$", "$") for name, value in envs.items()
         }
+
+
+def secret_mount(workload: Resource, container: Resource) -> Resource | None:
+    """The container's mount of a Secret volume of the workload's pod (one at most), if any."""
+    pod = workload["spec"]["template"]["spec"]
+    secret_volumes = {volume["name"] for volume in pod.get("volumes", []) if "secret" in volume}
+    mounts = [item for item in container.get("volumeMounts", []) if item["name"] in secret_volumes]
+    assert len(mounts) <= 1, f"{container['name']} mounts {len(mounts)} Secret volumes"
+    return mounts[0] if mounts else None
 
 
 def only_container(workload: Resource) -> Resource:

@@ -51,7 +51,8 @@ class ServiceFacts:
     repository: Repository
     #: The prefix of the service's settings (``USERS_``): the manifests set ``<prefix>ENVIRONMENT``.
     environment_prefix: str
-    #: A database URL -> a value, valid in production, for every key of the Secret it reads.
+    #: A database URL -> a value, valid in production, for every key of the Secret its pods
+    #: mount (each becomes a file of the folder ``SECRETS_DIR`` names).
     secret_stand_ins: Callable[[str], Mapping[str, str]]
     #: The path whose 200 says that the image's command is ready for the checks.
     ready_path: str = "/health"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from common_libs.testing.repository import Repository, Resource, only_container
+from common_libs.testing.repository import Repository, only_container
 
 __all__ = ["EXPORT_SETTINGS", "OTLP_HTTP_PORT", "check_manifests_configure_tracing"]
 
@@ -25,15 +25,6 @@ EXPORT_SETTINGS = {
 _CONFIGURED = {"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", *EXPORT_SETTINGS}
 
 
-def _secret_stand_ins(container: Resource) -> dict[str, str]:
-    """A stand-in for every Secret key the container reads (their values do not matter here)."""
-    return {
-        variable["valueFrom"]["secretKeyRef"]["key"]: "stand-in"
-        for variable in container.get("env", [])
-        if "secretKeyRef" in variable.get("valueFrom", {})
-    }
-
-
 def _admits(rule: dict[str, Any], *, namespace: str, port: int) -> bool:
     """Whether an egress rule admits TCP ``port`` on the pods of ``namespace``."""
     peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
@@ -45,7 +36,7 @@ def check_manifests_configure_tracing(repository: Repository) -> None:
     a tenth of new traces sampled, set in the ConfigMap alone, and let out by the NetworkPolicy."""
     deployment = repository.resource("Deployment")
     container = only_container(deployment)
-    environment = repository.container_environment(container, secrets=_secret_stand_ins(container))
+    environment = repository.container_environment(container)
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     configured = repository.resource("ConfigMap")["data"]
 
