@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 from sqlalchemy import event, exc, text
-from sqlalchemy.engine import Dialect, ExceptionContext
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from starlette.requests import Request
@@ -89,22 +89,10 @@ def _ping_when_idle(threshold_seconds: float) -> _PoolListener:
     return ping_if_idle
 
 
-def _connect_or_fail_as_driver(
-    dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any
-) -> Any:
-    """Connect as SQLAlchemy would; a network failure (refused, reset, unreachable, timed out)
-    becomes the driver's ``OperationalError``, which SQLAlchemy wraps like any other."""
-    try:
-        return dialect.connect(*cargs, **cparams)
-    except OSError as error:  # TimeoutError is one
-        dbapi: Any = dialect.loaded_dbapi
-        raise dbapi.OperationalError(f"cannot connect ({type(error).__name__})") from error
-
-
 def _failed_connect_is_a_disconnect(context: ExceptionContext) -> None:
-    """A connection that could not be made reads like one that was lost
-    (``connection_invalidated``): the database is unavailable, whatever PostgreSQL said (not
-    accepting connections, too many, starting up, dropped)."""
+    """A connection PostgreSQL refused reads like one that was lost (``connection_invalidated``):
+    the database is unavailable, whatever it said (not accepting connections, too many clients,
+    starting up). A network failure to connect arrives as the ``OSError`` it is."""
     if context.connection is None and not context.is_pre_ping:
         context.is_disconnect = True
 
@@ -130,9 +118,9 @@ def create_engine(
     Each statement is a client span with the statement's text, never its parameters
     (:func:`~common_libs.telemetry.trace_statements`).
 
-    A failure to connect (refused, unreachable, a database that does not accept connections) is
-    a ``DBAPIError`` with ``connection_invalidated``, as a connection lost midway is: what the
-    problem handlers answer ``503`` to (:mod:`common_libs.db_errors`).
+    PostgreSQL refusing a connection (a database that does not accept connections, too many
+    clients, starting up) is a ``DBAPIError`` with ``connection_invalidated``, as a connection
+    lost midway is: what the problem handlers answer ``503`` to (:mod:`common_libs.db_errors`).
     """
     engine = create_async_engine(
         url,
@@ -144,7 +132,6 @@ def create_engine(
     pool = engine.sync_engine.pool
     event.listen(pool, "checkin", _note_checkin)
     event.listen(pool, "checkout", _ping_when_idle(idle_ping_seconds))
-    event.listen(engine.sync_engine, "do_connect", _connect_or_fail_as_driver)
     event.listen(engine.sync_engine, "handle_error", _failed_connect_is_a_disconnect)
     trace_statements(engine)
     return engine

@@ -31,9 +31,12 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     exc.TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    OSError,
 )
-"""What a route can raise from the database: SQLAlchemy's errors, and asyncpg's own for the
-statements a service runs through asyncpg directly."""
+"""What a route can raise from the database: SQLAlchemy's errors, asyncpg's own for the
+statements a service runs through asyncpg directly, and the ``OSError`` of a failed connection
+(refused, unreachable, timed out: asyncpg and SQLAlchemy let it through as it is)."""
+_DRIVER_MODULES = ("asyncpg", "sqlalchemy")
 
 # SQLSTATE classes and codes that mean "no database to talk to": connection exceptions (08),
 # insufficient resources (53: too many connections, out of memory, disk full), and the
@@ -62,6 +65,17 @@ def _sqlstate(error: BaseException) -> str:
     return state if isinstance(state, str) else ""
 
 
+def _raised_in_driver(error: BaseException) -> bool:
+    """Whether ``error`` came up through asyncpg or SQLAlchemy (connecting to the database)."""
+    frame = error.__traceback__
+    while frame is not None:
+        module = frame.tb_frame.f_globals.get("__name__", "")
+        if module.partition(".")[0] in _DRIVER_MODULES:
+            return True
+        frame = frame.tb_next
+    return False
+
+
 def is_database_unavailable(error: BaseException) -> bool:
     """Whether ``error`` says the database is unavailable rather than the statement wrong."""
     if isinstance(error, exc.TimeoutError):  # no pooled connection came free in time
@@ -75,6 +89,9 @@ def is_database_unavailable(error: BaseException) -> bool:
         # What asyncpg raises for a connection the server closed while it sat idle (the test
         # SQLAlchemy's own asyncpg dialect makes).
         if type(cause) is asyncpg.InterfaceError and "connection is closed" in str(cause):
+            return True
+        # A network failure, as the driver met it (not a file a program failed to open).
+        if isinstance(cause, OSError) and _raised_in_driver(cause):
             return True
     return False
 
