@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 from sqlalchemy import event, exc, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from starlette.requests import Request
@@ -88,6 +89,14 @@ def _ping_when_idle(threshold_seconds: float) -> _PoolListener:
     return ping_if_idle
 
 
+def _failed_connect_is_a_disconnect(context: ExceptionContext) -> None:
+    """A connection PostgreSQL refused reads like one that was lost (``connection_invalidated``):
+    the database is unavailable, whatever it said (not accepting connections, too many clients,
+    starting up). A network failure to connect arrives as the ``OSError`` it is."""
+    if context.connection is None and not context.is_pre_ping:
+        context.is_disconnect = True
+
+
 def create_engine(
     url: str,
     *,
@@ -108,6 +117,10 @@ def create_engine(
 
     Each statement is a client span with the statement's text, never its parameters
     (:func:`~common_libs.telemetry.trace_statements`).
+
+    PostgreSQL refusing a connection (a database that does not accept connections, too many
+    clients, starting up) is a ``DBAPIError`` with ``connection_invalidated``, as a connection
+    lost midway is: what the problem handlers answer ``503`` to (:mod:`common_libs.db_errors`).
     """
     engine = create_async_engine(
         url,
@@ -119,6 +132,7 @@ def create_engine(
     pool = engine.sync_engine.pool
     event.listen(pool, "checkin", _note_checkin)
     event.listen(pool, "checkout", _ping_when_idle(idle_ping_seconds))
+    event.listen(engine.sync_engine, "handle_error", _failed_connect_is_a_disconnect)
     trace_statements(engine)
     return engine
 

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 from starlette.types import Scope
 
-from common_libs.errors import ProblemError
+from common_libs.errors import ProblemError, ServiceUnavailable
 from common_libs.problem_openapi import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -27,6 +27,7 @@ from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
+    "UNSTORABLE_TEXT_ERROR",
     "Problem",
     "ProblemFieldError",
     "ProblemResponse",
@@ -34,9 +35,22 @@ __all__ = [
     "problem_response",
     "problem_responses",
     "validation_errors",
+    "validation_problem",
 ]
 
 _logger = logging.getLogger("common_libs.problems")
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+"""``Retry-After`` of the 503 for a lost database (a PostgreSQL restart takes a few seconds)."""
+
+UNSTORABLE_TEXT_ERROR = {
+    "msg": "Text may not contain U+0000 (NUL) or unpaired surrogates (U+D800 to U+DFFF).",
+    "type": "string_unstorable_character",
+}
+"""The ``msg`` and ``type`` of a 422's error for text PostgreSQL cannot store or UTF-8 cannot
+encode (see :mod:`common_libs.text_inputs`)."""
+_VALIDATION_TITLE = "Unprocessable Content"
+_VALIDATION_DETAIL = "The request is not valid; see errors."
 
 
 class ProblemResponse(JSONResponse):
@@ -97,14 +111,51 @@ async def _handle_problem(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _handle_validation(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
+def validation_problem(errors: Sequence[Mapping[str, Any]]) -> ProblemResponse:
+    """The 422 answer for ``errors`` (``{loc, msg, type}`` each)."""
     return problem_response(
         status=422,
-        title="Unprocessable Content",
-        detail="The request is not valid; see errors.",
-        extra={"errors": validation_errors(exc.errors())},
+        title=_VALIDATION_TITLE,
+        detail=_VALIDATION_DETAIL,
+        extra={"errors": validation_errors(errors)},
     )
+
+
+async def _handle_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return validation_problem(exc.errors())
+
+
+def _database_unavailable() -> ProblemResponse:
+    error = ServiceUnavailable(
+        "The database is unavailable; try again later.",
+        retry_after=DATABASE_RETRY_AFTER_SECONDS,
+    )
+    return problem_response(
+        status=error.status, title=error.title, detail=error.detail, headers=error.headers
+    )
+
+
+async def _handle_database_error(request: Request, exc: Exception) -> Response:
+    # Only the classes' names are logged: a driver's message may quote statement parameters.
+    from common_libs import db_errors
+
+    if db_errors.is_database_unavailable(exc):
+        _logger.warning("database unavailable (%s): answered 503", db_errors.error_names(exc))
+        return _database_unavailable()
+    if db_errors.is_unstorable_text(exc):
+        _logger.info("text the database cannot store (%s): answered 422", type(exc).__name__)
+        return validation_problem([{"loc": [], **UNSTORABLE_TEXT_ERROR}])
+    raise exc  # a bug: the 500 of _handle_unexpected, with its traceback in the log
+
+
+async def _handle_encode_error(request: Request, exc: Exception) -> Response:
+    from common_libs.text_inputs import is_surrogate_encode_error
+
+    if is_surrogate_encode_error(exc):
+        _logger.info("text UTF-8 cannot encode: answered 422")
+        return validation_problem([{"loc": [], **UNSTORABLE_TEXT_ERROR}])
+    raise exc
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -168,5 +219,19 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     # A status handler wins over the HTTPException one, whatever the order of installation.
     app.add_exception_handler(405, _handle_method_not_allowed)
+    # Handled below the outermost layer (unlike Exception's handler, which re-raises to the
+    # server once it answered, and uvicorn then closes the connection).
+    app.add_exception_handler(UnicodeEncodeError, _handle_encode_error)
+    for database_error in _database_errors():
+        app.add_exception_handler(database_error, _handle_database_error)
     app.add_exception_handler(Exception, _handle_unexpected)
     document_problems(app)
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """The database errors to tell apart, when the ``db`` extra is installed."""
+    try:
+        from common_libs.db_errors import DATABASE_ERRORS
+    except ImportError:  # pragma: no cover - the suite runs with the db extra
+        return ()
+    return DATABASE_ERRORS

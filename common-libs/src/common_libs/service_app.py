@@ -22,6 +22,7 @@ from common_libs.metrics import MetricsMiddleware
 from common_libs.problems import install_problem_handlers
 from common_libs.request_id import RequestIdMiddleware
 from common_libs.telemetry import configure_tracing, flush_spans, instrument_app
+from common_libs.text_inputs import StorableTextMiddleware
 
 if TYPE_CHECKING:
     from common_libs.events.broker import Broker
@@ -76,8 +77,8 @@ def create_service_app(
     settings: LoggingSettings,
     ready_checks: Mapping[str, ReadinessCheck],
 ) -> FastAPI:
-    """A FastAPI app with JSON logging, tracing, problem+json errors, request ids, metrics and
-    health.
+    """A FastAPI app with JSON logging, tracing, problem+json errors, request ids, metrics,
+    health, and text inputs refused when PostgreSQL could not store them.
 
     ``settings`` is kept in ``app.state.settings`` (its ``log_level`` and ``log_json`` configure
     the logging); ``ready_checks`` are what ``GET /ready`` runs. Tracing is set up for the
@@ -101,6 +102,8 @@ def create_service_app(
     instrument_app(app)
     app.state.settings = settings
     install_problem_handlers(app)
+    # Innermost of the three: its 422 is counted, and carries the request id.
+    app.add_middleware(StorableTextMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(create_health_router(service=name, version=version, checks=ready_checks))

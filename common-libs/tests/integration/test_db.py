@@ -212,3 +212,18 @@ async def test_request_connection_rolls_back_when_the_handler_raises(admin: Asyn
 
     assert response.status_code == 500
     assert await notes(admin, "failed-request") == 0
+
+
+async def test_a_refused_connection_is_an_unavailable_database() -> None:
+    from common_libs.db_errors import is_database_unavailable
+    from common_libs.testing.processes import free_port
+
+    engine = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere")
+    try:
+        with pytest.raises(ConnectionRefusedError) as refused:
+            await ping_database(engine)
+    finally:
+        await engine.dispose()
+
+    assert is_database_unavailable(refused.value)
+    assert not is_database_unavailable(FileNotFoundError("settings.toml"))

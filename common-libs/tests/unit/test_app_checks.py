@@ -13,11 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, File, Form, Header, UploadFile
+from pydantic import BaseModel
 
 from common_libs.db import create_engine
 from common_libs.http_client import create_http_client
-from common_libs.problems import problem_responses
+from common_libs.problems import install_problem_handlers, problem_responses
 from common_libs.service_app import create_service_app, open_token_verifier
 from common_libs.testing.app_checks import (
     APP_CONVENTIONS,
@@ -27,6 +28,7 @@ from common_libs.testing.app_checks import (
     errors_are_documented_as_problem_json,
     fleet_app_test,
 )
+from common_libs.testing.input_checks import unstorable_text_is_refused_everywhere
 
 SERVICE = "common-libs"  # an installed distribution, so that its version can be read
 
@@ -58,11 +60,46 @@ def conventional_app() -> FastAPI:
         ready_checks={},
     )
 
+    add_text_inputs(app)
+    return app
+
+
+FILE = File()
+
+
+class Thing(BaseModel):
+    name: str
+    tags: list[str] = []
+
+
+class Named(BaseModel):
+    name: str
+
+
+def add_text_inputs(app: FastAPI) -> None:
+    """Routes with every kind of text input: path, query, header, JSON and form bodies."""
+
     @app.get("/things/{thing_id}", responses=problem_responses(404))
-    async def thing(thing_id: int) -> dict[str, int]:
+    async def thing(thing_id: int, q: str = "", key: str = Header("")) -> dict[str, int]:
         return {"id": thing_id}
 
-    return app
+    @app.put("/things/{thing_id}")
+    async def put_thing(thing_id: str, body: Thing | Named) -> dict[str, str]:
+        return {"id": thing_id}
+
+    @app.post("/login")
+    async def login(username: str = Form(), password: str = Form()) -> dict[str, str]:
+        return {"username": username}
+
+    @app.post("/upload")
+    async def upload(title: str = Form(), file: UploadFile = FILE) -> dict[str, str]:
+        return {"title": title}
+
+    raw_body = {"content": {"text/plain": {"schema": {"properties": {"text": {}}}}}}
+
+    @app.post("/raw", openapi_extra={"requestBody": raw_body})
+    async def raw() -> None:
+        """A body the check does not know how to write; it tries the others."""
 
 
 @pytest.fixture
@@ -88,6 +125,24 @@ async def test_errors_documented_as_plain_json_fail_the_check() -> None:
     async with asgi_client(app) as client:
         with pytest.raises(AssertionError):
             await errors_are_documented_as_problem_json(client, SERVICE)
+
+
+async def test_an_app_that_stores_any_text_fails_the_text_check() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+    add_text_inputs(app)
+
+    async with asgi_client(app) as client:
+        with pytest.raises(AssertionError, match=r"GET /things/\{thing_id\} path thing_id: "):
+            await unstorable_text_is_refused_everywhere(client, SERVICE)
+
+
+async def test_an_app_without_a_body_fails_the_text_check() -> None:
+    app = FastAPI()
+
+    async with asgi_client(app) as client:
+        with pytest.raises(AssertionError, match="no body field"):
+            await unstorable_text_is_refused_everywhere(client, SERVICE)
 
 
 async def test_the_health_check_notices_another_service_name(

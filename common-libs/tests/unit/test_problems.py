@@ -80,6 +80,11 @@ def build_app() -> FastAPI:
     async def crash() -> None:
         raise RuntimeError("connect to postgresql://app:hunter2@db/orders failed")
 
+    @app.get("/encode/{encoding}")
+    async def encode(encoding: str, text: str) -> int:
+        # The text arrives as the client sent it; a lone surrogate would come from JSON.
+        return len(text.replace("SURROGATE", "\ud800").encode(encoding))
+
     return app
 
 
@@ -260,3 +265,14 @@ def test_validation_errors_keep_only_loc_msg_and_type() -> None:
             "type": "string_too_short",
         }
     ]
+
+
+async def test_text_utf8_cannot_encode_is_a_422_and_an_encoding_bug_a_500(
+    client: httpx.AsyncClient,
+) -> None:
+    surrogate = await client.get("/encode/utf-8", params={"text": "aSURROGATE"})
+    ascii_bug = await client.get("/encode/ascii", params={"text": "caf\u00e9"})
+
+    assert surrogate.status_code == 422
+    assert surrogate.json()["errors"][0]["type"] == "string_unstorable_character"
+    assert ascii_bug.status_code == 500

@@ -26,6 +26,7 @@ import pytest
 from fastapi import FastAPI
 
 from common_libs import http_client
+from common_libs.testing.input_checks import unstorable_text_is_refused_everywhere
 from common_libs.testing.processes import UvicornServer
 
 __all__ = [
@@ -113,6 +114,7 @@ APP_CONVENTIONS: tuple[AppCheck, ...] = (
     unknown_path_answers_problem_json_with_request_id,
     metrics_are_prometheus_text,
     errors_are_documented_as_problem_json,
+    unstorable_text_is_refused_everywhere,
 )
 """The conventions every service's app keeps without a database."""
 

@@ -6,6 +6,8 @@
 - :func:`check_ready_answers`: ``/ready`` is 200 and reports every check ``ok``.
 - :func:`check_ready_names_stopped_database`: ``/ready`` is a 503 naming ``database`` once the
   service's PostgreSQL is stopped.
+- :func:`check_lost_database_answers_503`: while the database refuses connections, the service's
+  routes answer 503 problem+json with ``Retry-After`` (never 500), and serve again afterwards.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ from sqlalchemy.pool import NullPool
 from common_libs.migrations import alembic_config
 from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.findings import async_findings
+from common_libs.testing.outages import database_refusing_connections
 from common_libs.testing.postgres import PostgresServer, create_database, start_postgres
+from common_libs.testing.processes import eventually
 
 __all__ = [
+    "Call",
+    "check_lost_database_answers_503",
     "check_migrations_round_trip",
     "check_ready_answers",
     "check_ready_names_stopped_database",
@@ -202,3 +208,38 @@ def readiness_test(
         assert found == []
 
     return test_ready_tells_whether_the_database_answers
+
+
+Call = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+"""One request of a route that uses the database (``lambda c: c.get("/products")``)."""
+
+
+async def check_lost_database_answers_503(
+    client: httpx.AsyncClient, database_url: str, calls: Mapping[str, Call]
+) -> None:
+    """The app behind ``client`` (started, on the database of ``database_url``, a database of
+    its own) answers each of ``calls`` below 500; while that database refuses connections and
+    has cut those it had (:func:`~common_libs.testing.outages.database_refusing_connections`),
+    each answers 503 ``application/problem+json`` with ``Retry-After``, twice (a connection
+    lost, then one refused); once the database is back, each answers below 500 again, without a
+    restart."""
+    for name, call in calls.items():
+        before = await call(client)
+        assert before.status_code < 500, f"{name} before the outage: {before.status_code}"
+    async with database_refusing_connections(database_url):
+        outage = [
+            (f"{name} during the outage ({attempt})", await call(client))
+            for name, call in calls.items()
+            for attempt in ("lost", "refused")
+        ]
+    for what, during in outage:
+        said = f"{what}: {during.status_code} {during.text}"
+        assert during.status_code == 503, said
+        assert during.headers["content-type"] == "application/problem+json", said
+        assert during.headers.get("retry-after", "").isdigit(), said
+    for name, call in calls.items():
+
+        async def answers(call: Call = call) -> bool:
+            return (await call(client)).status_code < 500
+
+        await eventually(answers, message=f"{name} answers again after the outage")

@@ -1,5 +1,6 @@
 """Database outages in the middle of a consumer's work, for the tests that show it waits them out
-(needs ``common-libs[db]``).
+(needs ``common-libs[db]``); and a database that refuses connections for a while
+(:func:`database_refusing_connections`), for the tests of what a service answers meanwhile.
 
 :func:`deliver_during_outages` cuts a running app's database connections while an event is being
 applied, as often as asked; :class:`ConsumerCounts` reads the consumer's outcomes meanwhile::
@@ -18,12 +19,13 @@ own (:func:`common_libs.testing.db_checks.create_migrated_database`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Executable, text
+from sqlalchemy import Executable, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -34,6 +36,7 @@ from common_libs.testing.processes import eventually
 __all__ = [
     "ConsumerCounts",
     "connections_waiting_on_a_lock",
+    "database_refusing_connections",
     "deliver_during_outages",
     "terminate_other_connections",
 ]
@@ -120,3 +123,39 @@ async def deliver_during_outages(
     finally:
         await saboteur.dispose()
     return published
+
+
+@asynccontextmanager
+async def database_refusing_connections(database_url: str) -> AsyncIterator[None]:
+    """While the block runs, the database of ``database_url`` refuses new connections
+    (``ALLOW_CONNECTIONS false``: PostgreSQL answers "not currently accepting connections") and
+    every connection it had is terminated (a statement in flight fails with "terminating
+    connection due to administrator command"); afterwards it accepts them again.
+
+    Acts from the server's ``postgres`` database; give the test a database of its own."""
+    url = make_url(database_url)
+    name = url.database
+    if not name or not name.replace("_", "").isalnum():
+        raise ValueError(f"unsafe database name: {name!r}")
+    admin = create_async_engine(
+        url.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+            await connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+        try:
+            yield
+        finally:
+            async with admin.connect() as connection:
+                await connection.execute(
+                    text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+                )
+    finally:
+        await admin.dispose()
