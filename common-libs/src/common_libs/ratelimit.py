@@ -64,6 +64,7 @@ from common_libs.problem_openapi import problem_responses
 from common_libs.service_app import run_in_background
 
 __all__ = [
+    "DEFAULT_DETAIL",
     "RATE_LIMIT_TABLE",
     "RateLimitDecision",
     "RateLimitExceeded",
@@ -166,16 +167,27 @@ class RateLimitDecision:
         }
 
 
+DEFAULT_DETAIL = (
+    "Too many requests: at most {quota} per {window_seconds} s; try again in {reset_seconds} s."
+)
+
+
 class RateLimitExceeded(TooManyRequests):
     """A key used up its quota: ``429`` with ``Retry-After`` (the seconds until its window ends)
-    and the ``RateLimit-Policy`` and ``RateLimit`` fields."""
+    and the ``RateLimit-Policy`` and ``RateLimit`` fields.
 
-    def __init__(self, decision: RateLimitDecision, detail: str | None = None) -> None:
+    ``detail`` is a template: ``{quota}``, ``{window_seconds}`` and ``{reset_seconds}`` are
+    filled in.
+    """
+
+    def __init__(self, decision: RateLimitDecision, detail: str = DEFAULT_DETAIL) -> None:
         self.decision = decision
         super().__init__(
-            detail
-            or f"Too many requests: at most {decision.policy.quota} per "
-            f"{decision.policy.window_seconds} s; try again in {decision.reset_seconds} s.",
+            detail.format(
+                quota=decision.policy.quota,
+                window_seconds=decision.policy.window_seconds,
+                reset_seconds=decision.reset_seconds,
+            ),
             retry_after=decision.reset_seconds,
             headers=decision.headers(),
         )
@@ -239,9 +251,9 @@ class RateLimiter:
             reset_seconds=max(1, math.ceil(seconds_left)),
         )
 
-    async def acquire(self, key: str, *, detail: str | None = None) -> RateLimitDecision:
-        """Count one hit of ``key``; raise :class:`RateLimitExceeded` (with ``detail``) past
-        the quota."""
+    async def acquire(self, key: str, *, detail: str = DEFAULT_DETAIL) -> RateLimitDecision:
+        """Count one hit of ``key``; raise :class:`RateLimitExceeded` (its ``detail`` from the
+        template) past the quota."""
         decision = await self.hit(key)
         if not decision.is_allowed:
             raise RateLimitExceeded(decision, detail)
@@ -290,13 +302,13 @@ def start_rate_limit_purge(
 
 _HEADERS_DOC = {
     "RateLimit-Policy": {
-        "description": 'The quota policy (draft-ietf-httpapi-ratelimit-headers): `"name";q=quota;'
-        "w=window in seconds`.",
+        "description": "The quota this operation counts against (draft-ietf-httpapi-ratelimit-"
+        'headers): `"name";q=<requests>;w=<window in seconds>`.',
         "schema": {"type": "string"},
     },
     "RateLimit": {
-        "description": 'What is left of it (draft-ietf-httpapi-ratelimit-headers): `"name";'
-        "r=remaining;t=seconds until the window resets`.",
+        "description": "What is left of that quota (draft-ietf-httpapi-ratelimit-headers): "
+        '`"name";r=<remaining requests>;t=<seconds until the window ends>`.',
         "schema": {"type": "string"},
     },
 }

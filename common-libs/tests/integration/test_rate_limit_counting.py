@@ -92,9 +92,9 @@ async def test_a_key_over_its_quota_leaves_other_keys_and_policies_alone(
         await orders.acquire(key)
 
     with pytest.raises(RateLimitExceeded) as refused:
-        await orders.acquire(key, detail="Too many orders.")
+        await orders.acquire(key, detail="Too many orders: {quota} per {window_seconds} s.")
 
-    assert refused.value.detail == "Too many orders."
+    assert refused.value.detail == "Too many orders: 2 per 60 s."
     assert refused.value.decision.hits == 3
     assert 59 <= int(refused.value.headers["Retry-After"]) <= 60
     assert (await orders.acquire(key + "-other")).remaining == 1

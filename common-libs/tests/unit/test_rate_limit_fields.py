@@ -72,7 +72,7 @@ async def test_an_exceeded_limit_answers_429_problem_with_retry_after_and_the_fi
 
     @app.post("/login")
     async def login() -> None:
-        raise RateLimitExceeded(refused, "Too many failed logins; try again in 17 s.")
+        raise RateLimitExceeded(refused, "At most {quota} in {window_seconds} s ({reset_seconds}).")
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -87,7 +87,7 @@ async def test_an_exceeded_limit_answers_429_problem_with_retry_after_and_the_fi
     body = response.json()
     assert (body["status"], body["title"]) == (429, "Too Many Requests")
     assert body["detail"] == "Too many requests: at most 10 per 60 s; try again in 17 s."
-    assert custom.json()["detail"] == "Too many failed logins; try again in 17 s."
+    assert custom.json()["detail"] == "At most 10 in 60 s (17)."
 
 
 def test_the_responses_document_the_429_and_the_fields_on_the_admitted_answer() -> None:
