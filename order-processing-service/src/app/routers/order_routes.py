@@ -7,6 +7,7 @@ from typing import Annotated
 
 from common_libs.pagination import Page, PageQuery
 from common_libs.problems import problem_responses
+from common_libs.ratelimit import rate_limit_responses
 from fastapi import APIRouter, Header, Query
 
 from app.dependencies import (
@@ -63,6 +64,11 @@ IdempotencyKeyHeader = Annotated[
             "currencies, or this Idempotency-Key was used with a different body.",
             503: "The catalog is unreachable or slower than the deadline; nothing was reserved.",
         },
+    )
+    | rate_limit_responses(
+        201,
+        description="This user placed too many orders in the current window (by default 10 "
+        "per 60 s, whatever the client's address); `Retry-After` says when it ends.",
     ),
 )
 async def place_order(
