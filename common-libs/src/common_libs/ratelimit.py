@@ -28,7 +28,7 @@ and calls ``await limiter.acquire(key)`` where the limit applies: it raises
 :class:`RateLimitExceeded` (``429`` problem+json with ``Retry-After`` and the ``RateLimit-Policy``
 and ``RateLimit`` fields of draft-ietf-httpapi-ratelimit-headers) or returns the
 :class:`RateLimitDecision`, whose :meth:`~RateLimitDecision.headers` an admitted response may
-carry too. :func:`rate_limit_responses` documents both in OpenAPI.
+carry too. :func:`rate_limit_responses` adds both to a route's documented responses.
 
 The table is version 1 of this schema: a later change comes as new functions, never as a change to
 these, so that an old migration keeps creating what it created.
@@ -37,10 +37,12 @@ these, so that an old migration keeps creating what it created.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
 import math
 import re
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -315,13 +317,16 @@ _HEADERS_DOC = {
 
 
 def rate_limit_responses(
-    *statuses: int, description: str | None = None
+    responses: Mapping[int | str, dict[str, Any]],
+    *statuses: int,
+    description: str | None = None,
 ) -> dict[int | str, dict[str, Any]]:
-    """FastAPI ``responses=`` entries for a rate-limited operation: the ``429`` problem (with
-    ``description``) and the ``RateLimit-Policy`` and ``RateLimit`` fields on it and on each of
-    ``statuses`` (the answers that carry them too)."""
-    entries = problem_responses(429, descriptions={429: description} if description else None)
-    entries[429]["headers"].update(_HEADERS_DOC)
-    for status in statuses:
-        entries[status] = {"headers": dict(_HEADERS_DOC)}
+    """``responses`` (FastAPI ``responses=`` entries, such as :func:`problem_responses`' ones) with
+    the ``429`` problem of a rate-limited operation (with ``description``) and the
+    ``RateLimit-Policy`` and ``RateLimit`` fields on it and on each of ``statuses`` (the answers
+    that carry them too)."""
+    entries = {status: copy.deepcopy(entry) for status, entry in responses.items()}
+    entries.update(problem_responses(429, descriptions={429: description} if description else None))
+    for status in (429, *statuses):
+        entries.setdefault(status, {}).setdefault("headers", {}).update(copy.deepcopy(_HEADERS_DOC))
     return entries

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from common_libs.problems import install_problem_handlers
+from common_libs.problems import install_problem_handlers, problem_responses
 from common_libs.ratelimit import (
     RateLimitDecision,
     RateLimitExceeded,
@@ -90,28 +90,37 @@ async def test_an_exceeded_limit_answers_429_problem_with_retry_after_and_the_fi
     assert custom.json()["detail"] == "At most 10 in 60 s (17)."
 
 
-def test_the_responses_document_the_429_and_the_fields_on_the_admitted_answer() -> None:
+def test_the_responses_document_the_429_and_the_fields_on_the_answers_that_carry_them() -> None:
     app = FastAPI()
     install_problem_handlers(app)
+    problems = problem_responses(401, 422, descriptions={401: "Wrong password."})
 
-    @app.post("/orders", status_code=201, responses=rate_limit_responses(201))
+    @app.post("/orders", status_code=201, responses=rate_limit_responses(problems, 201))
     async def place() -> None:
         """Place an order."""
 
-    @app.post("/login", responses=rate_limit_responses(description="Too many failed logins."))
+    @app.post(
+        "/login",
+        responses=rate_limit_responses(problems, 401, description="Too many failed logins."),
+    )
     async def login() -> None:
         """Log in."""
 
     document = app.openapi()
     orders = document["paths"]["/orders"]["post"]["responses"]
-    login_responses = document["paths"]["/login"]["post"]["responses"]
+    logins = document["paths"]["/login"]["post"]["responses"]
 
     fields = {"RateLimit-Policy", "RateLimit"}
     assert set(orders["429"]["headers"]) == {"Retry-After", *fields}
     assert orders["429"]["content"] == {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
     }
+    assert orders["429"]["description"].startswith("Too many requests")
     assert set(orders["201"]["headers"]) == fields
     assert orders["201"]["description"] == "Successful Response"
-    assert login_responses["429"]["description"] == "Too many failed logins."
-    assert "headers" not in login_responses["200"]
+    assert "headers" not in orders["401"]
+    assert logins["429"]["description"] == "Too many failed logins."
+    assert set(logins["401"]["headers"]) == fields
+    assert logins["401"]["description"] == "Wrong password."
+    assert "headers" not in logins["200"]
+    assert "headers" not in problems[401]
