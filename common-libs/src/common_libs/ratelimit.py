@@ -227,7 +227,14 @@ def _key_hash(key: str) -> bytes:
 
 
 class RateLimiter:
-    """One policy, counted in ``rate_limit_counters`` of ``engine``'s database."""
+    """One policy, counted in ``rate_limit_counters`` of ``engine``'s database.
+
+    Each call takes a connection of ``engine``'s pool for one statement that commits at once,
+    whatever becomes of the request. A request that calls it while it holds a connection of its
+    own must not share that pool: when every connection is held by a request waiting for a
+    second one, they all wait until the pool's timeout. Give such a service's limiters a small
+    engine of their own (their connections are never held while waiting for anything else).
+    """
 
     def __init__(self, engine: AsyncEngine, policy: RateLimitPolicy) -> None:
         # Each statement commits on its own: a hit counts even when the request then fails.
