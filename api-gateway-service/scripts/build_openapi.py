@@ -438,6 +438,11 @@ come from the catalog, never from the request.
 - Rate limits per client address: `429` problem with `Retry-After` (seconds). Logging in
   (`POST /api/auth/token`) and placing orders (`POST /api/orders`) have stricter limits than the
   rest. The chat also has a per-user token quota (`GET /api/chat/usage`); over it, `429`.
+- Limits per user and per account, whatever the address: a user may place 10 orders per 60 s,
+  and a username may fail to log in 5 times per 60 s (then every login of it, even with the right
+  password, answers `429` until the window ends). Their answers carry `Retry-After` and the
+  `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers:
+  `"orders";q=10;w=60`, `"orders";r=<left>;t=<seconds until the window ends>`).
 - Request bodies over the gateway's limit (1 MiB by default) answer `413`; so does a chat message
   too long for the model's context.
 - A service that is down or too slow answers `502`, `503` (with `Retry-After`) or `504`, as

@@ -30,6 +30,11 @@ class Settings(VerifyingServiceSettings):
     pending_max_age_seconds: float = Field(default=30.0, gt=0, le=86_400)
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
 
+    # Per user, whatever the address and on every replica (counted in this service's database):
+    # at most this many POST /orders per window; the gateway's limit is per client address.
+    place_order_limit: int = Field(default=10, ge=1, le=1_000_000_000)
+    place_order_window_seconds: int = Field(default=60, ge=1, le=86_400)
+
     # Test-only: hold the saga after the reservation is held, so that a test can kill the process.
     test_pause_after_reserve_seconds: float = Field(default=0.0, ge=0, le=3600)
     # Contract tests only: mounts POST /_pact/provider-states, which creates orders without a

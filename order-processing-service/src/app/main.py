@@ -1,5 +1,5 @@
 """The application factory and its lifespan (engine, the events' relay and consumer, HTTP clients,
-the token verifier and its deny list, settlement, reconciler)."""
+the token verifier and its deny list, settlement, reconciler, the per-user order limit)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from importlib.metadata import version
 from common_libs.db import ping_database
 from common_libs.events import ORDERS, open_broker, start_relay
 from common_libs.http_client import create_http_client
+from common_libs.ratelimit import RateLimiter, RateLimitPolicy, start_rate_limit_purge
 from common_libs.service_app import create_service_app, open_token_verifier, run_in_background
 from fastapi import FastAPI
 
@@ -70,6 +71,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             interval_seconds=settings.reconcile_interval_seconds,
             pending_max_age_seconds=settings.pending_max_age_seconds,
         )
+
+        # POST /orders per user, counted in the database: the same limit on every replica.
+        app.state.order_limiter = RateLimiter(
+            engine,
+            RateLimitPolicy(
+                "orders",
+                quota=settings.place_order_limit,
+                window_seconds=settings.place_order_window_seconds,
+            ),
+        )
+        start_rate_limit_purge(stack, engine)
 
         # Tokens of accounts deleted since they were issued are refused (users.user.deleted).
         app.state.token_verifier = open_token_verifier(stack, settings, broker=broker)

@@ -59,6 +59,12 @@ class Settings(ServiceSettings):
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
     password_hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
 
+    # Failed logins per account (the normalised username, known or not), whatever the address
+    # and on every replica (counted in this service's database): past the limit, every login of
+    # that username answers 429, a correct password too, until the window ends.
+    login_failure_limit: int = Field(default=5, ge=1, le=1_000_000_000)
+    login_failure_window_seconds: int = Field(default=60, ge=1, le=3600)
+
     # Contract tests only: mounts POST /_pact/provider-states for the pact verifier.
     provider_states_enabled: bool = False
 

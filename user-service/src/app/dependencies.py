@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from common_libs.auth import CurrentPrincipal, Principal, require_roles
+from common_libs.ratelimit import RateLimiter
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +35,11 @@ async def _tokens(request: Request) -> TokenIssuer:
     return tokens
 
 
+async def _login_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.login_limiter
+    return limiter
+
+
 async def _keys(request: Request) -> KeyRing:
     keys: KeyRing = request.app.state.keys
     return keys
@@ -47,6 +53,8 @@ AppSettings = Annotated[Settings, Depends(_settings)]
 Passwords = Annotated[PasswordHashing, Depends(_passwords)]
 Tokens = Annotated[TokenIssuer, Depends(_tokens)]
 Keys = Annotated[KeyRing, Depends(_keys)]
+# Failed logins per account (USERS_LOGIN_FAILURE_LIMIT per USERS_LOGIN_FAILURE_WINDOW_SECONDS).
+LoginLimiter = Annotated[RateLimiter, Depends(_login_limiter)]
 
 __all__ = [
     "AdminPrincipal",
@@ -54,6 +62,7 @@ __all__ = [
     "CurrentPrincipal",
     "DbSession",
     "Keys",
+    "LoginLimiter",
     "Passwords",
     "Settings",
     "Tokens",

@@ -1,5 +1,5 @@
 """The application factory and its lifespan (engine, keys, password hashing, the outbox relay,
-the deny list of deleted accounts, background purge)."""
+the deny list of deleted accounts, the failed-login limit, background purges)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from importlib.metadata import version
 from common_libs.auth import TokenVerifier
 from common_libs.db import ping_database
 from common_libs.events import USERS, open_broker, start_deny_list, start_relay
+from common_libs.ratelimit import RateLimiter, RateLimitPolicy, start_rate_limit_purge
 from common_libs.service_app import create_service_app, run_in_background
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import SERVICE_NAME, InsecureSettingsError, Settings, get_settings
-from app.db.session import create_engine, unit_of_work
+from app.db.session import create_engine, create_limits_engine, unit_of_work
 from app.routers import auth_routes, provider_state_routes, user_routes
 from app.security.memory import pin_malloc_mmap_threshold
 from app.security.passwords import Argon2Parameters, PasswordHashing
@@ -90,6 +91,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # (writes go on while the broker is away, and the outbox backlog on /metrics says so).
         broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)
         app.state.relay = start_relay(stack, engine=engine, broker=broker, stream=USERS)
+        # Failed logins per account, counted in the database: the same limit on every replica,
+        # on a small pool of its own (see create_limits_engine).
+        limits_engine = create_limits_engine(settings)
+        stack.push_async_callback(limits_engine.dispose)
+        app.state.login_limiter = RateLimiter(
+            limits_engine,
+            RateLimitPolicy(
+                "logins",
+                quota=settings.login_failure_limit,
+                window_seconds=settings.login_failure_window_seconds,
+            ),
+        )
+        start_rate_limit_purge(stack, engine)
         app.state.keys = keys
         app.state.passwords = passwords
         app.state.tokens = TokenIssuer(

@@ -1,5 +1,5 @@
-"""The service's tables (SQLAlchemy 2 ``Mapped`` classes) and the events' outbox and inbox tables
-(from common-libs); Alembic migrations must match them."""
+"""The service's tables (SQLAlchemy 2 ``Mapped`` classes), the events' outbox and inbox tables and
+the rate limits' counters (from common-libs); Alembic migrations must match them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from common_libs.events.schema import add_inbox_tables, add_outbox_tables
+from common_libs.ratelimit import add_rate_limit_table
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -123,3 +124,5 @@ class IdempotencyKey(Base):
 add_outbox_tables(Base.metadata)
 # ``inbox`` and ``consumed_versions``: the events consumed (``users.user.deleted``, app/events.py).
 add_inbox_tables(Base.metadata)
+# ``rate_limit_counters``: the orders each user placed in the current window (POST /orders).
+add_rate_limit_table(Base.metadata)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from common_libs.pagination import Page, PageQuery
 from common_libs.problems import problem_responses
+from common_libs.ratelimit import rate_limit_responses
 from fastapi import APIRouter, Header, Query
 
 from app.dependencies import (
@@ -46,23 +47,29 @@ IdempotencyKeyHeader = Annotated[
     "",
     status_code=201,
     summary="Place an order",
-    responses=problem_responses(
-        400,
-        401,
-        403,
-        409,
-        422,
-        503,
-        descriptions={
-            **_PROBLEMS,
-            400: "The Idempotency-Key header is missing, or the body cannot be parsed.",
-            403: "Service tokens may not place orders.",
-            409: "Not enough stock (`product_id` names it), or the first request with this "
-            "Idempotency-Key is still in flight (`Retry-After`).",
-            422: "Invalid body, an unknown product (`product_id`), products in different "
-            "currencies, or this Idempotency-Key was used with a different body.",
-            503: "The catalog is unreachable or slower than the deadline; nothing was reserved.",
-        },
+    responses=rate_limit_responses(
+        problem_responses(
+            400,
+            401,
+            403,
+            409,
+            422,
+            503,
+            descriptions={
+                **_PROBLEMS,
+                400: "The Idempotency-Key header is missing, or the body cannot be parsed.",
+                403: "Service tokens may not place orders.",
+                409: "Not enough stock (`product_id` names it), or the first request with this "
+                "Idempotency-Key is still in flight (`Retry-After`).",
+                422: "Invalid body, an unknown product (`product_id`), products in different "
+                "currencies, or this Idempotency-Key was used with a different body.",
+                503: "The catalog is unreachable or slower than the deadline; nothing was "
+                "reserved.",
+            },
+        ),
+        201,
+        description="This user placed too many orders in the current window (by default 10 "
+        "per 60 s, whatever the client's address); `Retry-After` says when it ends.",
     ),
 )
 async def place_order(

@@ -34,8 +34,13 @@ def order_body(*items: tuple[uuid.UUID, int]) -> dict[str, Any]:
 
 
 async def place(
-    client: httpx.AsyncClient, caller: Caller, body: dict[str, Any], *, key: str | None = None
+    client: httpx.AsyncClient,
+    caller: Caller,
+    body: dict[str, Any],
+    *,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """``POST /orders`` with a fresh Idempotency-Key unless one is given."""
-    headers = {**caller.headers, "Idempotency-Key": key or str(uuid.uuid4())}
-    return await client.post("/orders", json=body, headers=headers)
+    """``POST /orders`` with a fresh Idempotency-Key unless one is given (and any ``headers``)."""
+    sent = {**caller.headers, "Idempotency-Key": key or str(uuid.uuid4()), **(headers or {})}
+    return await client.post("/orders", json=body, headers=sent)

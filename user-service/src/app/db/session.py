@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from common_libs.db import create_engine as create_pool
 from common_libs.db import engine_from_settings
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -22,6 +23,21 @@ class KeepsChanges(Exception):
 def create_engine(settings: Settings) -> AsyncEngine:
     """The service's pool, sized by its settings; connections are opened lazily."""
     return engine_from_settings(settings)
+
+
+def create_limits_engine(settings: Settings) -> AsyncEngine:
+    """A small pool of its own for the rate limits' counters (common-libs' ``RateLimiter``).
+
+    A login resets its count while the request's session holds a connection (it waits for the
+    password hash with it); sharing the request's pool, a burst of logins could hold every
+    connection while each waits for another. These connections only ever run one statement.
+    """
+    return create_pool(
+        settings.database_url.get_secret_value(),
+        pool_size=2,
+        max_overflow=8,
+        idle_ping_seconds=settings.database_idle_ping_seconds,
+    )
 
 
 @asynccontextmanager

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from common_libs.events.schema import add_outbox_tables
+from common_libs.ratelimit import add_rate_limit_table
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, LargeBinary, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -16,6 +17,9 @@ __all__ = ["Base", "RefreshToken", "User"]
 # ``outbox`` and ``event_versions`` (common-libs' events): the events written with each change,
 # until the relay has them acknowledged by the broker. Migration 0003 creates them.
 add_outbox_tables(Base.metadata)
+# ``rate_limit_counters`` (common-libs' rate limits): the failed logins of each username in the
+# current window. Migration 0004 creates it.
+add_rate_limit_table(Base.metadata)
 
 
 class User(Base):

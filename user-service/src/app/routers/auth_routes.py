@@ -5,9 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from common_libs.problems import problem_responses
+from common_libs.ratelimit import rate_limit_responses
 from fastapi import APIRouter, Form, Response, status
 
-from app.dependencies import AppSettings, CurrentPrincipal, DbSession, Keys, Passwords, Tokens
+from app.dependencies import (
+    AppSettings,
+    CurrentPrincipal,
+    DbSession,
+    Keys,
+    LoginLimiter,
+    Passwords,
+    Tokens,
+)
 from app.models.auth_models import Jwks, RefreshRequest, ServiceToken, TokenForm, TokenPair
 from app.services import auth_manager
 
@@ -23,7 +32,23 @@ _PROBLEMS = {
 @router.post(
     "/token",
     response_model=TokenPair | ServiceToken,
-    responses=problem_responses(400, 401, 422, descriptions=_PROBLEMS),
+    responses=rate_limit_responses(
+        problem_responses(
+            400,
+            401,
+            422,
+            descriptions={
+                **_PROBLEMS,
+                401: "Wrong credentials, one answer whether or not the account exists; a "
+                "password grant's says how many failed logins its username has left "
+                "(`RateLimit`).",
+            },
+        ),
+        401,
+        description="Too many failed logins for this username in the current window (by "
+        "default 5 per 60 s, whatever the client's address): every login of it, even with the "
+        "right password, is refused until `Retry-After` seconds have passed.",
+    ),
     summary="Log in (password grant) or get a service token (client-credentials grant)",
 )
 async def issue_token(
@@ -31,6 +56,7 @@ async def issue_token(
     session: DbSession,
     passwords: Passwords,
     tokens: Tokens,
+    logins: LoginLimiter,
     settings: AppSettings,
     response: Response,
 ) -> TokenPair | ServiceToken:
@@ -40,6 +66,7 @@ async def issue_token(
         session=session,
         passwords=passwords,
         tokens=tokens,
+        logins=logins,
         clients=settings.service_clients,
         form=form,
     )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from common_libs.auth import Principal, Role
+from common_libs.ratelimit import RateLimiter
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,21 +54,38 @@ def _role(value: str) -> Role:
     return "admin" if value == "admin" else "customer"
 
 
+_TOO_MANY_FAILED_LOGINS = (
+    "Too many failed logins for this username: at most {quota} per {window_seconds} s; "
+    "try again in {reset_seconds} s."
+)
+
+
 async def login_with_password(
     *,
     session: AsyncSession,
     passwords: PasswordHashing,
     tokens: TokenIssuer,
+    logins: RateLimiter,
     email: str,
     password: str,
 ) -> TokenPair:
-    """The password grant: one Argon2 verification whether or not the account exists."""
-    user = await user_repository.get_user_by_email(session, normalize_email(email))
+    """The password grant: one Argon2 verification whether or not the account exists.
+
+    Each attempt takes one of the username's failed-login allowance before the password is
+    checked, so that concurrent guesses cannot all be checked before the count catches up; past
+    it the attempt is refused unchecked (429, a correct password too) until the window ends. A
+    successful login gives the allowance back. Known and unknown usernames count alike, so the
+    answers say nothing about which exist.
+    """
+    username = normalize_email(email)
+    attempt = await logins.acquire(username, detail=_TOO_MANY_FAILED_LOGINS)
+    user = await user_repository.get_user_by_email(session, username)
     if user is None:
         await passwords.verify_dummy(password)
-        raise InvalidCredentials
+        raise InvalidCredentials(headers=attempt.headers())
     if not await passwords.verify(user.password_hash, password):
-        raise InvalidCredentials
+        raise InvalidCredentials(headers=attempt.headers())
+    await logins.reset(username)
     if passwords.needs_rehash(user.password_hash):
         await user_repository.replace_password_hash(
             session, user.id, old_hash=user.password_hash, new_hash=await passwords.hash(password)
@@ -105,6 +123,7 @@ async def grant_token(
     session: AsyncSession,
     passwords: PasswordHashing,
     tokens: TokenIssuer,
+    logins: RateLimiter,
     clients: Mapping[str, SecretStr],
     form: TokenForm,
 ) -> TokenPair | ServiceToken:
@@ -121,6 +140,7 @@ async def grant_token(
         session=session,
         passwords=passwords,
         tokens=tokens,
+        logins=logins,
         email=form.username or "",
         password=form.password or "",
     )

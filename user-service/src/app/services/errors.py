@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from common_libs.errors import Conflict, Forbidden, NotFound, Unauthorized, UnprocessableContent
 
 from app.db.session import KeepsChanges
@@ -15,10 +17,10 @@ class EmailAlreadyRegistered(Conflict):
 
 
 class InvalidCredentials(Unauthorized):
-    """Unknown email or wrong password: one answer for both."""
+    """Unknown email or wrong password: one answer for both (``headers``: the login limit's)."""
 
-    def __init__(self) -> None:
-        super().__init__("The email or password is incorrect.")
+    def __init__(self, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__("The email or password is incorrect.", headers=headers)
 
 
 class InvalidClientCredentials(Unauthorized):

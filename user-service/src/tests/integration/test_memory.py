@@ -46,6 +46,9 @@ async def test_logins_leave_resident_memory_under_one_hash_worth_of_growth(
         "USERS_ARGON2_MEMORY_COST_KIB": str(MEMORY_COST_KIB),
         "USERS_ARGON2_PARALLELISM": "1",
         "USERS_PASSWORD_HASH_CONCURRENCY": str(HASHES_AT_ONCE),
+        # Eight logins of each account at once: each takes one of the account's login attempts
+        # until it succeeds, and more than the limit at once would be refused.
+        "USERS_LOGIN_FAILURE_LIMIT": "1000",
     }
     base_url = f"http://127.0.0.1:{port}"
     with ServerProcess(

@@ -1,0 +1,26 @@
+"""The rate limits' counters (common-libs' rate-limit schema, version 1): failed logins per account.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-03
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+from common_libs.ratelimit import create_rate_limit_table, drop_rate_limit_table
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Create ``rate_limit_counters``."""
+    create_rate_limit_table(op)
+
+
+def downgrade() -> None:
+    """Drop it."""
+    drop_rate_limit_table(op)
