@@ -45,6 +45,7 @@ __all__ = [
     "Finding",
     "GateError",
     "ToolReport",
+    "copy_repository",
     "kustomizations",
     "main",
     "run_gate",
@@ -66,6 +67,7 @@ _SECRETS_EXCLUDE = (
     r"(^|/)requirements[^/]*\.txt$|(^|/)package-lock\.json$"
     r"|^\.secrets\.baseline$|^security-baseline\.yml$"
 )
+# What a copy of the repository and detect-secrets outside Git leave out: installed or generated.
 _SKIPPED_DIRS = {".git", "node_modules", "wheels", "__pycache__", ".run", ".data", ".fleet"}
 
 
@@ -406,6 +408,23 @@ def compare(report: ToolReport, accepted: list[dict[str, str]]) -> ToolReport:
         if (entry["tool"], str(entry["id"]), str(entry["where"])) not in found
     ]
     return report
+
+
+def copy_repository(root: Path, target: Path) -> Path:
+    """A copy of the repository's own files (no venvs, caches or installed packages) at ``target``.
+
+    Planted-defect tests change the copy and run the gate on it, never on the checkout.
+    """
+
+    def skipped(folder: str, names: list[str]) -> set[str]:
+        return {
+            name
+            for name in names
+            if name in _SKIPPED_DIRS or name.startswith(".venv") or name.endswith("_cache")
+        }
+
+    shutil.copytree(root, target, ignore=skipped, symlinks=True)
+    return target
 
 
 def load_baseline(root: Path) -> dict[str, Any]:
