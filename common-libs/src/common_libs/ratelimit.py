@@ -80,6 +80,7 @@ __all__ = [
     "start_rate_limit_purge",
 ]
 
+# The statements below name the table in their text (no SQL is built from strings).
 RATE_LIMIT_TABLE = "rate_limit_counters"
 
 _logger = logging.getLogger("common_libs.ratelimit")
@@ -199,8 +200,8 @@ class RateLimitExceeded(TooManyRequests):
 # one key. A window that has ended starts again with this hit; within a window the count goes up
 # (capped one past the quota: a refused hit changes nothing but the row's lock).
 _HIT = text(
-    f"""
-    INSERT INTO {RATE_LIMIT_TABLE} AS c (policy, key_hash, window_ends_at, hits)
+    """
+    INSERT INTO rate_limit_counters AS c (policy, key_hash, window_ends_at, hits)
     VALUES (:policy, :key_hash, now() + make_interval(secs => :window), 1)
     ON CONFLICT (policy, key_hash) DO UPDATE SET
         hits = CASE WHEN c.window_ends_at <= now() THEN 1
@@ -208,17 +209,15 @@ _HIT = text(
         window_ends_at = CASE WHEN c.window_ends_at <= now() THEN excluded.window_ends_at
                               ELSE c.window_ends_at END
     RETURNING hits, extract(epoch FROM window_ends_at - now()) AS seconds_left
-    """  # noqa: S608 - the table's name is this module's constant
+    """
 )
-_RESET = text(
-    f"DELETE FROM {RATE_LIMIT_TABLE} WHERE policy = :policy AND key_hash = :key_hash"  # noqa: S608
-)
+_RESET = text("DELETE FROM rate_limit_counters WHERE policy = :policy AND key_hash = :key_hash")
 _PURGE = text(
-    f"""
-    DELETE FROM {RATE_LIMIT_TABLE} WHERE ctid = ANY(ARRAY(
-        SELECT ctid FROM {RATE_LIMIT_TABLE} WHERE window_ends_at <= now() LIMIT :batch_size
+    """
+    DELETE FROM rate_limit_counters WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM rate_limit_counters WHERE window_ends_at <= now() LIMIT :batch_size
     ))
-    """  # noqa: S608
+    """
 )
 
 
