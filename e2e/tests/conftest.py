@@ -99,8 +99,9 @@ class TracedOrder:
 def first_order(shop: Shop, admin: Account) -> TracedOrder:
     """The session fleet's first order, placed under a known request id.
 
-    The order service caches its service token, so only a fleet's first order makes it ask
-    user-service for one. Every test that places orders on the session fleet uses this
+    The order service caches its service token, so a fleet's first order is sure to make it
+    ask user-service for one (a later one does only when the token is due for renewal, some
+    14.5 minutes on). Every test that places orders on the session fleet uses this
     fixture, so that this order is the first whatever the tests' order, and its request id
     reaches every service an order can touch.
     """
