@@ -253,11 +253,10 @@ class RateLimiter:
                 },
             )
             hits, seconds_left = result.one()
-        return RateLimitDecision(
-            policy=self.policy,
-            hits=hits,
-            reset_seconds=max(1, math.ceil(seconds_left)),
-        )
+        # now() is when the hit's transaction started: one that started just before another
+        # hit opened the window, and waited on its row, sees a little more than the window left.
+        reset_seconds = min(self.policy.window_seconds, max(1, math.ceil(seconds_left)))
+        return RateLimitDecision(policy=self.policy, hits=hits, reset_seconds=reset_seconds)
 
     async def acquire(self, key: str, *, detail: str = DEFAULT_DETAIL) -> RateLimitDecision:
         """Count one hit of ``key``; raise :class:`RateLimitExceeded` (its ``detail`` from the
