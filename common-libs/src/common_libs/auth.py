@@ -22,7 +22,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from common_libs.errors import Forbidden, ServiceUnavailable, Unauthorized
+from common_libs.errors import (
+    AuthenticationRequired,
+    InsufficientScope,
+    InvalidToken,
+    ServiceUnavailable,
+    TokenExpired,
+)
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -199,13 +205,14 @@ class TokenVerifier:
         return self._deny_list
 
     async def verify(self, token: str) -> Principal:
-        """Return the principal a valid token proves, or raise Unauthorized."""
+        """Return the principal a valid token proves, or raise :class:`TokenExpired` or
+        :class:`InvalidToken` (401s whose challenge says which)."""
         remembered = self._verified.get(token)
         if remembered is not None:
             principal, kid, key, expires = remembered
             if self._clock() >= expires + self._leeway:
                 del self._verified[token]
-                raise Unauthorized("The access token has expired.")
+                raise TokenExpired
             if await self._keys.get_key(kid) is key:
                 self._verified.move_to_end(token)
                 return self._admitted(principal)
@@ -219,7 +226,7 @@ class TokenVerifier:
 
     def _admitted(self, principal: Principal) -> Principal:
         if self._deny_list is not None and principal.subject in self._deny_list:
-            raise Unauthorized("The account no longer exists.")
+            raise InvalidToken("The account no longer exists.")
         return principal
 
     async def _verify_new(self, token: str) -> tuple[Principal, str, jwt.PyJWK]:
@@ -227,16 +234,16 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise Unauthorized("The access token is malformed.") from exc
+            raise InvalidToken("The access token is malformed.") from exc
         algorithm = header.get("alg")
         kid = header.get("kid")
         if algorithm not in self._algorithms:
-            raise Unauthorized("The access token's algorithm is not accepted.")
+            raise InvalidToken("The access token's algorithm is not accepted.")
         if not isinstance(kid, str):
-            raise Unauthorized("The access token has no key id.")
+            raise InvalidToken("The access token has no key id.")
         key = await self._keys.get_key(kid)
         if key is None or key.algorithm_name != algorithm:
-            raise Unauthorized("The access token was not signed by a known key.")
+            raise InvalidToken("The access token was not signed by a known key.")
         try:
             claims = jwt.decode(
                 token,
@@ -248,9 +255,9 @@ class TokenVerifier:
                 options={"require": _REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("The access token has expired.") from exc
+            raise TokenExpired from exc
         except jwt.PyJWTError as exc:
-            raise Unauthorized("The access token is invalid.") from exc
+            raise InvalidToken("The access token is invalid.") from exc
         try:
             principal = Principal.model_validate(
                 {
@@ -261,7 +268,7 @@ class TokenVerifier:
                 }
             )
         except ValidationError as exc:
-            raise Unauthorized("The access token's claims are invalid.") from exc
+            raise InvalidToken("The access token's claims are invalid.") from exc
         return principal, kid, key
 
 
@@ -274,7 +281,7 @@ async def get_principal(
 ) -> Principal:
     """Authenticate the request with the app's ``state.token_verifier``."""
     if credentials is None:
-        raise Unauthorized("A bearer access token is required.")
+        raise AuthenticationRequired
     verifier: TokenVerifier = request.app.state.token_verifier
     return await verifier.verify(credentials.credentials)
 
@@ -288,7 +295,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 
     async def check_role(principal: CurrentPrincipal) -> Principal:
         if principal.role not in allowed:
-            raise Forbidden("Your role may not perform this operation.")
+            raise InsufficientScope
         return principal
 
     return check_role

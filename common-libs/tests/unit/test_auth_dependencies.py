@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -62,6 +63,7 @@ async def test_missing_token_answers_401_with_bearer_challenge(client: httpx.Asy
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert response.json()["type"] == "urn:fleet:common:authentication-required"
     assert response.json()["detail"] == "A bearer access token is required."
 
 
@@ -76,8 +78,27 @@ async def test_invalid_token_answers_401(client: httpx.AsyncClient) -> None:
     response = await client.get("/users/me", headers={"Authorization": "Bearer not.a.token"})
 
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer error="invalid_token", error_description="The access token is malformed."'
+    )
+    assert response.json()["type"] == "urn:fleet:common:invalid-token"
     assert response.json()["detail"] == "The access token is malformed."
+
+
+async def test_expired_token_answers_401_that_says_invalid_token_and_expired(
+    client: httpx.AsyncClient, ed25519_signing_key: SigningKey
+) -> None:
+    now = int(time.time())
+    token = mint(ed25519_signing_key, claims(iat=now - 600, exp=now - 60))
+
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer error="invalid_token", error_description="The access token expired"'
+    )
+    assert response.json()["type"] == "urn:fleet:common:token-expired"
+    assert response.json()["title"] == "Token Expired"
 
 
 async def test_valid_token_yields_the_current_principal(
@@ -98,6 +119,11 @@ async def test_wrong_role_answers_403(
 
     assert response.status_code == 403
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer error="insufficient_scope", '
+        'error_description="Your role may not perform this operation."'
+    )
+    assert response.json()["type"] == "urn:fleet:common:insufficient-scope"
     assert response.json()["detail"] == "Your role may not perform this operation."
 
 

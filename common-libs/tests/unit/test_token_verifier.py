@@ -20,7 +20,10 @@ from support.tokens import (
 )
 
 from common_libs.auth import Principal, StaticKeySource, TokenVerifier
-from common_libs.errors import Unauthorized
+from common_libs.errors import InvalidToken, TokenExpired
+from common_libs.problem_types import INVALID_TOKEN, TOKEN_EXPIRED
+
+EXPIRED_CHALLENGE = 'Bearer error="invalid_token", error_description="The access token expired"'
 
 
 @pytest.fixture
@@ -30,12 +33,20 @@ def verifier(ed25519_signing_key: SigningKey, rsa_signing_key: SigningKey) -> To
 
 
 async def rejection(verifier: TokenVerifier, token: str) -> str:
-    """Verify a token that must be refused; return the refusal's detail."""
-    with pytest.raises(Unauthorized) as refused:
+    """Verify a token that must be refused; return the refusal's detail (an expired token's
+    401 says so in its type and challenge, any other's names what is wrong)."""
+    with pytest.raises(InvalidToken) as refused:
         await verifier.verify(token)
-    assert refused.value.status == 401
-    assert refused.value.headers["WWW-Authenticate"] == "Bearer"
-    return refused.value.detail
+    error = refused.value
+    expired = isinstance(error, TokenExpired)
+    assert error.status == 401
+    assert error.type == (TOKEN_EXPIRED if expired else INVALID_TOKEN).type
+    assert error.headers["WWW-Authenticate"] == (
+        EXPIRED_CHALLENGE
+        if expired
+        else f'Bearer error="invalid_token", error_description="{error.detail}"'
+    )
+    return error.detail
 
 
 async def test_eddsa_token_proves_its_principal(
@@ -144,7 +155,12 @@ async def test_expired_token_is_refused(
     now = int(time.time())
     token = mint(ed25519_signing_key, claims(iat=now - 600, exp=now - 60))
 
-    assert await rejection(verifier, token) == "The access token has expired."
+    with pytest.raises(TokenExpired) as refused:
+        await verifier.verify(token)
+
+    assert refused.value.type == "urn:fleet:common:token-expired"
+    assert refused.value.detail == "The access token has expired."
+    assert refused.value.headers == {"WWW-Authenticate": EXPIRED_CHALLENGE}
 
 
 async def test_leeway_admits_a_token_that_expired_just_now(ed25519_signing_key: SigningKey) -> None:
