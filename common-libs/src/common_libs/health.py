@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.responses import JSONResponse, Response
 
+from common_libs.problem_types import SERVICE_UNAVAILABLE
 from common_libs.problems import problem_response
 
 __all__ = ["ReadinessCheck", "create_health_router"]
@@ -58,8 +59,9 @@ def create_health_router(
         failed = [name for name, failure in zip(names, failures, strict=True) if failure]
         if failed:
             return problem_response(
-                status=503,
-                title="Service Unavailable",
+                status=SERVICE_UNAVAILABLE.status,
+                title=SERVICE_UNAVAILABLE.title,
+                type_=SERVICE_UNAVAILABLE.type,
                 detail=f"Not ready: {', '.join(failed)} check failed.",
                 headers={"Retry-After": "5"},
                 extra={"checks": results},

@@ -12,6 +12,7 @@ from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict
 
 from common_libs.errors import UnprocessableContent
+from common_libs.problem_types import INVALID_CURSOR
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -43,6 +44,8 @@ class Page(BaseModel, Generic[T]):
 
 class InvalidCursor(UnprocessableContent):
     """The cursor was not produced by this API (or was altered)."""
+
+    problem_type = INVALID_CURSOR
 
     def __init__(self) -> None:
         super().__init__(

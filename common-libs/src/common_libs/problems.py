@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -18,19 +18,31 @@ from starlette.types import Scope
 from common_libs.errors import ProblemError, ServiceUnavailable
 from common_libs.problem_openapi import (
     PROBLEM_CONTENT_TYPE,
+    PROBLEM_TYPES_KEY,
     Problem,
     ProblemFieldError,
+    ProblemSpec,
     document_problems,
     problem_responses,
+)
+from common_libs.problem_types import (
+    ABOUT_BLANK,
+    CONTENT_TOO_LARGE,
+    MALFORMED_REQUEST,
+    NOT_FOUND,
+    VALIDATION_FAILED,
+    ProblemType,
 )
 from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_TYPES_KEY",
     "UNSTORABLE_TEXT_ERROR",
     "Problem",
     "ProblemFieldError",
     "ProblemResponse",
+    "ProblemSpec",
     "install_problem_handlers",
     "problem_response",
     "problem_responses",
@@ -49,7 +61,6 @@ UNSTORABLE_TEXT_ERROR = {
 }
 """The ``msg`` and ``type`` of a 422's error for text PostgreSQL cannot store or UTF-8 cannot
 encode (see :mod:`common_libs.text_inputs`)."""
-_VALIDATION_TITLE = "Unprocessable Content"
 _VALIDATION_DETAIL = "The request is not valid; see errors."
 
 
@@ -64,7 +75,7 @@ def problem_response(
     status: int,
     title: str,
     detail: str,
-    type_: str = "about:blank",
+    type_: str = ABOUT_BLANK,
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> ProblemResponse:
@@ -114,9 +125,10 @@ async def _handle_problem(request: Request, exc: Exception) -> Response:
 def validation_problem(errors: Sequence[Mapping[str, Any]]) -> ProblemResponse:
     """The 422 answer for ``errors`` (``{loc, msg, type}`` each)."""
     return problem_response(
-        status=422,
-        title=_VALIDATION_TITLE,
+        status=VALIDATION_FAILED.status,
+        title=VALIDATION_FAILED.title,
         detail=_VALIDATION_DETAIL,
+        type_=VALIDATION_FAILED.type,
         extra={"errors": validation_errors(errors)},
     )
 
@@ -132,7 +144,11 @@ def _database_unavailable() -> ProblemResponse:
         retry_after=DATABASE_RETRY_AFTER_SECONDS,
     )
     return problem_response(
-        status=error.status, title=error.title, detail=error.detail, headers=error.headers
+        status=error.status,
+        title=error.title,
+        detail=error.detail,
+        type_=error.type,
+        headers=error.headers,
     )
 
 
@@ -158,12 +174,25 @@ async def _handle_encode_error(request: Request, exc: Exception) -> Response:
     raise exc
 
 
+# The shared types of the HTTPExceptions Starlette and FastAPI raise themselves: no route (404),
+# a body they cannot parse (400), a body too large (413). Any other status says no more.
+_HTTP_EXCEPTION_TYPES: dict[int, ProblemType] = {
+    problem_type.status: problem_type
+    for problem_type in (MALFORMED_REQUEST, NOT_FOUND, CONTENT_TOO_LARGE)
+}
+
+
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    title = _reason_phrase(exc.status_code)
+    problem_type = _HTTP_EXCEPTION_TYPES.get(exc.status_code)
+    title = problem_type.title if problem_type else _reason_phrase(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) else title
     return problem_response(
-        status=exc.status_code, title=title, detail=detail, headers=exc.headers or {}
+        status=exc.status_code,
+        title=title,
+        detail=detail,
+        type_=problem_type.type if problem_type else ABOUT_BLANK,
+        headers=exc.headers or {},
     )
 
 
@@ -212,8 +241,12 @@ def _reason_phrase(status: int) -> str:
         return "Error"
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Make every error the app can raise answer as problem+json, and its OpenAPI say so."""
+def install_problem_handlers(
+    app: FastAPI, *, problem_types: Iterable[ProblemType | type[ProblemError]] = ()
+) -> None:
+    """Make every error the app can raise answer as problem+json, and its OpenAPI say so, with
+    ``problem_types`` (the app's own types and the shared ones it answers besides those of
+    :data:`~common_libs.problem_types.SERVICE_APP_PROBLEM_TYPES`) in its catalogue."""
     app.add_exception_handler(ProblemError, _handle_problem)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
@@ -225,7 +258,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     for database_error in _database_errors():
         app.add_exception_handler(database_error, _handle_database_error)
     app.add_exception_handler(Exception, _handle_unexpected)
-    document_problems(app)
+    document_problems(app, problem_types=problem_types)
 
 
 def _database_errors() -> tuple[type[Exception], ...]:

@@ -63,6 +63,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common_libs.errors import TooManyRequests
 from common_libs.problem_openapi import problem_responses
+from common_libs.problem_types import RATE_LIMITED
 from common_libs.service_app import run_in_background
 
 __all__ = [
@@ -331,7 +332,9 @@ def rate_limit_responses(
     ``RateLimit-Policy`` and ``RateLimit`` fields on it and on each of ``statuses`` (the answers
     that carry them too)."""
     entries = {status: copy.deepcopy(entry) for status, entry in responses.items()}
-    entries.update(problem_responses(429, descriptions={429: description} if description else None))
+    entries.update(
+        problem_responses(RATE_LIMITED, descriptions={429: description} if description else None)
+    )
     for status in (429, *statuses):
         entries.setdefault(status, {}).setdefault("headers", {}).update(copy.deepcopy(_HEADERS_DOC))
     return entries

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from common_libs.auth import RemoteKeySource, TokenVerifier
+from common_libs.errors import ProblemError
 from common_libs.health import ReadinessCheck, create_health_router
 from common_libs.logging_config import configure_logging
 from common_libs.metrics import MetricsMiddleware
+from common_libs.problem_types import ProblemType
 from common_libs.problems import install_problem_handlers
 from common_libs.request_id import RequestIdMiddleware
 from common_libs.telemetry import configure_tracing, flush_spans, instrument_app
@@ -33,6 +36,7 @@ __all__ = [
     "TokenSettings",
     "create_service_app",
     "open_token_verifier",
+    "operation_id",
     "run_in_background",
 ]
 
@@ -76,6 +80,7 @@ def create_service_app(
     lifespan: Lifespan,
     settings: LoggingSettings,
     ready_checks: Mapping[str, ReadinessCheck],
+    problem_types: Iterable[ProblemType | type[ProblemError]] = (),
 ) -> FastAPI:
     """A FastAPI app with JSON logging, tracing, problem+json errors, request ids, metrics,
     health, and text inputs refused when PostgreSQL could not store them.
@@ -84,6 +89,11 @@ def create_service_app(
     the logging); ``ready_checks`` are what ``GET /ready`` runs. Tracing is set up for the
     process from the ``OTEL_*`` variables (``name`` is the default ``service.name``; see
     :mod:`common_libs.telemetry`) and every request but the probes and scrapes is a server span.
+
+    ``problem_types`` are the service's own problem types (or their error classes) and the shared
+    ones it answers besides what every service answers (the OpenAPI catalogue,
+    :func:`common_libs.problems.install_problem_handlers`). Operation ids are the route
+    functions' names in lowerCamelCase (:func:`operation_id`).
     """
     configure_logging(service=name, level=settings.log_level, json=settings.log_json)
     configure_tracing(service=name, version=version)
@@ -98,10 +108,11 @@ def create_service_app(
         servers=[{"url": "/"}],
         lifespan=_sending_spans_last(lifespan),
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
+        generate_unique_id_function=operation_id,
     )
     instrument_app(app)
     app.state.settings = settings
-    install_problem_handlers(app)
+    install_problem_handlers(app, problem_types=problem_types)
     # Innermost of the three: its 422 is counted, and carries the request id.
     app.add_middleware(StorableTextMiddleware)
     app.add_middleware(MetricsMiddleware)
@@ -109,6 +120,13 @@ def create_service_app(
     app.include_router(create_health_router(service=name, version=version, checks=ready_checks))
     _declare_tags(app)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI ``operationId``: its function's name in lowerCamelCase
+    (``place_order`` -> ``placeOrder``)."""
+    first, *rest = route.name.strip("_").split("_")
+    return first[:1].lower() + first[1:] + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 _DESCRIPTION = """\

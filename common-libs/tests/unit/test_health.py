@@ -96,6 +96,7 @@ async def test_check_that_does_not_answer_in_time_fails(registry: CollectorRegis
         response = await client.get("/ready")
 
     assert response.status_code == 503
+    assert response.json()["type"] == "urn:fleet:common:service-unavailable"
     assert response.json()["detail"] == "Not ready: catalog check failed."
     assert response.json()["checks"]["catalog"] == "no answer within 0.1 s"
 

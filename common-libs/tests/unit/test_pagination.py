@@ -83,6 +83,7 @@ def test_garbage_cursor_is_invalid(cursor: str) -> None:
 
     assert isinstance(invalid.value, UnprocessableContent)
     assert invalid.value.status == 422
+    assert invalid.value.type == "urn:fleet:common:invalid-cursor"
 
 
 async def test_list_without_parameters_uses_the_default_limit(client: httpx.AsyncClient) -> None:

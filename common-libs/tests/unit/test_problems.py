@@ -28,7 +28,7 @@ from common_libs.request_id import RequestIdMiddleware
 
 
 class OutOfStock(Conflict):
-    type = "https://errors.test/out-of-stock"
+    type = "urn:fleet:test:out-of-stock"
     title = "Out of Stock"
 
 
@@ -102,7 +102,7 @@ async def test_problem_error_renders_as_problem_json(client: httpx.AsyncClient) 
     assert response.status_code == 409
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
     assert response.json() == {
-        "type": "https://errors.test/out-of-stock",
+        "type": "urn:fleet:test:out-of-stock",
         "title": "Out of Stock",
         "status": 409,
         "detail": "Product p-1 is out of stock.",
@@ -138,12 +138,30 @@ async def test_retryable_problems_answer_with_retry_after(
     assert response.headers["Retry-After"] == retry_after
 
 
+@pytest.mark.parametrize(
+    ("path", "problem_type"),
+    [
+        ("/chat", "urn:fleet:common:rate-limited"),
+        ("/catalog", "urn:fleet:common:service-unavailable"),
+        ("/orders/o-1", "urn:fleet:common:not-found"),
+        ("/me", "urn:fleet:common:authentication-required"),
+    ],
+)
+async def test_shared_errors_answer_their_shared_type(
+    client: httpx.AsyncClient, path: str, problem_type: str
+) -> None:
+    response = await client.get(path)
+
+    assert response.json()["type"] == problem_type
+
+
 async def test_validation_error_lists_loc_msg_and_type(client: httpx.AsyncClient) -> None:
     response = await client.post("/users", json={"password": "long enough password"})
 
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
     body = response.json()
+    assert body["type"] == "urn:fleet:common:validation-failed"
     assert body["title"] == "Unprocessable Content"
     assert body["request_id"] == response.headers["X-Request-ID"]
     assert body["errors"] == [
@@ -173,6 +191,7 @@ async def test_unknown_route_answers_404_problem(client: httpx.AsyncClient) -> N
 
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert response.json()["type"] == "urn:fleet:common:not-found"
     assert response.json()["title"] == "Not Found"
     assert response.json()["request_id"] == response.headers["X-Request-ID"]
 
@@ -183,6 +202,7 @@ async def test_wrong_method_answers_405_problem_keeping_allow(client: httpx.Asyn
     assert response.status_code == 405
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
     assert response.headers["Allow"] == "GET"
+    assert response.json()["type"] == "about:blank"
     assert response.json()["title"] == "Method Not Allowed"
 
 
@@ -192,6 +212,7 @@ async def test_http_exception_with_structured_detail_uses_the_title(
     response = await client.get("/legacy")
 
     assert response.status_code == 400
+    assert response.json()["type"] == "urn:fleet:common:malformed-request"
     assert response.json()["detail"] == "Bad Request"
 
 
@@ -199,6 +220,7 @@ async def test_nonstandard_status_gets_a_generic_title(client: httpx.AsyncClient
     response = await client.get("/odd")
 
     assert response.status_code == 599
+    assert response.json()["type"] == "about:blank"
     assert response.json()["title"] == "Error"
     assert response.json()["detail"] == "Something odd happened."
 
@@ -212,7 +234,7 @@ async def test_unhandled_error_answers_500_problem_without_internals(
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
     assert response.headers["X-Request-ID"] == "crash-1"
     body = response.json()
-    assert body["title"] == "Internal Server Error"
+    assert (body["type"], body["title"]) == ("about:blank", "Internal Server Error")
     assert body["request_id"] == "crash-1"
     for internal in ("Traceback", "RuntimeError", "hunter2", "postgresql", "File "):
         assert internal not in response.text

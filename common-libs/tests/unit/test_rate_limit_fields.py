@@ -86,6 +86,7 @@ async def test_an_exceeded_limit_answers_429_problem_with_retry_after_and_the_fi
     assert response.headers["ratelimit-policy"] == '"orders";q=10;w=60'
     body = response.json()
     assert (body["status"], body["title"]) == (429, "Too Many Requests")
+    assert body["type"] == "urn:fleet:common:rate-limited"
     assert body["detail"] == "Too many requests: at most 10 per 60 s; try again in 17 s."
     assert custom.json()["detail"] == "At most 10 in 60 s (17)."
 

@@ -12,7 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from common_libs.auth import TokenVerifier
-from common_libs.problems import PROBLEM_CONTENT_TYPE
+from common_libs.errors import NotFound
+from common_libs.problems import PROBLEM_CONTENT_TYPE, problem_responses
 from common_libs.service_app import create_service_app, open_token_verifier, run_in_background
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -171,3 +172,52 @@ def test_tags_the_app_declares_itself_keep_their_descriptions() -> None:
 
 def test_an_app_without_tags_declares_none() -> None:
     assert "tags" not in build().openapi()
+
+
+class ThingNotFound(NotFound):
+    """No such thing."""
+
+    type = "urn:fleet:shop:thing-not-found"
+
+
+def build_with_types() -> FastAPI:
+    app = create_service_app(
+        name="shop-service",
+        version="9.9.9",
+        summary="A shop.",
+        lifespan=no_resources,
+        settings=FakeSettings(),
+        ready_checks={},
+        problem_types=(ThingNotFound,),
+    )
+
+    @app.get("/things/{thing_id}", responses=problem_responses(404))
+    async def get_thing_by_id(thing_id: int) -> None:
+        return None
+
+    @app.post("/things/_import", responses=problem_responses(503))
+    async def _import_things() -> None:
+        return None
+
+    return app
+
+
+def test_operation_ids_are_the_route_functions_in_lower_camel_case() -> None:
+    paths = build_with_types().openapi()["paths"]
+
+    assert paths["/things/{thing_id}"]["get"]["operationId"] == "getThingById"
+    assert paths["/things/_import"]["post"]["operationId"] == "importThings"
+
+
+def test_the_services_own_problem_types_join_the_catalogue() -> None:
+    document = build_with_types().openapi()
+
+    assert document["paths"]["/things/{thing_id}"]["get"]["responses"]["404"][
+        "x-problem-types"
+    ] == ["urn:fleet:common:not-found", "urn:fleet:shop:thing-not-found"]
+    assert [entry["type"] for entry in document["x-problem-types"]] == [
+        "urn:fleet:common:not-found",
+        "urn:fleet:common:service-unavailable",
+        "urn:fleet:common:validation-failed",
+        "urn:fleet:shop:thing-not-found",
+    ]

@@ -89,7 +89,10 @@ def assert_refused(response: httpx.Response, *locations: list[Any]) -> None:
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["title"] == "Unprocessable Content"
+    assert (body["type"], body["title"]) == (
+        "urn:fleet:common:validation-failed",
+        "Unprocessable Content",
+    )
     assert [error["loc"] for error in body["errors"]] == list(locations)
     assert {error["type"] for error in body["errors"]} == {"string_unstorable_character"}
     assert "\x00" not in response.text

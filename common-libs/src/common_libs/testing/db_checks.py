@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from common_libs.migrations import alembic_config
+from common_libs.problem_types import SERVICE_UNAVAILABLE
 from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.findings import async_findings
 from common_libs.testing.outages import database_refusing_connections
@@ -237,6 +238,7 @@ async def check_lost_database_answers_503(
         assert during.status_code == 503, said
         assert during.headers["content-type"] == "application/problem+json", said
         assert during.headers.get("retry-after", "").isdigit(), said
+        assert during.json()["type"] == SERVICE_UNAVAILABLE.type, said
     for name, call in calls.items():
 
         async def answers(call: Call = call) -> bool:
