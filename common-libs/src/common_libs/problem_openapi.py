@@ -177,8 +177,6 @@ def _error_responses(document: dict[str, Any]) -> Iterable[tuple[str, dict[str, 
     """Each error response of each operation, with its status key."""
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
-            if not isinstance(operation, dict):
-                continue
             for status, response in operation.get("responses", {}).items():
                 if _is_error(str(status)):
                     yield str(status), response

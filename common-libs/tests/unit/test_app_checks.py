@@ -27,6 +27,7 @@ from common_libs.testing.app_checks import (
     check_failed_start_releases_resources,
     errors_are_documented_as_problem_json,
     fleet_app_test,
+    problem_types_are_documented,
 )
 from common_libs.testing.input_checks import unstorable_text_is_refused_everywhere
 
@@ -364,3 +365,15 @@ async def test_a_token_verifier_client_left_open_by_a_failed_start_is_found(
         await check_failed_start_releases_resources(
             app, monkeypatch, module=module, failing_step="finish"
         )
+
+
+async def test_an_app_without_a_problem_type_catalogue_fails_the_problem_types_check() -> None:
+    app = FastAPI()
+
+    @app.get("/things/{thing_id}")
+    async def thing(thing_id: int) -> dict[str, int]:
+        return {"id": thing_id}
+
+    async with asgi_client(app) as client:
+        with pytest.raises(AssertionError, match="no top-level x-problem-types catalogue"):
+            await problem_types_are_documented(client, SERVICE)

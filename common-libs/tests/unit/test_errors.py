@@ -25,6 +25,7 @@ from common_libs.errors import (
     TooManyRequests,
     Unauthorized,
     UnprocessableContent,
+    bearer_challenge,
 )
 from common_libs.problem_types import ProblemType
 
@@ -267,3 +268,19 @@ def test_a_problem_type_that_disagrees_with_the_class_attributes_is_refused() ->
 def test_a_problem_type_outside_the_fleets_scheme_is_refused(type_: str, status: int) -> None:
     with pytest.raises(ValueError, match="problem"):
         ProblemType(type_, status, "Title", "What it means.")
+
+
+def test_a_subclass_repeating_its_parents_title_keeps_the_parents_type() -> None:
+    class Missing(NotFound):
+        title = "Not Found"
+
+    assert Missing.problem_type is problem_types.NOT_FOUND
+
+
+def test_a_challenge_may_name_an_error_without_a_description() -> None:
+    assert bearer_challenge("invalid_request") == 'Bearer error="invalid_request"'
+
+
+def test_a_problem_type_needs_a_title() -> None:
+    with pytest.raises(ValueError, match="has no title"):
+        ProblemType("urn:fleet:test:x", 409, " ", "What it means.")

@@ -347,3 +347,8 @@ def test_a_rate_limited_operation_lists_the_rate_limited_type() -> None:
 
     assert responses["429"]["x-problem-types"] == ["urn:fleet:common:rate-limited"]
     assert "x-problem-types" not in responses["401"]  # no 401 type in this app's catalogue
+
+
+def test_only_statuses_types_and_error_classes_are_documented() -> None:
+    with pytest.raises(TypeError, match="not a ProblemType"):
+        problem_responses("409")  # type: ignore[arg-type]

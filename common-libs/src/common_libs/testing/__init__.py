@@ -40,6 +40,7 @@ pytest.register_assert_rewrite(
     "common_libs.testing.db_checks",
     "common_libs.testing.local_image",
     "common_libs.testing.outages",
+    "common_libs.testing.problem_checks",
     "common_libs.testing.repository",
     "common_libs.testing.service_checks",
 )

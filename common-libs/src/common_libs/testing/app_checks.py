@@ -27,6 +27,7 @@ from fastapi import FastAPI
 
 from common_libs import http_client
 from common_libs.testing.input_checks import unstorable_text_is_refused_everywhere
+from common_libs.testing.problem_checks import check_problem_types_documented
 from common_libs.testing.processes import UvicornServer
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "fleet_app_test",
     "health_names_service_and_version",
     "metrics_are_prometheus_text",
+    "problem_types_are_documented",
     "unknown_path_answers_problem_json_with_request_id",
 ]
 
@@ -75,6 +77,7 @@ async def unknown_path_answers_problem_json_with_request_id(
 
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:fleet:common:not-found"
     assert response.headers["x-request-id"] == "abc-123"
     assert response.json()["request_id"] == "abc-123"
 
@@ -109,11 +112,19 @@ async def errors_are_documented_as_problem_json(client: httpx.AsyncClient, servi
     assert "HTTPValidationError" not in schema.get("components", {}).get("schemas", {})
 
 
+async def problem_types_are_documented(client: httpx.AsyncClient, service: str) -> None:
+    """Every documented error response lists the problem types of the catalogue it may carry,
+    and every catalogue type is answered somewhere
+    (:func:`~common_libs.testing.problem_checks.check_problem_types_documented`)."""
+    check_problem_types_documented((await client.get("/openapi.json")).json())
+
+
 APP_CONVENTIONS: tuple[AppCheck, ...] = (
     health_names_service_and_version,
     unknown_path_answers_problem_json_with_request_id,
     metrics_are_prometheus_text,
     errors_are_documented_as_problem_json,
+    problem_types_are_documented,
     unstorable_text_is_refused_everywhere,
 )
 """The conventions every service's app keeps without a database."""
