@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from common_libs.auth import RemoteKeySource, TokenVerifier
+from common_libs.deprecation import document_deprecations
 from common_libs.errors import ProblemError
 from common_libs.health import ReadinessCheck, create_health_router
 from common_libs.logging_config import configure_logging
@@ -119,6 +120,7 @@ def create_service_app(
     app.add_middleware(RequestIdMiddleware)
     app.include_router(create_health_router(service=name, version=version, checks=ready_checks))
     _declare_tags(app)
+    document_deprecations(app)
     return app
 
 

@@ -6,12 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from common_libs.auth import TokenVerifier
+from common_libs.deprecation import deprecated
 from common_libs.errors import NotFound
 from common_libs.problems import PROBLEM_CONTENT_TYPE, problem_responses
 from common_libs.service_app import create_service_app, open_token_verifier, run_in_background
@@ -221,3 +223,13 @@ def test_the_services_own_problem_types_join_the_catalogue() -> None:
         "urn:fleet:common:validation-failed",
         "urn:fleet:shop:thing-not-found",
     ]
+
+
+def test_a_deprecated_route_is_marked_in_the_services_document() -> None:
+    app = build()
+
+    @app.get("/old", dependencies=[deprecated(since=datetime(2027, 1, 1, tzinfo=UTC))])
+    async def old() -> None:
+        return None
+
+    assert app.openapi()["paths"]["/old"]["get"]["deprecated"] is True
