@@ -119,8 +119,8 @@ def create_service_app(
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(create_health_router(service=name, version=version, checks=ready_checks))
-    _declare_tags(app)
     document_deprecations(app)
+    _declare_tags(app)
     return app
 
 
