@@ -26,8 +26,8 @@ SECURITY_HEADERS = {
     "strict-transport-security": "max-age=31536000",
 }
 
-# The fleet's shared problem types that the gateway's own answers carry (docs/API.md, "Problem
-# types"); any other status is about:blank.
+# The fleet's shared problem types that the gateway's own answers carry (docs/API.md, "Gateway");
+# any other status is about:blank.
 PROBLEM_TYPES = {
     400: "urn:fleet:common:malformed-request",
     404: "urn:fleet:common:not-found",
