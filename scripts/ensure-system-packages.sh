@@ -24,7 +24,8 @@ command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 # npm (with Node.js) for the pinned front-end packages: the API reference page's Swagger UI and the
-# OpenAPI linter; Chromium for the e2e tests that use that page in a real browser.
+# OpenAPI linter; Chromium for the e2e tests that use that page in a real browser, and for the
+# gateway's CORS test (a page of another origin calling the API through it).
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -18,7 +18,11 @@ What goes in (API.md, "Gateway"):
   the document), the services' bearer scheme (a JWT) plus an OAuth2 password flow at
   ``/api/auth/token`` on every operation that needs a token;
 - the gateway's own answers on every operation (413 where there is a body, 429 with
-  ``Retry-After``, 502, 503, 504), as problem+json, merged with the service's own where it has one;
+  ``Retry-After``, ``RateLimit-Policy`` and ``RateLimit``, 502, 503, 504), as problem+json, each
+  with its problem type in ``x-problem-types``, merged with the service's own where it has one
+  (the headers it lacks, the union of the types);
+- ``x-problem-types`` at the top: the union of the services' catalogues (each document's own
+  top-level ``x-problem-types``, when it has one) and the gateway's own types;
 - examples of the main requests and answers where the services' documents have none, and the
   rules every client needs (errors, pagination, idempotency, money, limits, streaming, request ids)
   in ``info.description``.
@@ -42,15 +46,19 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_OUTPUT",
+    "GATEWAY_PROBLEM_TYPES",
     "GATEWAY_RESPONSES",
     "OAUTH2_SCHEME",
+    "PROBLEM_TYPES_KEY",
     "ROUTES_FILE",
     "BuildError",
+    "GatewayAnswer",
     "ServiceRoutes",
     "build_document",
     "default_inputs",
     "load_routes",
     "main",
+    "merge_problem_types",
     "render",
 ]
 
@@ -112,53 +120,175 @@ def default_inputs(routes: list[ServiceRoutes]) -> dict[str, Path]:
 # ---- What the gateway adds -----------------------------------------------------------------------
 
 _RETRY_AFTER = {"$ref": "#/components/headers/Retry-After"}
+_RATE_LIMIT_HEADERS = {
+    "Retry-After": _RETRY_AFTER,
+    "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
+    "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+}
+# The catalogue's extension (top level: every type; on a response: the types of that status).
+PROBLEM_TYPES_KEY = "x-problem-types"
 
-# The gateway's own answers (config/nginx.conf, "Answers nginx gives itself"), reusable responses.
-GATEWAY_RESPONSES: dict[str, tuple[str, str]] = {
-    # status: (component name, what the gateway means by it)
-    "413": (
-        "GatewayContentTooLarge",
+
+@dataclass(frozen=True)
+class GatewayAnswer:
+    """One answer the gateway gives itself on any operation (config/nginx.conf, "Answers")."""
+
+    problem_type: str
+    description: str
+    headers: Mapping[str, Mapping[str, str]]
+
+
+# The gateway's own answers on every operation: status -> what the gateway means by it.
+GATEWAY_RESPONSES: dict[str, GatewayAnswer] = {
+    "413": GatewayAnswer(
+        "urn:fleet:common:content-too-large",
         "The request body is larger than the gateway accepts (1 MiB unless the deployment sets "
         "another limit).",
+        {},
     ),
-    "429": (
-        "GatewayTooManyRequests",
+    "429": GatewayAnswer(
+        "urn:fleet:common:rate-limited",
         "Too many requests from this client address (every request counts; `POST "
         "/api/auth/token` and `POST /api/orders` have stricter limits of their own). Retry after "
-        "the number of seconds in `Retry-After`.",
+        "the number of seconds in `Retry-After`; `RateLimit-Policy` names the limit "
+        '(`"per-address"`, `"per-address-login"` or `"per-address-orders"`).',
+        _RATE_LIMIT_HEADERS,
     ),
-    "502": (
-        "GatewayBadGateway",
+    "502": GatewayAnswer(
+        "urn:fleet:common:upstream-failed",
         "The service behind this route cannot be reached.",
+        {},
     ),
-    "503": (
-        "GatewayServiceUnavailable",
+    "503": GatewayAnswer(
+        "urn:fleet:common:service-unavailable",
         "The service behind this route is unavailable; retry after `Retry-After` seconds.",
+        {"Retry-After": _RETRY_AFTER},
     ),
-    "504": (
-        "GatewayTimeout",
+    "504": GatewayAnswer(
+        "urn:fleet:common:upstream-timeout",
         "The service behind this route did not answer in time.",
+        {},
     ),
 }
-_WITH_RETRY_AFTER = {"429", "503"}
 _ONLY_WITH_A_BODY = {"413"}
+
+# Every problem type the gateway answers itself (its 400 and 404 on any path too), for the
+# document's catalogue; a service's entry for the same type (common-libs' text) is kept instead.
+GATEWAY_PROBLEM_TYPES: list[dict[str, Any]] = [
+    {
+        "type": "urn:fleet:common:content-too-large",
+        "status": 413,
+        "title": "Content Too Large",
+        "description": "The request body is larger than allowed (the gateway's body limit).",
+    },
+    {
+        "type": "urn:fleet:common:malformed-request",
+        "status": 400,
+        "title": "Bad Request",
+        "description": "The request cannot be read (the gateway refuses a malformed request line "
+        "or header).",
+    },
+    {
+        "type": "urn:fleet:common:not-found",
+        "status": 404,
+        "title": "Not Found",
+        "description": "No such resource or route.",
+    },
+    {
+        "type": "urn:fleet:common:rate-limited",
+        "status": 429,
+        "title": "Too Many Requests",
+        "description": "A rate limit was reached (the gateway's per address, orders per user, "
+        "logins per account); retry after `Retry-After` seconds (`RateLimit-Policy` and "
+        "`RateLimit` say which limit).",
+    },
+    {
+        "type": "urn:fleet:common:service-unavailable",
+        "status": 503,
+        "title": "Service Unavailable",
+        "description": "The service or one of its dependencies is unavailable; retry after "
+        "`Retry-After` seconds.",
+    },
+    {
+        "type": "urn:fleet:common:upstream-failed",
+        "status": 502,
+        "title": "Bad Gateway",
+        "description": "A service behind this one answered with an error or could not be reached.",
+    },
+    {
+        "type": "urn:fleet:common:upstream-timeout",
+        "status": 504,
+        "title": "Gateway Timeout",
+        "description": "A service behind this one did not answer in time.",
+    },
+]
+
+
+def merge_problem_types(
+    catalogues: Mapping[str, Any], gateway: list[dict[str, Any]] = GATEWAY_PROBLEM_TYPES
+) -> list[dict[str, Any]]:
+    """The union of the services' ``x-problem-types`` catalogues (service -> list) and the
+    gateway's own, sorted by type.
+
+    A type two services list differently stops the build (common types are defined once, in
+    common-libs); a type a service lists wins over the gateway's wording, but must have the
+    gateway's status. A service without a catalogue adds nothing.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    owners: dict[str, str] = {}
+    for service, catalogue in catalogues.items():
+        if catalogue is None:
+            continue
+        if not isinstance(catalogue, list):
+            raise BuildError(f"{service}: {PROBLEM_TYPES_KEY} must be a list")
+        for entry in catalogue:
+            if not isinstance(entry, dict) or not {"type", "status", "title"} <= set(entry):
+                raise BuildError(
+                    f"{service}: each {PROBLEM_TYPES_KEY} entry needs type, status and title"
+                )
+            name = entry["type"]
+            if name in merged and merged[name] != entry:
+                raise BuildError(
+                    f"problem type {name!r} differs between {owners[name]} and {service}"
+                )
+            merged[name] = copy.deepcopy(entry)
+            owners.setdefault(name, service)
+    for entry in gateway:
+        own = merged.get(entry["type"])
+        if own is None:
+            merged[entry["type"]] = copy.deepcopy(entry)
+        elif own["status"] != entry["status"]:
+            raise BuildError(
+                f"problem type {entry['type']!r} is status {own['status']} in "
+                f"{owners[entry['type']]} but {entry['status']} at the gateway"
+            )
+    return [merged[name] for name in sorted(merged)]
 
 
 def _gateway_components() -> dict[str, dict[str, Any]]:
-    problem = {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA}"}}}
-    responses: dict[str, Any] = {}
-    for status, (name, description) in GATEWAY_RESPONSES.items():
-        response: dict[str, Any] = {"description": description, "content": copy.deepcopy(problem)}
-        if status in _WITH_RETRY_AFTER:
-            response["headers"] = {"Retry-After": dict(_RETRY_AFTER)}
-        responses[name] = response
     return {
-        "responses": responses,
         "headers": {
             "Retry-After": {
                 "description": "Seconds to wait before trying again.",
                 "schema": {"type": "string", "pattern": "^[0-9]+$"},
-            }
+            },
+            "RateLimit-Policy": {
+                "description": (
+                    "The limit that applies (draft-ietf-httpapi-ratelimit-headers): "
+                    '`"<policy>";q=<quota>;w=<window in seconds>`. The gateway\'s policies, per '
+                    'client address: `"per-address"` (every request), `"per-address-login"` '
+                    '(`POST /api/auth/token`) and `"per-address-orders"` (`POST /api/orders`); '
+                    'the services\': `"orders"` (per user) and `"logins"` (per account).'
+                ),
+                "schema": {"type": "string"},
+            },
+            "RateLimit": {
+                "description": (
+                    'What is left of the limit: `"<policy>";r=<requests left>;t=<seconds until '
+                    "it resets>`. On a `429`, `r=0` and `t` is the `Retry-After`."
+                ),
+                "schema": {"type": "string"},
+            },
         },
         "schemas": {
             # Used only when no service defines its own Problem (they all do, identically).
@@ -407,6 +537,13 @@ Every error is an RFC 9457 problem, `Content-Type: application/problem+json`:
 Validation errors are `422` and add `"errors": [{"loc": [...], "msg": "..."}]`. Unknown fields in a
 request body are rejected with `422`.
 
+A problem's `type` tells errors apart: `urn:fleet:<scope>:<name>`, each listed with its status and
+meaning in this document's top-level `x-problem-types`, and on each answer the types it may carry
+(`x-problem-types` of the response). The gateway's own answers use the shared (`common`) types:
+`413` `urn:fleet:common:content-too-large`, `429` `urn:fleet:common:rate-limited`, `502`
+`urn:fleet:common:upstream-failed`, `503` `urn:fleet:common:service-unavailable`, `504`
+`urn:fleet:common:upstream-timeout` (and `400` malformed-request, `404` not-found on any path).
+
 ## Request ids
 
 Every answer carries `X-Request-ID`, and every problem repeats it as `request_id`. Send your own
@@ -435,9 +572,11 @@ come from the catalog, never from the request.
 
 ## Limits
 
-- Rate limits per client address: `429` problem with `Retry-After` (seconds). Logging in
-  (`POST /api/auth/token`) and placing orders (`POST /api/orders`) have stricter limits than the
-  rest. The chat also has a per-user token quota (`GET /api/chat/usage`); over it, `429`.
+- Rate limits per client address, at the gateway: `429` problem with `Retry-After` (seconds) and
+  the `RateLimit-Policy` and `RateLimit` fields naming the limit: `"per-address"` (every request),
+  `"per-address-login"` (`POST /api/auth/token`) or `"per-address-orders"` (`POST /api/orders`),
+  e.g. `"per-address";q=100;w=1` and `"per-address";r=0;t=1`. The chat also has a per-user token
+  quota (`GET /api/chat/usage`); over it, `429`.
 - Limits per user and per account, whatever the address: a user may place 10 orders per 60 s,
   and a username may fail to log in 5 times per 60 s (then every login of it, even with the right
   password, answers `429` until the window ends). Their answers carry `Retry-After` and the
@@ -447,6 +586,15 @@ come from the catalog, never from the request.
   too long for the model's context.
 - A service that is down or too slow answers `502`, `503` (with `Retry-After`) or `504`, as
   problem+json.
+
+## Browsers (CORS)
+
+A web page on another origin may call the API when the deployment lists its origin
+(`GATEWAY_CORS_ORIGINS`, exact origins; none by default). The gateway then answers the preflight
+itself (methods `GET, POST, PATCH, DELETE`; request headers `Authorization`, `Content-Type`,
+`Idempotency-Key`, `X-Request-ID`; cached 600 s) and lets the page read `X-Request-ID`,
+`Retry-After`, `RateLimit`, `RateLimit-Policy` and `Location` on every answer, errors included.
+Credentials mode is not needed (nor allowed): send the token in `Authorization`.
 
 ## Chat streaming
 
@@ -547,25 +695,38 @@ def _override_parameters(operation: dict[str, Any], method: str, path: str) -> N
                 schema["anyOf"] = branches
 
 
+def _gateway_response(answer: GatewayAnswer) -> dict[str, Any]:
+    """The gateway's answer for one status, inline: a reference could not carry its types."""
+    response: dict[str, Any] = {
+        "description": answer.description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA}"}}},
+        PROBLEM_TYPES_KEY: [answer.problem_type],
+    }
+    if answer.headers:
+        response["headers"] = copy.deepcopy(dict(answer.headers))
+    return response
+
+
 def _add_gateway_responses(operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
-    for status, (name, description) in GATEWAY_RESPONSES.items():
+    for status, answer in GATEWAY_RESPONSES.items():
         if status in _ONLY_WITH_A_BODY and "requestBody" not in operation:
             continue
         own = responses.get(status)
         if own is None:
-            responses[status] = {"$ref": f"#/components/responses/{name}"}
+            responses[status] = _gateway_response(answer)
             continue
         if "$ref" in own:
             raise BuildError(f"a service's {status} response is a reference; inline it")
         own["description"] = (
-            f"{own.get('description', '').rstrip()}\n\nFrom the gateway: {description}"
+            f"{own.get('description', '').rstrip()}\n\nFrom the gateway: {answer.description}"
         )
         own.setdefault("content", {}).setdefault(
             PROBLEM_JSON, {"schema": {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA}"}}
         )
-        if status in _WITH_RETRY_AFTER:
-            own.setdefault("headers", {}).setdefault("Retry-After", dict(_RETRY_AFTER))
+        for name, header in answer.headers.items():
+            own.setdefault("headers", {}).setdefault(name, dict(header))
+        own[PROBLEM_TYPES_KEY] = sorted({*own.get(PROBLEM_TYPES_KEY, []), answer.problem_type})
 
 
 def _public_operation(
@@ -692,8 +853,12 @@ def build_document(
             raise BuildError(f"no OpenAPI document for {row.service}")
         combined.add_service(row, documents[row.service])
     combined.add_gateway(gateway)
+    problem_types = merge_problem_types(
+        {row.service: documents[row.service].get(PROBLEM_TYPES_KEY) for row in routes}
+    )
     return {
         "openapi": "3.1.0",
+        PROBLEM_TYPES_KEY: problem_types,
         "info": {
             "title": "Shop API",
             "version": version if version is not None else _service_version(),

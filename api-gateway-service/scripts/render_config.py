@@ -29,6 +29,8 @@ __all__ = [
     "DEFAULT_FILTER",
     "TEMPLATE_SUFFIX",
     "RenderError",
+    "check_cors_origins",
+    "check_settings",
     "effective_environment",
     "render_template_text",
     "render_templates",
@@ -65,6 +67,9 @@ DEFAULTS: dict[str, str] = {
     # Directory of the files the gateway serves itself (openapi.json, docs/). Relative to nginx's
     # prefix: run_local.py lays it out in its workdir; the image sets /usr/share/nginx/gateway.
     "GATEWAY_STATIC_DIR": "static",
+    # Comma-separated origins (scheme://host[:port]) whose pages may call the API from a browser
+    # (CORS); empty: no CORS header is ever sent.
+    "GATEWAY_CORS_ORIGINS": "",
 }
 
 # The names the gateway's templates use. The Dockerfile sets the same NGINX_ENVSUBST_FILTER so that
@@ -76,10 +81,66 @@ _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_STYLE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 # Every template variable is one nginx token: no whitespace, quotes, braces, ';' or '$'.
 _SINGLE_TOKEN = re.compile(r"[^\s;{}'\"$#\\]+")
+# Settings whose empty value means "off".
+_MAY_BE_EMPTY = frozenset({"GATEWAY_CORS_ORIGINS"})
+
+
+# An origin as a browser sends it (RFC 6454): scheme, lower-case host, and a port only when it is
+# not the scheme's default. Nothing else: no path (not even "/"), no wildcard, no user info.
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://"
+    r"(?P<host>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])"
+    r"(?::(?P<port>[1-9][0-9]{0,4}))?"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# The rates nginx's limit_req_zone accepts, written without leading zeros (nginx.conf reads q, w
+# and Retry-After from them).
+_RATE = re.compile(r"[1-9][0-9]*r/[sm]")
+_RATE_SETTINGS = ("GATEWAY_RATE_LIMIT", "GATEWAY_AUTH_RATE_LIMIT", "GATEWAY_ORDER_RATE_LIMIT")
 
 
 class RenderError(Exception):
     """A template cannot be rendered into a valid configuration."""
+
+
+def check_cors_origins(value: str) -> list[str]:
+    """Return the origins of a ``GATEWAY_CORS_ORIGINS`` value; raise RenderError for a bad one.
+
+    Each comma-separated item must be exactly an origin as a browser sends it in ``Origin``
+    (``https://app.example.com``, ``http://127.0.0.1:5173``): the gateway compares them byte for
+    byte, so anything else (a wildcard, a path, upper case, a default port) could never match.
+    """
+    if value == "":
+        return []
+    origins: list[str] = []
+    for item in value.split(","):
+        match = _ORIGIN.fullmatch(item)
+        problem = ""
+        if "*" in item:
+            problem = "a wildcard, which is not allowed: list each origin"
+        elif match is None:
+            problem = "not an origin: scheme://host[:port] in lower case, without path or spaces"
+        elif match["port"] is not None and (
+            int(match["port"]) > 65535 or int(match["port"]) == _DEFAULT_PORTS[match["scheme"]]
+        ):
+            problem = (
+                "not an origin: its port must be 1-65535, and not the scheme's default "
+                "(browsers omit that)"
+            )
+        if problem:
+            raise RenderError(f"GATEWAY_CORS_ORIGINS: {item!r} is {problem}")
+        origins.append(item)
+    return origins
+
+
+def check_settings(variables: Mapping[str, str]) -> None:
+    """Check the settings that are more than one nginx token; raise RenderError for a bad one."""
+    check_cors_origins(variables.get("GATEWAY_CORS_ORIGINS", ""))
+    for name in _RATE_SETTINGS:
+        value = variables.get(name)
+        if value is not None and _RATE.fullmatch(value) is None:
+            raise RenderError(f"{name}={value!r} is not a rate such as 100r/s or 30r/m")
 
 
 def effective_environment(
@@ -104,6 +165,8 @@ def render_template_text(
         if name not in variables:
             return match.group(0)
         value = variables[name]
+        if name in _MAY_BE_EMPTY and value == "":
+            return value
         if _SINGLE_TOKEN.fullmatch(value) is None:
             raise RenderError(f"{source}: {name}={value!r} is not a single nginx token")
         return value
@@ -122,6 +185,7 @@ def render_templates(
 ) -> list[Path]:
     """Render each ``*.template`` under ``template_dir`` into ``output_dir``; return the outputs."""
     variables = effective_environment(environ)
+    check_settings(variables)
     templates = sorted(path for path in template_dir.rglob(f"*{TEMPLATE_SUFFIX}") if path.is_file())
     if not templates:
         raise RenderError(f"no *{TEMPLATE_SUFFIX} files under {template_dir}")

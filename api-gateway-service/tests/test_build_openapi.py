@@ -241,33 +241,124 @@ def test_only_openapi_3_1_documents_are_accepted() -> None:
         _build(a)
 
 
+GATEWAY_TYPES = {
+    "413": "urn:fleet:common:content-too-large",
+    "429": "urn:fleet:common:rate-limited",
+    "502": "urn:fleet:common:upstream-failed",
+    "503": "urn:fleet:common:service-unavailable",
+    "504": "urn:fleet:common:upstream-timeout",
+}
+RATE_LIMIT_HEADERS = {
+    "Retry-After": {"$ref": "#/components/headers/Retry-After"},
+    "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
+    "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+}
+
+
 def test_every_operation_gets_the_gateways_answers_and_413_only_with_a_body() -> None:
     document = _build()
-    responses = document["components"]["responses"]
 
     for (method, path), operation in _operations(document).items():
         statuses = set(operation["responses"])
         assert statuses >= GATEWAY_STATUSES, (method, path)
         assert ("413" in statuses) == ("requestBody" in operation), (method, path)
-    for name in ("GatewayTooManyRequests", "GatewayServiceUnavailable"):
-        assert responses[name]["headers"]["Retry-After"] == {
-            "$ref": "#/components/headers/Retry-After"
+        for status in statuses & set(GATEWAY_TYPES):
+            answer = operation["responses"][status]
+            assert list(answer["content"]) == ["application/problem+json"]
+            assert answer["x-problem-types"] == [GATEWAY_TYPES[status]]
+        assert operation["responses"]["429"]["headers"] == RATE_LIMIT_HEADERS
+        assert operation["responses"]["503"]["headers"] == {
+            "Retry-After": {"$ref": "#/components/headers/Retry-After"}
         }
-    for response in responses.values():
-        assert list(response["content"]) == ["application/problem+json"]
+        assert "headers" not in operation["responses"]["502"]
+    assert set(document["components"]["headers"]) == set(RATE_LIMIT_HEADERS)
+    assert "responses" not in document["components"]
 
 
 def test_a_services_own_answer_for_a_gateway_status_is_kept_and_completed() -> None:
     a = _service_a()
-    a["paths"]["/things"]["get"]["responses"]["429"] = _problem_response("Quota used up.")
+    own = _problem_response("Quota used up.")
+    own["headers"] = {"Retry-After": {"description": "Its own.", "schema": {"type": "string"}}}
+    own["x-problem-types"] = ["urn:fleet:chat:quota-exceeded", "urn:fleet:common:rate-limited"]
+    a["paths"]["/things"]["get"]["responses"]["429"] = own
+    b = _service_b()
+    b["paths"]["/orders"]["post"]["responses"]["503"] = _problem_response("Database down.")
 
-    answer = _build(a)["paths"]["/api/things"]["get"]["responses"]["429"]
+    document = _build(a, b)
+    answer = document["paths"]["/api/things"]["get"]["responses"]["429"]
+    unavailable = document["paths"]["/api/orders"]["post"]["responses"]["503"]
 
     assert answer["description"].startswith("Quota used up.\n\nFrom the gateway: Too many")
     assert answer["content"]["application/problem+json"]["schema"] == {
         "$ref": "#/components/schemas/Problem"
     }
-    assert answer["headers"]["Retry-After"] == {"$ref": "#/components/headers/Retry-After"}
+    assert answer["headers"] == {
+        "Retry-After": {"description": "Its own.", "schema": {"type": "string"}},
+        "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
+        "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+    }
+    assert answer["x-problem-types"] == [
+        "urn:fleet:chat:quota-exceeded",
+        "urn:fleet:common:rate-limited",
+    ]
+    assert unavailable["x-problem-types"] == ["urn:fleet:common:service-unavailable"]
+    validate(document)
+
+
+def _entry(problem_type: str, status: int, title: str = "T") -> dict[str, Any]:
+    return {"type": problem_type, "status": status, "title": title, "description": "D."}
+
+
+def test_without_service_catalogues_the_catalogue_is_the_gateways() -> None:
+    catalogue = _build()["x-problem-types"]
+
+    assert catalogue == sorted(build_openapi.GATEWAY_PROBLEM_TYPES, key=lambda e: e["type"])
+    assert {entry["status"] for entry in catalogue} == {400, 404, 413, 429, 502, 503, 504}
+
+
+def test_the_catalogue_is_the_union_of_the_services_and_the_gateways() -> None:
+    rate_limited = _entry("urn:fleet:common:rate-limited", 429, "Too Many Requests (common-libs)")
+    a, b = _service_a(), _service_b()
+    a["x-problem-types"] = [_entry("urn:fleet:a:thing-not-found", 404), rate_limited]
+    b["x-problem-types"] = [rate_limited, _entry("urn:fleet:orders:out-of-stock", 409)]
+
+    document = _build(a, b)
+    by_type = {entry["type"]: entry for entry in document["x-problem-types"]}
+
+    assert list(by_type) == sorted(by_type)
+    assert by_type["urn:fleet:a:thing-not-found"] == _entry("urn:fleet:a:thing-not-found", 404)
+    assert by_type["urn:fleet:orders:out-of-stock"]["status"] == 409
+    # A service's entry (common-libs' wording) wins over the gateway's for the same type.
+    assert by_type["urn:fleet:common:rate-limited"] == rate_limited
+    gateway_only = {e["type"] for e in build_openapi.GATEWAY_PROBLEM_TYPES} - {rate_limited["type"]}
+    assert gateway_only <= set(by_type)
+    validate(document)
+
+
+def test_a_type_two_services_describe_differently_stops_the_build() -> None:
+    a, b = _service_a(), _service_b()
+    a["x-problem-types"] = [_entry("urn:fleet:common:not-found", 404, "Not Found")]
+    b["x-problem-types"] = [_entry("urn:fleet:common:not-found", 404, "Missing")]
+
+    with pytest.raises(BuildError, match=r"'urn:fleet:common:not-found' differs between svc-a"):
+        _build(a, b)
+
+
+def test_a_gateway_type_with_another_status_in_a_service_stops_the_build() -> None:
+    a = _service_a()
+    a["x-problem-types"] = [_entry("urn:fleet:common:upstream-timeout", 408)]
+
+    with pytest.raises(BuildError, match=r"is status 408 in svc-a but 504 at the gateway"):
+        _build(a)
+
+
+@pytest.mark.parametrize("catalogue", [{"type": "x"}, [{"type": "x"}], ["x"]])
+def test_a_malformed_catalogue_stops_the_build(catalogue: Any) -> None:
+    a = _service_a()
+    a["x-problem-types"] = catalogue
+
+    with pytest.raises(BuildError, match=r"svc-a: "):
+        _build(a)
 
 
 def test_operations_with_a_bearer_token_also_accept_the_oauth2_password_flow() -> None:

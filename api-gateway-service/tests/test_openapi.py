@@ -125,21 +125,54 @@ def test_nothing_internal_is_published(document: dict[str, Any]) -> None:
         assert not [name for name in entries if "reservation" in name.lower()], kind
 
 
-def test_every_operation_has_the_gateways_answers_as_problem_json(document: dict[str, Any]) -> None:
-    responses = document["components"]["responses"]
+GATEWAY_TYPES = {
+    "413": "urn:fleet:common:content-too-large",
+    "429": "urn:fleet:common:rate-limited",
+    "502": "urn:fleet:common:upstream-failed",
+    "503": "urn:fleet:common:service-unavailable",
+    "504": "urn:fleet:common:upstream-timeout",
+}
 
+
+def test_every_operation_has_the_gateways_answers_as_problem_json(document: dict[str, Any]) -> None:
     for method, path, operation in _operations(document):
         statuses = set(operation["responses"])
         assert {"429", "502", "503", "504"} <= statuses, (method, path)
         assert ("413" in statuses) == ("requestBody" in operation), (method, path)
-        for status in ("413", "429", "502", "503", "504"):
+        for status, problem_type in GATEWAY_TYPES.items():
             answer = operation["responses"].get(status)
             if answer is None:
                 continue
-            resolved = responses[answer["$ref"].rsplit("/", 1)[1]] if "$ref" in answer else answer
-            assert "application/problem+json" in resolved["content"], (method, path, status)
-            if status in {"429", "503"}:
-                assert "Retry-After" in resolved["headers"], (method, path, status)
+            assert "$ref" not in answer, (method, path, status)
+            assert "application/problem+json" in answer["content"], (method, path, status)
+            types = answer["x-problem-types"]
+            assert problem_type in types, (method, path, status)
+            assert types == sorted(set(types)), (method, path, status)
+            if status == "503":
+                assert "Retry-After" in answer["headers"], (method, path, status)
+            if status == "429":
+                assert {"Retry-After", "RateLimit-Policy", "RateLimit"} <= set(answer["headers"])
+
+
+def test_the_catalogue_holds_the_gateways_types_and_the_services(document: dict[str, Any]) -> None:
+    catalogue = document["x-problem-types"]
+    by_type = {entry["type"]: entry for entry in catalogue}
+
+    assert [entry["type"] for entry in catalogue] == sorted(by_type)
+    for entry in build_openapi.GATEWAY_PROBLEM_TYPES:
+        assert by_type[entry["type"]]["status"] == entry["status"]
+    for row in build_openapi.load_routes():
+        service = row.service
+        own = json.loads((SERVICE_DIR.parent / service / "src" / "openapi.json").read_text())
+        for entry in own.get("x-problem-types", []):
+            assert by_type[entry["type"]] == entry, (service, entry["type"])
+    # Every type an answer names is in the catalogue, with that answer's status.
+    for method, path, operation in _operations(document):
+        for status, answer in operation["responses"].items():
+            for problem_type in answer.get("x-problem-types", []):
+                assert by_type[problem_type]["status"] == int(status), (method, path, status)
+    headers = document["components"]["headers"]
+    assert {"Retry-After", "RateLimit-Policy", "RateLimit"} <= set(headers)
 
 
 def test_operations_that_need_a_token_offer_bearer_and_the_password_flow(
@@ -200,6 +233,11 @@ def test_the_description_states_the_rules_every_client_needs(document: dict[str,
         "decimal **strings**",
         "currency",
         "`429`",
+        "RateLimit-Policy",
+        '"per-address-orders"',
+        "urn:fleet:common:rate-limited",
+        "x-problem-types",
+        "GATEWAY_CORS_ORIGINS",
         "Retry-After",
         "`413`",
         'data: {"delta": "..."}',

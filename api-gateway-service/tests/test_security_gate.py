@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from common_libs.testing.security_gate import copy_repository, run_gate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,3 +32,21 @@ def test_gate_fails_on_an_add_header_in_a_location_that_drops_the_server_headers
     assert any("NEW add_header_redefinition at conf.d/gateway.conf" in error for error in errors), (
         errors
     )
+
+
+def test_gate_passes_with_cors_origins_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gate renders with the environment's settings: gixy reads the CORS maps and headers as a
+    # deployment that lists origins has them, and finds nothing that the baseline does not accept.
+    copy = copy_repository(ROOT, tmp_path / "repository")
+    monkeypatch.setenv("GATEWAY_CORS_ORIGINS", "https://shop.example.com/")
+    _, refused = run_gate(copy, SCAN_BIN, only=["gixy"])
+    monkeypatch.setenv("GATEWAY_CORS_ORIGINS", "https://shop.example.com,http://127.0.0.1:5173")
+
+    reports, errors = run_gate(copy, SCAN_BIN, only=["gixy"])
+
+    # (The render sees the setting: a bad value stops it.)
+    assert any("GATEWAY_CORS_ORIGINS: 'https://shop.example.com/'" in e for e in refused), refused
+    assert [report.tool for report in reports] == ["gixy"]
+    assert errors == []

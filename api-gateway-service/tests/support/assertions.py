@@ -10,6 +10,7 @@ from typing import Any
 from support.raw_http import RawResponse
 
 __all__ = [
+    "PROBLEM_TYPES",
     "SECURITY_HEADERS",
     "assert_no_server_details",
     "assert_problem",
@@ -23,6 +24,18 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "cross-origin-resource-policy": "same-origin",
     "strict-transport-security": "max-age=31536000",
+}
+
+# The fleet's shared problem types that the gateway's own answers carry (docs/API.md, "Gateway");
+# any other status is about:blank.
+PROBLEM_TYPES = {
+    400: "urn:fleet:common:malformed-request",
+    404: "urn:fleet:common:not-found",
+    413: "urn:fleet:common:content-too-large",
+    429: "urn:fleet:common:rate-limited",
+    502: "urn:fleet:common:upstream-failed",
+    503: "urn:fleet:common:service-unavailable",
+    504: "urn:fleet:common:upstream-timeout",
 }
 
 _VERSION = re.compile(r"\d+\.\d+")
@@ -67,7 +80,7 @@ def assert_problem(
     assert _values(pairs, "content-type") == ["application/problem+json"]
     problem: dict[str, Any] = json.loads(body)
     assert set(problem) == {"type", "title", "status", "detail", "request_id"}
-    assert problem["type"] == "about:blank"
+    assert problem["type"] == PROBLEM_TYPES.get(expected_status, "about:blank")
     assert problem["title"] == title
     assert problem["status"] == expected_status
     assert problem["detail"]

@@ -4,7 +4,8 @@ One process per service (``STUB_SERVICE_NAME`` says which), so a test can tell w
 routed a request. Under any path it:
 
 - echoes the request as JSON (service, method, path, raw path, query, headers, HTTP version, the
-  peer's port, body size), and answers headers that the gateway must override or hide;
+  peer's port, body size), and answers headers that the gateway must override or hide (its own
+  CORS headers among them);
 - ``.../_sse?stream=ID``: sends one server-sent event, then waits until the test releases ID (or the
   client goes away) before it sends the closing ``done`` event;
 - ``.../_slow?id=ID``: answers only once the test releases ID (or the client goes away);
@@ -203,6 +204,9 @@ async def _service(scope: Scope, receive: Receive, send: Send) -> None:
             (b"x-powered-by", b"stub-framework/1.0"),
             (b"x-frame-options", b"SAMEORIGIN"),
             (b"x-stub-service", SERVICE_NAME.encode()),
+            # CORS is the gateway's alone: it hides a service's own.
+            (b"access-control-allow-origin", b"*"),
+            (b"access-control-allow-credentials", b"true"),
         ]
         await _send_json(send, 200, _echo_payload(scope, body), headers=headers)
 
