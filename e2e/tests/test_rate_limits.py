@@ -36,6 +36,7 @@ def test_one_users_burst_of_orders_is_refused_while_another_user_behind_the_addr
     assert [r.status_code for r in burst] == [201] * ORDERS_PER_MINUTE + [429]
     refused = burst[-1]
     assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "urn:fleet:common:rate-limited"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert refused.headers["ratelimit-policy"] == '"orders";q=10;w=60'
     assert refused.headers["ratelimit"] == f'"orders";r=0;t={refused.headers["retry-after"]}'
@@ -59,8 +60,12 @@ def test_failed_logins_of_one_account_from_many_addresses_end_in_429_for_it_alon
     assert [r.status_code for r in guesses] == [401] * FAILED_LOGINS_PER_MINUTE
     assert with_the_password.status_code == 429, with_the_password.text
     assert with_the_password.headers["content-type"] == "application/problem+json"
+    assert with_the_password.json()["type"] == "urn:fleet:common:rate-limited"
     assert 1 <= int(with_the_password.headers["retry-after"]) <= 60
     assert with_the_password.headers["ratelimit-policy"] == '"logins";q=5;w=60'
+    assert with_the_password.headers["ratelimit"] == (
+        f'"logins";r=0;t={with_the_password.headers["retry-after"]}'
+    )
     assert "access_token" not in with_the_password.text
     assert other.status_code == 200
 
