@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from common_libs.auth import CurrentPrincipal, Principal, require_roles
+from common_libs.problem_types import (
+    AUTHENTICATION_REQUIRED,
+    INVALID_TOKEN,
+    SERVICE_UNAVAILABLE,
+    TOKEN_EXPIRED,
+    ProblemType,
+)
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,11 +46,21 @@ async def get_access_token(request: Request, principal: CurrentPrincipal) -> str
     return token.strip()
 
 
+# What ``CurrentPrincipal`` answers, for the routes' documented responses: no token (the bare
+# challenge), a token refused, an expired one (401), and user-service's keys out of reach (503).
+CURRENT_PRINCIPAL_PROBLEMS: tuple[ProblemType, ...] = (
+    AUTHENTICATION_REQUIRED,
+    INVALID_TOKEN,
+    TOKEN_EXPIRED,
+    SERVICE_UNAVAILABLE,
+)
+
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 AccessToken = Annotated[str, Depends(get_access_token)]
 ChatDeps = Annotated[ChatServices, Depends(get_chat_services)]
 
 __all__ = [
+    "CURRENT_PRINCIPAL_PROBLEMS",
     "AccessToken",
     "AdminPrincipal",
     "AppSettings",

@@ -23,7 +23,7 @@ from app.db.session import create_engine
 from app.routers import conversation_routes, llm_routes
 from app.services.catalog_read_model import start_catalog_read_model
 from app.services.context import ChatServices
-from app.services.errors import StartingUp
+from app.services.errors import PROBLEM_TYPES, StartingUp
 from app.services.leak_guard import canary_of
 from app.services.llm_integration import LlmClient
 from app.services.user_erasure import start_user_erasure
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = create_service_app(
         name=SERVICE_NAME,
+        problem_types=PROBLEM_TYPES,
         version=VERSION,
         summary="The shop assistant: LLM chat, embeddings and token counting for the fleet.",
         lifespan=lifespan,

@@ -9,6 +9,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from common_libs.auth import CurrentPrincipal, Principal, require_roles
+from common_libs.problem_types import (
+    AUTHENTICATION_REQUIRED,
+    INSUFFICIENT_SCOPE,
+    INVALID_TOKEN,
+    TOKEN_EXPIRED,
+    ProblemType,
+)
 from common_libs.ratelimit import RateLimiter
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,7 +63,21 @@ Keys = Annotated[KeyRing, Depends(_keys)]
 # Failed logins per account (USERS_LOGIN_FAILURE_LIMIT per USERS_LOGIN_FAILURE_WINDOW_SECONDS).
 LoginLimiter = Annotated[RateLimiter, Depends(_login_limiter)]
 
+# The problems the principal dependencies answer, for the routes' documented responses: no token
+# (the bare challenge), a token refused, an expired one; and a role that may not.
+CURRENT_PRINCIPAL_PROBLEMS: tuple[ProblemType, ...] = (
+    AUTHENTICATION_REQUIRED,
+    INVALID_TOKEN,
+    TOKEN_EXPIRED,
+)
+ADMIN_PRINCIPAL_PROBLEMS: tuple[ProblemType, ...] = (
+    *CURRENT_PRINCIPAL_PROBLEMS,
+    INSUFFICIENT_SCOPE,
+)
+
 __all__ = [
+    "ADMIN_PRINCIPAL_PROBLEMS",
+    "CURRENT_PRINCIPAL_PROBLEMS",
     "AdminPrincipal",
     "AppSettings",
     "CurrentPrincipal",

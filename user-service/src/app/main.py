@@ -25,6 +25,7 @@ from app.security.passwords import Argon2Parameters, PasswordHashing
 from app.security.signing_keys import load_key_ring
 from app.security.tokens import TokenIssuer
 from app.services import auth_manager, user_manager
+from app.services.errors import PROBLEM_TYPES
 
 VERSION = version(SERVICE_NAME)
 _logger = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         settings=settings,
         ready_checks={"database": lambda: ping_database(app.state.engine)},
+        problem_types=PROBLEM_TYPES,
     )
     app.include_router(auth_routes.router)
     app.include_router(user_routes.router)

@@ -49,7 +49,12 @@ class _Output(BaseModel):
 class GenerateRequest(_Input):
     """A message for the assistant, optionally continuing one of the caller's conversations."""
 
-    message: Text = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    message: Text = Field(
+        min_length=1,
+        max_length=MAX_MESSAGE_CHARS,
+        description=f"1..{MAX_MESSAGE_CHARS:,} characters; it must also fit the model's context "
+        "window next to the assistant's instructions (else 413 `message-too-large`).",
+    )
     conversation_id: uuid.UUID | None = None
     stream: bool = False
 
@@ -95,7 +100,11 @@ class StreamDone(_Output):
 class EmbeddingsRequest(_Input):
     """One text or a list of 1..64 texts to embed."""
 
-    input: EmbeddingInput | EmbeddingInputs
+    input: EmbeddingInput | EmbeddingInputs = Field(
+        description=f"One text or 1..{MAX_EMBEDDING_INPUTS} texts, each of "
+        f"1..{MAX_EMBEDDING_INPUT_CHARS:,} characters that must fit the embedding model (else "
+        "413 `embedding-input-too-large`)."
+    )
 
     def texts(self) -> list[str]:
         """The inputs as a list."""
@@ -126,7 +135,9 @@ class EmbeddingsResponse(_Output):
 class CountTokensRequest(_Input):
     """A text to count, with the model whose tokenizer counts it (default: the chat model)."""
 
-    text: Text = Field(max_length=MAX_COUNT_TEXT_CHARS)
+    text: Text = Field(
+        max_length=MAX_COUNT_TEXT_CHARS, description=f"At most {MAX_COUNT_TEXT_CHARS:,} characters."
+    )
     model: ModelName | None = None
 
 

@@ -5,25 +5,37 @@ from __future__ import annotations
 import uuid
 
 from common_libs.pagination import Page, PageQuery
+from common_libs.problem_types import INVALID_CURSOR, VALIDATION_FAILED
 from common_libs.problems import problem_responses
 from fastapi import APIRouter, Response
 
-from app.dependencies import CurrentPrincipal, DbSession
+from app.dependencies import CURRENT_PRINCIPAL_PROBLEMS, CurrentPrincipal, DbSession
 from app.models.chat_models import ConversationDetail, ConversationSummary
 from app.services import conversation_manager
+from app.services.errors import ConversationNotFound
 
 router = APIRouter(prefix="/chat/conversations", tags=["conversations"])
 
 _PROBLEMS = {
+    401: "Missing, invalid or expired access token (`WWW-Authenticate: Bearer`, with "
+    '`error="invalid_token"` and an `error_description` when a token was sent).',
     404: "No such conversation (or it belongs to someone else).",
-    503: "The token issuer's keys cannot be fetched right now (`Retry-After`).",
+    503: "The token issuer's keys or the database are unavailable right now (`Retry-After`).",
 }
 
 
 @router.get(
     "",
     response_model=Page[ConversationSummary],
-    responses=problem_responses(401, 422, 503, descriptions=_PROBLEMS),
+    responses=problem_responses(
+        *CURRENT_PRINCIPAL_PROBLEMS,
+        VALIDATION_FAILED,
+        INVALID_CURSOR,
+        descriptions={
+            **_PROBLEMS,
+            422: "A bad `limit` (1..100) or a cursor not from a previous page.",
+        },
+    ),
 )
 async def list_conversations(
     principal: CurrentPrincipal, session: DbSession, page: PageQuery
@@ -37,7 +49,9 @@ async def list_conversations(
 @router.get(
     "/{conversation_id}",
     response_model=ConversationDetail,
-    responses=problem_responses(401, 404, 422, 503, descriptions=_PROBLEMS),
+    responses=problem_responses(
+        *CURRENT_PRINCIPAL_PROBLEMS, ConversationNotFound, VALIDATION_FAILED, descriptions=_PROBLEMS
+    ),
 )
 async def get_conversation(
     conversation_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession
@@ -52,7 +66,9 @@ async def get_conversation(
     "/{conversation_id}",
     status_code=204,
     response_class=Response,
-    responses=problem_responses(401, 404, 422, 503, descriptions=_PROBLEMS),
+    responses=problem_responses(
+        *CURRENT_PRINCIPAL_PROBLEMS, ConversationNotFound, VALIDATION_FAILED, descriptions=_PROBLEMS
+    ),
 )
 async def delete_conversation(
     conversation_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession

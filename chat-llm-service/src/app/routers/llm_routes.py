@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from common_libs.problems import problem_responses
+from common_libs.problem_types import MALFORMED_REQUEST, VALIDATION_FAILED
+from common_libs.problems import ProblemSpec, problem_responses
 from fastapi import APIRouter
 
-from app.dependencies import AccessToken, AppSettings, ChatDeps, CurrentPrincipal, DbSession
+from app.dependencies import (
+    CURRENT_PRINCIPAL_PROBLEMS,
+    AccessToken,
+    AppSettings,
+    ChatDeps,
+    CurrentPrincipal,
+    DbSession,
+)
 from app.models.chat_models import (
     CountTokensRequest,
     CountTokensResponse,
@@ -19,18 +27,48 @@ from app.models.chat_models import (
 )
 from app.routers.event_stream import EventStreamResponse
 from app.services import chat_manager, chat_stream, quota_manager, token_manager
+from app.services.errors import (
+    ConversationNotFound,
+    EmbeddingInputTooLarge,
+    LlmNotConfigured,
+    MessageTooLarge,
+    QuotaExceeded,
+    UpstreamContextExceeded,
+    UpstreamFailed,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 
 _PROBLEMS = {
+    401: "Missing, invalid or expired access token (`WWW-Authenticate: Bearer`, with "
+    '`error="invalid_token"` and an `error_description` when a token was sent).',
     404: "No such conversation (or it belongs to someone else).",
     413: "The message (or an embedding input) does not fit the model.",
     429: "The daily token quota is used up, or the language model API rate-limits us.",
     502: "The language model API failed or cannot be reached.",
     503: "No language model API is configured (the detail says how), or the token issuer's "
-    "keys cannot be fetched.",
+    "keys or the database are unavailable (`Retry-After`).",
     504: "The language model API did not answer within the configured timeout.",
 }
+
+# What every route here may answer: an unreadable or invalid body, and what the access token
+# check answers (401, or 503 while user-service's keys are out of reach).
+_REQUEST_PROBLEMS: tuple[ProblemSpec, ...] = (
+    MALFORMED_REQUEST,
+    VALIDATION_FAILED,
+    *CURRENT_PRINCIPAL_PROBLEMS,
+)
+# A call to the language model, within the caller's quota.
+_MODEL_PROBLEMS: tuple[ProblemSpec, ...] = (
+    QuotaExceeded,
+    UpstreamRateLimited,
+    UpstreamContextExceeded,
+    UpstreamFailed,
+    UpstreamTimeout,
+    LlmNotConfigured,
+)
 
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
@@ -59,7 +97,13 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     response_model=GenerateResponse,
     responses={
         **_STREAM_DOC,
-        **problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504, descriptions=_PROBLEMS),
+        **problem_responses(
+            *_REQUEST_PROBLEMS,
+            *_MODEL_PROBLEMS,
+            ConversationNotFound,
+            MessageTooLarge,
+            descriptions=_PROBLEMS,
+        ),
     },
 )
 async def generate_response(
@@ -88,7 +132,9 @@ async def generate_response(
 @router.post(
     "/get_embeddings",
     response_model=EmbeddingsResponse,
-    responses=problem_responses(400, 401, 413, 422, 429, 502, 503, 504, descriptions=_PROBLEMS),
+    responses=problem_responses(
+        *_REQUEST_PROBLEMS, *_MODEL_PROBLEMS, EmbeddingInputTooLarge, descriptions=_PROBLEMS
+    ),
 )
 async def get_embeddings(
     body: EmbeddingsRequest, principal: CurrentPrincipal, services: ChatDeps
@@ -102,7 +148,10 @@ async def get_embeddings(
 @router.post(
     "/count_tokens",
     response_model=CountTokensResponse,
-    responses=problem_responses(400, 401, 422, 503, descriptions=_PROBLEMS),
+    responses=problem_responses(
+        *_REQUEST_PROBLEMS,
+        descriptions={**_PROBLEMS, 503: "The token issuer's keys cannot be fetched right now."},
+    ),
 )
 async def count_tokens(
     body: CountTokensRequest, principal: CurrentPrincipal, settings: AppSettings
@@ -114,7 +163,10 @@ async def count_tokens(
 @router.get(
     "/usage",
     response_model=UsageReport,
-    responses=problem_responses(401, 503, descriptions=_PROBLEMS),
+    responses=problem_responses(
+        *CURRENT_PRINCIPAL_PROBLEMS,
+        descriptions={**_PROBLEMS, 503: "The token issuer's keys or the database are unavailable."},
+    ),
 )
 async def get_usage(
     principal: CurrentPrincipal, session: DbSession, settings: AppSettings

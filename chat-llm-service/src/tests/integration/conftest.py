@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.main import create_app
 from app.services.errors import StartingUp
-from tests.conftest import make_settings
+from tests.conftest import http_client, make_settings
 from tests.support.catalog_events import CatalogEvents, catalog_events
 from tests.support.servers import SERVICE_ROOT, CatalogStub, OrdersStub
 
@@ -40,6 +40,7 @@ __all__ = [
     "alembic_config",
     "as_stored",
     "chat_settings",
+    "http_client",
     "read_model_ready",
     "running_app",
     "stored_product",
@@ -188,14 +189,6 @@ async def running_app(settings: Settings, issuer: TestTokenIssuer) -> AsyncItera
             issuer.key_source(), issuer=issuer.issuer, audience=issuer.audience
         )
         yield application
-
-
-@asynccontextmanager
-async def http_client(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client bound to ``application`` in process."""
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
 
 
 @pytest.fixture(scope="session")

@@ -90,9 +90,11 @@ async def test_unknown_conversation_id_answers_404(
 
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:fleet:chat:conversation-not-found"
 
 
 async def test_tampered_cursor_answers_422(client: httpx.AsyncClient, user: dict[str, str]) -> None:
     response = await client.get("/chat/conversations?cursor=eyJjIjoxfQ", headers=user)
 
     assert response.status_code == 422
+    assert response.json()["type"] == "urn:fleet:common:invalid-cursor"

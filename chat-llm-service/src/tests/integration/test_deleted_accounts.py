@@ -57,7 +57,10 @@ async def test_a_deleted_accounts_token_is_refused_within_a_second(
 
     response = responses[-1]
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="The account no longer exists."'
+    )
+    assert response.json()["type"] == "urn:fleet:common:invalid-token"
     assert response.json()["detail"] == "The account no longer exists."
     other = issuer.headers(subject=str(uuid.uuid4()))
     assert (await production_client.get("/chat/usage", headers=other)).status_code == 200

@@ -44,6 +44,7 @@ async def test_input_longer_than_the_model_reads_answers_413(
     )
 
     assert response.status_code == 413
+    assert response.json()["type"] == "urn:fleet:chat:embedding-input-too-large"
     assert response.json()["index"] == 1
     assert fake_llm.requests() == []
 

@@ -35,6 +35,7 @@ async def test_generate_answers_503_that_says_how_to_configure(
 
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:fleet:chat:model-not-configured"
     detail = response.json()["detail"]
     assert "OPENAI_API_KEY" in detail
     assert "OPENAI_BASE_URL" in detail

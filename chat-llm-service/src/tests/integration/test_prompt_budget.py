@@ -112,6 +112,7 @@ async def test_message_that_cannot_fit_answers_413_without_calling_the_model(
 
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:fleet:chat:message-too-large"
     assert response.json()["tokens"] > response.json()["budget"]
     assert fake_llm.chat_requests() == []
     usage = await small_window_client.get("/chat/usage", headers=user)

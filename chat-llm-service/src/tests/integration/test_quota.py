@@ -58,6 +58,8 @@ async def test_request_after_the_quota_is_used_up_answers_429(
 
     assert first.status_code == 200
     assert second.status_code == 429
+    assert second.json()["type"] == "urn:fleet:chat:quota-exceeded"
+    assert second.json()["title"] == "Quota Exceeded"
     assert 0 < int(second.headers["retry-after"]) <= 86_400
     assert second.json()["limit"] == QUOTA
     assert len(fake_llm.chat_requests()) == 1

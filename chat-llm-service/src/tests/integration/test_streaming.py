@@ -37,6 +37,7 @@ async def test_upstream_dropping_mid_stream_sends_an_error_event_and_keeps_the_p
     problem = json.loads(events[-1][1])
     assert problem["status"] == 502
     assert problem["title"] == "Bad Gateway"
+    assert problem["type"] == "urn:fleet:common:upstream-failed"
     [conversation] = (await client.get("/chat/conversations", headers=user)).json()["items"]
     detail = (await client.get(f"/chat/conversations/{conversation['id']}", headers=user)).json()
     assert [(m["content"], m["is_complete"]) for m in detail["messages"]] == [

@@ -40,6 +40,7 @@ async def test_upstream_always_429_answers_429_with_retry_after(
     response = await client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
 
     assert response.status_code == 429
+    assert response.json()["type"] == "urn:fleet:chat:upstream-rate-limited"
     assert response.headers["retry-after"] == "7"
     assert response.headers["content-type"] == "application/problem+json"
     assert len(fake_llm.chat_requests()) == 3  # the first try and two retries
@@ -53,7 +54,31 @@ async def test_upstream_5xx_answers_502(
     response = await client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
 
     assert response.status_code == 502
+    assert response.json()["type"] == "urn:fleet:common:upstream-failed"
     assert response.json()["detail"] == "The language model API answered 500."
+
+
+async def test_upstream_context_length_exceeded_answers_413(
+    client: httpx.AsyncClient, user: dict[str, str], fake_llm: LlmServer
+) -> None:
+    fake_llm.enqueue(
+        Failure(
+            400,
+            body={
+                "error": {
+                    "message": "This model's maximum context length is 8192 tokens.",
+                    "type": "invalid_request_error",
+                    "code": "context_length_exceeded",
+                }
+            },
+        )
+    )
+
+    response = await client.post("/chat/generate_response", json={"message": "Hi"}, headers=user)
+
+    assert response.status_code == 413
+    assert response.json()["type"] == "urn:fleet:chat:upstream-context-exceeded"
+    assert len(fake_llm.chat_requests()) == 1
 
 
 @pytest.fixture
@@ -78,6 +103,7 @@ async def test_upstream_that_hangs_answers_504_within_the_timeout(
 
     elapsed = time.monotonic() - started
     assert response.status_code == 504
+    assert response.json()["type"] == "urn:fleet:common:upstream-timeout"
     # One second of configured timeout; the SDK's two retries would need three seconds or more.
     assert 1.0 <= elapsed < 2.5
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from common_libs.problem_types import MALFORMED_REQUEST, SERVICE_UNAVAILABLE, VALIDATION_FAILED
 from common_libs.problems import problem_responses
 from common_libs.ratelimit import rate_limit_responses
 from fastapi import APIRouter, Form, Response, status
 
 from app.dependencies import (
+    CURRENT_PRINCIPAL_PROBLEMS,
     AppSettings,
     CurrentPrincipal,
     DbSession,
@@ -19,14 +21,24 @@ from app.dependencies import (
 )
 from app.models.auth_models import Jwks, RefreshRequest, ServiceToken, TokenForm, TokenPair
 from app.services import auth_manager
+from app.services.errors import (
+    InvalidClientCredentials,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RefreshTokenNotFound,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _PROBLEMS = {
-    401: "Missing, invalid or expired credentials (with `WWW-Authenticate: Bearer`).",
+    401: "Missing, invalid or expired access token (`WWW-Authenticate: Bearer`, with "
+    '`error="invalid_token"` and an `error_description` when a token was sent).',
     404: "No such refresh token of the caller.",
 }
+# What every route here may answer besides its own: an unreadable or invalid body, and a lost
+# database (503 with Retry-After).
+_BODY_PROBLEMS = (MALFORMED_REQUEST, VALIDATION_FAILED, SERVICE_UNAVAILABLE)
 
 
 @router.post(
@@ -34,14 +46,13 @@ _PROBLEMS = {
     response_model=TokenPair | ServiceToken,
     responses=rate_limit_responses(
         problem_responses(
-            400,
-            401,
-            422,
+            *_BODY_PROBLEMS,
+            InvalidCredentials,
+            InvalidClientCredentials,
             descriptions={
-                **_PROBLEMS,
-                401: "Wrong credentials, one answer whether or not the account exists; a "
-                "password grant's says how many failed logins its username has left "
-                "(`RateLimit`).",
+                401: "Wrong credentials, one answer whether or not the account exists "
+                "(`WWW-Authenticate: Bearer`); a password grant's says how many failed logins "
+                "its username has left (`RateLimit`).",
             },
         ),
         401,
@@ -75,7 +86,14 @@ async def issue_token(
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    responses=problem_responses(400, 401, 422, descriptions=_PROBLEMS),
+    responses=problem_responses(
+        *_BODY_PROBLEMS,
+        InvalidRefreshToken,
+        descriptions={
+            401: "The refresh token is unknown, expired, revoked or used (a used one also "
+            "revokes its family); log in again."
+        },
+    ),
     summary="Trade a refresh token for a new pair (the old one is used up)",
 )
 async def refresh_tokens(
@@ -91,7 +109,12 @@ async def refresh_tokens(
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(400, 401, 404, 422, descriptions=_PROBLEMS),
+    responses=problem_responses(
+        *_BODY_PROBLEMS,
+        *CURRENT_PRINCIPAL_PROBLEMS,
+        RefreshTokenNotFound,
+        descriptions=_PROBLEMS,
+    ),
     summary="Revoke a refresh token of the caller (and the tokens rotated from the same login)",
 )
 async def logout(body: RefreshRequest, session: DbSession, principal: CurrentPrincipal) -> None:
@@ -102,7 +125,7 @@ async def logout(body: RefreshRequest, session: DbSession, principal: CurrentPri
 
 
 @router.get("/jwks", response_model=Jwks, summary="The public keys that verify access tokens")
-async def jwks(keys: Keys, response: Response) -> Jwks:
+async def get_jwks(keys: Keys, response: Response) -> Jwks:
     """The JSON Web Key Set: the current key and previous ones whose tokens may be unexpired."""
     response.headers["Cache-Control"] = "public, max-age=60"
     return Jwks.model_validate(keys.jwks())

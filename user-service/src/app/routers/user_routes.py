@@ -5,16 +5,41 @@ from __future__ import annotations
 import uuid
 
 from common_libs.pagination import Page, PageQuery
-from common_libs.problems import problem_responses
+from common_libs.problem_types import (
+    INVALID_CURSOR,
+    MALFORMED_REQUEST,
+    SERVICE_UNAVAILABLE,
+    VALIDATION_FAILED,
+)
+from common_libs.problems import ProblemSpec, problem_responses
 from fastapi import APIRouter, Response, status
 
-from app.dependencies import AdminPrincipal, CurrentPrincipal, DbSession, Passwords
+from app.dependencies import (
+    ADMIN_PRINCIPAL_PROBLEMS,
+    CURRENT_PRINCIPAL_PROBLEMS,
+    AdminPrincipal,
+    CurrentPrincipal,
+    DbSession,
+    Passwords,
+)
 from app.models.user_models import UserCreate, UserOut, UserUpdate
 from app.services import user_manager
+from app.services.errors import EmailAlreadyRegistered, UserNotFound, WrongCurrentPassword
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-_PROBLEMS = {404: "No such user, or one that belongs to someone else."}
+_PROBLEMS = {
+    401: "Missing, invalid or expired access token (`WWW-Authenticate: Bearer`, with "
+    '`error="invalid_token"` and an `error_description` when a token was sent).',
+    404: "No such user, or one that belongs to someone else.",
+}
+# A route with a body may find it unreadable or invalid; every route here needs the database.
+_BODY_PROBLEMS = (MALFORMED_REQUEST, VALIDATION_FAILED)
+_CALLER_PROBLEMS: tuple[ProblemSpec, ...] = (
+    *CURRENT_PRINCIPAL_PROBLEMS,
+    UserNotFound,
+    SERVICE_UNAVAILABLE,
+)
 
 
 @router.post(
@@ -22,7 +47,10 @@ _PROBLEMS = {404: "No such user, or one that belongs to someone else."}
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
     responses=problem_responses(
-        400, 409, 422, descriptions={409: "The email is already registered (in any letter case)."}
+        *_BODY_PROBLEMS,
+        EmailAlreadyRegistered,
+        SERVICE_UNAVAILABLE,
+        descriptions={409: "The email is already registered (in any letter case)."},
     ),
     summary="Register a customer account",
 )
@@ -38,7 +66,7 @@ async def register_user(
 @router.get(
     "/me",
     response_model=UserOut,
-    responses=problem_responses(401, 404, descriptions=_PROBLEMS),
+    responses=problem_responses(*_CALLER_PROBLEMS, descriptions=_PROBLEMS),
     summary="Your account",
 )
 async def read_me(session: DbSession, principal: CurrentPrincipal) -> UserOut:
@@ -50,12 +78,10 @@ async def read_me(session: DbSession, principal: CurrentPrincipal) -> UserOut:
     "/me",
     response_model=UserOut,
     responses=problem_responses(
-        400,
-        401,
-        403,
-        404,
-        422,
-        descriptions={**_PROBLEMS, 403: "`current_password` is missing or wrong."},
+        *_BODY_PROBLEMS,
+        *_CALLER_PROBLEMS,
+        WrongCurrentPassword,
+        descriptions={**_PROBLEMS, 403: "`current_password` is wrong."},
     ),
     summary="Change your name or password",
 )
@@ -71,7 +97,7 @@ async def update_me(
 @router.delete(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 404, descriptions=_PROBLEMS),
+    responses=problem_responses(*_CALLER_PROBLEMS, descriptions=_PROBLEMS),
     summary="Delete your account",
 )
 async def delete_me(session: DbSession, principal: CurrentPrincipal) -> None:
@@ -82,7 +108,7 @@ async def delete_me(session: DbSession, principal: CurrentPrincipal) -> None:
 @router.get(
     "/{user_id}",
     response_model=UserOut,
-    responses=problem_responses(401, 404, 422, descriptions=_PROBLEMS),
+    responses=problem_responses(*_CALLER_PROBLEMS, VALIDATION_FAILED, descriptions=_PROBLEMS),
     summary="A user (yourself, or anyone for an admin)",
 )
 async def read_user(user_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> UserOut:
@@ -93,7 +119,17 @@ async def read_user(user_id: uuid.UUID, session: DbSession, principal: CurrentPr
 @router.get(
     "",
     response_model=Page[UserOut],
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(
+        *ADMIN_PRINCIPAL_PROBLEMS,
+        VALIDATION_FAILED,
+        INVALID_CURSOR,
+        SERVICE_UNAVAILABLE,
+        descriptions={
+            401: _PROBLEMS[401],
+            403: 'Not an admin (`WWW-Authenticate: Bearer error="insufficient_scope"`).',
+            422: "A bad `limit` (1..100) or a cursor not from a previous page.",
+        },
+    ),
     summary="All users, newest first (admin)",
 )
 async def list_users(session: DbSession, _: AdminPrincipal, page: PageQuery) -> Page[UserOut]:

@@ -46,6 +46,8 @@ async def test_wrong_secret_and_unknown_client_answer_the_same_401(
     unknown_client = await _service_token(client, "unknown-service", SERVICE_CLIENT_SECRET)
 
     assert wrong_secret.status_code == unknown_client.status_code == 401
+    assert wrong_secret.json()["type"] == "urn:fleet:users:invalid-client-credentials"
+    assert wrong_secret.headers["www-authenticate"] == "Bearer"
     bodies = [
         {k: v for k, v in r.json().items() if k != "request_id"}
         for r in (wrong_secret, unknown_client)
@@ -59,3 +61,4 @@ async def test_service_token_is_no_user_for_users_me(client: httpx.AsyncClient) 
     response = await client.get("/users/me", headers=bearer(token))
 
     assert response.status_code == 404
+    assert response.json()["type"] == "urn:fleet:users:user-not-found"

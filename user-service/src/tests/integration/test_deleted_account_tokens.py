@@ -35,7 +35,10 @@ async def test_a_deleted_accounts_access_token_is_refused_within_a_second(
 
     response = responses[-1]
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="The account no longer exists."'
+    )
+    assert response.json()["type"] == "urn:fleet:common:invalid-token"
     assert response.json()["detail"] == "The account no longer exists."
     assert response.json()["status"] == 401
     # Until the deny list had it, the token was valid and the account simply gone.
@@ -59,6 +62,7 @@ async def test_a_deleted_accounts_refresh_tokens_are_gone_with_it(
     assert deleted.status_code == 204
     assert refresh.status_code == 401
     assert refresh.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert refresh.json()["type"] == "urn:fleet:users:invalid-refresh-token"
     async with app.state.engine.connect() as connection:
         left = await connection.scalar(
             select(func.count()).select_from(RefreshToken).where(RefreshToken.user_id == user["id"])

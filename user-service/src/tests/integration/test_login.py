@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import User
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import asgi_http, make_settings
 from tests.integration.conftest import PASSWORD, bind_to_connection, unique_email
 from tests.support.users import login, register
 
@@ -85,6 +85,8 @@ async def test_unknown_email_and_wrong_password_answer_the_same_401(
     assert wrong_password.status_code == unknown_email.status_code == 401
     assert wrong_password.headers["www-authenticate"] == "Bearer"
     assert unknown_email.headers["www-authenticate"] == "Bearer"
+    assert wrong_password.json()["type"] == "urn:fleet:users:invalid-credentials"
+    assert wrong_password.json()["title"] == "Invalid Credentials"
     without_ids = [
         {k: v for k, v in r.json().items() if k != "request_id"}
         for r in (wrong_password, unknown_email)
@@ -130,8 +132,7 @@ async def test_login_upgrades_a_hash_made_with_older_parameters(
 
     async with stronger.router.lifespan_context(stronger):
         bind_to_connection(stronger, connection)
-        transport = httpx.ASGITransport(app=stronger)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as upgraded:
+        async with asgi_http(stronger) as upgraded:
             await login(upgraded, user["email"])
             new_hash = await connection.scalar(select(User.password_hash).where(User.id == user_id))
             second_login = await upgraded.post(

@@ -11,7 +11,7 @@ from common_libs.testing import eventually
 from fastapi import FastAPI
 
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import asgi_http, make_settings
 from tests.integration.conftest import PASSWORD, unique_email
 from tests.support.users import register
 
@@ -58,6 +58,8 @@ async def test_failed_logins_past_the_limit_answer_429_even_with_the_right_passw
     ]
     assert throttled.status_code == 429
     assert throttled.headers["content-type"] == "application/problem+json"
+    assert throttled.json()["type"] == "urn:fleet:common:rate-limited"
+    assert throttled.json()["title"] == "Too Many Requests"
     assert 1 <= int(throttled.headers["retry-after"]) <= WINDOW_SECONDS
     assert throttled.headers["ratelimit-policy"] == f'"logins";q={LIMIT};w={WINDOW_SECONDS}'
     assert throttled.headers["ratelimit"] == f'"logins";r=0;t={throttled.headers["retry-after"]}'
@@ -132,10 +134,8 @@ async def short_window_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An instance whose failed-login window is one second."""
     app: FastAPI = create_app(make_settings(**service_settings, login_failure_window_seconds=1))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async with app.router.lifespan_context(app), asgi_http(app) as client:
+        yield client
 
 
 async def test_the_throttle_ends_with_its_window(short_window_client: httpx.AsyncClient) -> None:

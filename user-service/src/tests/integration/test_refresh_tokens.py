@@ -68,6 +68,9 @@ async def test_reuse_answers_like_an_unknown_token(client: httpx.AsyncClient) ->
 
     assert replay.status_code == unknown.status_code == 401
     assert replay.json()["detail"] == unknown.json()["detail"]
+    assert (
+        replay.json()["type"] == unknown.json()["type"] == ("urn:fleet:users:invalid-refresh-token")
+    )
 
 
 async def test_reuse_leaves_other_logins_of_the_user_working(client: httpx.AsyncClient) -> None:
@@ -150,6 +153,7 @@ async def test_logout_without_access_token_answers_401(client: httpx.AsyncClient
 
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["type"] == "urn:fleet:common:authentication-required"
 
 
 async def test_logout_with_another_users_refresh_token_answers_404_and_revokes_nothing(
@@ -163,6 +167,7 @@ async def test_logout_with_another_users_refresh_token_answers_404_and_revokes_n
     )
 
     assert response.status_code == 404
+    assert response.json()["type"] == "urn:fleet:users:refresh-token-not-found"
     assert (await _refresh(client, victim["refresh_token"])).status_code == 200
 
 

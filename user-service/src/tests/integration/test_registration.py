@@ -59,6 +59,7 @@ async def test_same_email_in_other_letter_case_answers_409(client: httpx.AsyncCl
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 409
+    assert response.json()["type"] == "urn:fleet:users:email-already-registered"
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """schemathesis against the service's own OpenAPI schema, on a real uvicorn process and database:
-no 5xx, and every answer (status, content type, body, headers) conforms to the schema."""
+no 5xx, every answer (status, content type, body, headers) conforms to the schema, and every
+problem answer has a type its operation documents for its status."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import schemathesis
+from common_libs.testing.problem_checks import check_problem_type_answered
 from schemathesis import Case, Response
 from schemathesis.config import SchemathesisConfig
 
@@ -98,6 +100,19 @@ def no_password_hash_in_answers(ctx: object, response: Response, case: Case) -> 
 
 # Built from the app's code at collection; the first test proves the process serves the same.
 OPENAPI = create_app(make_settings()).openapi()
+
+
+def problem_types_are_documented(ctx: object, response: Response, case: Case) -> None:
+    """A problem answer's type is not blank and is one its operation lists for the status."""
+    answer = httpx.Response(
+        response.status_code,
+        headers=[(name, value) for name, values in response.headers.items() for value in values],
+        content=response.content,
+        request=httpx.Request(case.method, str(response.request.url)),
+    )
+    check_problem_type_answered(answer, OPENAPI)
+
+
 schema = schemathesis.openapi.from_dict(OPENAPI, config=SchemathesisConfig.from_dict(CONFIG))
 
 
@@ -115,6 +130,6 @@ def test_every_answer_conforms_to_the_schema(
     case.call_and_validate(
         base_url=running_service.base_url,
         headers=caller.headers_for(case),
-        additional_checks=[no_password_hash_in_answers],
+        additional_checks=[no_password_hash_in_answers, problem_types_are_documented],
         timeout=10,
     )

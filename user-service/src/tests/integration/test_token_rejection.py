@@ -1,5 +1,7 @@
-"""Forged, expired or misdirected access tokens answer 401, both from user-service itself and
-from common-libs' verifier in another process that knows only user-service's JWKS URL."""
+"""Forged, expired or misdirected access tokens answer 401 with RFC 6750's
+``error="invalid_token"`` challenge (an expired one saying that it expired: refresh it), both from
+user-service itself and from common-libs' verifier in another process that knows only
+user-service's JWKS URL."""
 
 from __future__ import annotations
 
@@ -18,9 +20,12 @@ import httpx
 import jwt
 import pytest
 from common_libs.testing import ServerProcess, free_port
+from common_libs.testing.problem_checks import check_problem_type_answered
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
 
 from tests.integration.conftest import PASSWORD, SERVICE_ROOT, RunningService, unique_email
+from tests.support.users import bearer, new_customer
 
 TokenFactory = Callable[[dict[str, Any]], str]
 
@@ -159,6 +164,7 @@ def test_forged_token_is_refused_with_401(
     verifier_url: str,
     customer: dict[str, Any],
     signing_key: Ed25519PrivateKey,
+    offline_app: FastAPI,
     forgery: str,
     target: str,
 ) -> None:
@@ -168,4 +174,34 @@ def test_forged_token_is_refused_with_401(
     response = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
 
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == "Bearer"
+    problem = response.json()
+    challenge = response.headers["www-authenticate"]
+    if forgery == "expired":
+        assert problem["type"] == "urn:fleet:common:token-expired"
+        assert (
+            challenge
+            == 'Bearer error="invalid_token", error_description="The access token expired"'
+        )
+    else:
+        assert problem["type"] == "urn:fleet:common:invalid-token"
+        assert challenge == f'Bearer error="invalid_token", error_description="{problem["detail"]}"'
+        assert "expired" not in challenge
+    if target == "user-service":
+        check_problem_type_answered(response, offline_app.openapi())
+
+
+async def test_an_expired_token_answers_401_token_expired_saying_so(
+    client: httpx.AsyncClient, signing_key: Ed25519PrivateKey
+) -> None:
+    user, tokens = await new_customer(client)
+    expired = _expired(signing_key, tokens["access_token"], user["id"])
+
+    response = await client.get("/users/me", headers=bearer({"access_token": expired}))
+
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="The access token expired"'
+    )
+    assert response.json()["type"] == "urn:fleet:common:token-expired"
+    assert response.json()["title"] == "Token Expired"

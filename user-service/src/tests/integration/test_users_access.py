@@ -8,7 +8,7 @@ import httpx
 import pytest
 from common_libs.pagination import encode_cursor
 
-from tests.support.users import admin_headers, bearer, new_customer, register
+from tests.support.users import admin_headers, bearer, new_customer, register, service_token
 
 
 async def test_customer_reads_itself_by_id(client: httpx.AsyncClient) -> None:
@@ -31,6 +31,7 @@ async def test_customer_reading_another_user_answers_404_like_a_missing_one(
 
     assert existing.status_code == missing.status_code == 404
     assert existing.json()["detail"] == missing.json()["detail"]
+    assert existing.json()["type"] == missing.json()["type"] == "urn:fleet:users:user-not-found"
 
 
 async def test_admin_reads_any_user(client: httpx.AsyncClient) -> None:
@@ -56,19 +57,43 @@ async def test_user_id_that_is_no_uuid_answers_422(client: httpx.AsyncClient) ->
     assert response.status_code == 422
 
 
-async def test_customer_listing_users_answers_403(client: httpx.AsyncClient) -> None:
+async def test_customer_listing_users_answers_403_insufficient_scope(
+    client: httpx.AsyncClient,
+) -> None:
     _, tokens = await new_customer(client)
 
     response = await client.get("/users", headers=bearer(tokens))
 
     assert response.status_code == 403
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:fleet:common:insufficient-scope"
+    assert response.json()["title"] == "Insufficient Scope"
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", '
+        'error_description="Your role may not perform this operation."'
+    )
 
 
-async def test_listing_users_without_token_answers_401(client: httpx.AsyncClient) -> None:
+async def test_service_listing_users_answers_403_insufficient_scope(
+    client: httpx.AsyncClient,
+) -> None:
+    token = await service_token(client)
+
+    response = await client.get("/users", headers=bearer(token))
+
+    assert response.status_code == 403
+    assert response.json()["type"] == "urn:fleet:common:insufficient-scope"
+    assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
+
+
+async def test_listing_users_without_token_answers_401_with_the_bare_challenge(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.get("/users")
 
     assert response.status_code == 401
+    assert response.json()["type"] == "urn:fleet:common:authentication-required"
+    assert response.headers["www-authenticate"] == "Bearer"
 
 
 async def test_admin_walks_every_user_once_newest_first(client: httpx.AsyncClient) -> None:

@@ -29,6 +29,7 @@ async def test_users_me_without_token_answers_401_with_bearer_challenge(
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:fleet:common:authentication-required"
 
 
 async def test_update_me_changes_the_full_name(client: httpx.AsyncClient) -> None:
@@ -91,6 +92,9 @@ async def test_password_change_with_wrong_current_password_answers_403(
     )
 
     assert response.status_code == 403
+    assert response.json()["type"] == "urn:fleet:users:wrong-current-password"
+    # The access token is fine: no challenge (RFC 6750's insufficient_scope is about roles).
+    assert "www-authenticate" not in response.headers
 
 
 @pytest.mark.parametrize(
@@ -139,3 +143,4 @@ async def test_delete_me_twice_answers_404_the_second_time(client: httpx.AsyncCl
     response = await client.delete("/users/me", headers=bearer(tokens))
 
     assert response.status_code == 404
+    assert response.json()["type"] == "urn:fleet:users:user-not-found"

@@ -41,6 +41,23 @@ def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
+async def service_token(client: httpx.AsyncClient) -> dict[str, Any]:
+    """A ``service`` token of the client the suite registers (the client-credentials grant)."""
+    from tests.integration.conftest import SERVICE_CLIENT_ID, SERVICE_CLIENT_SECRET
+
+    response = await client.post(
+        "/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": SERVICE_CLIENT_ID,
+            "client_secret": SERVICE_CLIENT_SECRET,
+        },
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
     """Headers of the admin bootstrapped at start-up."""
     from tests.integration.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
