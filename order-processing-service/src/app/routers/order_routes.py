@@ -61,10 +61,10 @@ _KEY_DESCRIPTION = (
     "body again returns the first answer."
 )
 
-# Validated by FastAPI when present (a malformed key is a 422 like any invalid input), answered
-# by the manager with IdempotencyKeyMissing (400) when absent; so FastAPI, which would answer a
-# missing required header 422, documents it not, and the operation declares it required itself
-# (_IDEMPOTENCY_KEY_PARAMETER).
+# FastAPI validates a key that is present (a malformed one is a 422 like any invalid input); the
+# manager answers a missing one with IdempotencyKeyMissing (400). Declared required, the header
+# would be refused by FastAPI with its own 422 instead, so it stays optional here and out of
+# FastAPI's document, and the operation documents it as required (_IDEMPOTENCY_KEY_PARAMETER).
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
