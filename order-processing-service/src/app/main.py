@@ -8,8 +8,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from common_libs.db import ping_database
+from common_libs.errors import ProblemError
 from common_libs.events import ORDERS, open_broker, start_relay
 from common_libs.http_client import create_http_client
+from common_libs.problem_types import (
+    BEARER_AUTH_PROBLEM_TYPES,
+    IDEMPOTENCY_KEY_PROBLEM_TYPES,
+    INVALID_CURSOR,
+    RATE_LIMITED,
+    ProblemType,
+)
 from common_libs.ratelimit import RateLimiter, RateLimitPolicy, start_rate_limit_purge
 from common_libs.service_app import create_service_app, open_token_verifier, run_in_background
 from fastapi import FastAPI
@@ -20,10 +28,32 @@ from app.config import SERVICE_NAME, Settings, get_settings
 from app.db.session import create_engine
 from app.events import user_erasure_consumer
 from app.routers import order_routes, provider_state_routes
+from app.services.errors import (
+    MixedCurrencies,
+    OrderNotFound,
+    OrderStateConflict,
+    OutOfStock,
+    UnknownProduct,
+)
 from app.services.reconciler import Reconciler
 from app.services.settlement import OrderSettlement
 
 VERSION = version(SERVICE_NAME)
+
+# The problem types this service answers besides what every service app answers (README,
+# "Problem types"): the shared ones of its auth, pages, order limit and Idempotency-Key, and its
+# own.
+PROBLEM_TYPES: tuple[ProblemType | type[ProblemError], ...] = (
+    *BEARER_AUTH_PROBLEM_TYPES,
+    INVALID_CURSOR,
+    RATE_LIMITED,
+    *IDEMPOTENCY_KEY_PROBLEM_TYPES,
+    OrderNotFound,
+    OrderStateConflict,
+    OutOfStock,
+    UnknownProduct,
+    MixedCurrencies,
+)
 
 
 @asynccontextmanager
@@ -101,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         settings=settings,
         ready_checks={"database": lambda: ping_database(app.state.engine)},
+        problem_types=PROBLEM_TYPES,
     )
     app.include_router(order_routes.router)
     if settings.provider_states_enabled:

@@ -8,7 +8,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from common_libs.db import ping_database
+from common_libs.errors import ProblemError
 from common_libs.events import CATALOG, open_broker, start_relay
+from common_libs.problem_types import BEARER_AUTH_PROBLEM_TYPES, INVALID_CURSOR, ProblemType
 from common_libs.service_app import create_service_app, open_token_verifier, run_in_background
 from fastapi import FastAPI
 
@@ -20,10 +22,37 @@ from app.routers import (
     provider_state_routes,
     reservation_routes,
 )
+from app.services.errors import (
+    DuplicateSku,
+    OutOfStock,
+    ProductHasHeldStock,
+    ProductNotFound,
+    ReservationMismatch,
+    ReservationNotFound,
+    ReservationNotHeld,
+    StockBelowHeld,
+    UnknownProduct,
+)
 from app.services.reservation_manager import TtlPolicy
 from app.services.reservation_sweeper import run_reservation_sweeper
 
 VERSION = version(SERVICE_NAME)
+
+# The problem types this service answers besides what every service app answers (README,
+# "Problem types"): the shared ones of its auth and pages, and its own.
+PROBLEM_TYPES: tuple[ProblemType | type[ProblemError], ...] = (
+    *BEARER_AUTH_PROBLEM_TYPES,
+    INVALID_CURSOR,
+    ProductNotFound,
+    DuplicateSku,
+    StockBelowHeld,
+    ProductHasHeldStock,
+    UnknownProduct,
+    OutOfStock,
+    ReservationNotFound,
+    ReservationMismatch,
+    ReservationNotHeld,
+)
 
 
 @asynccontextmanager
@@ -71,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         settings=settings,
         ready_checks={"database": lambda: ping_database(app.state.engine)},
+        problem_types=PROBLEM_TYPES,
     )
     app.state.ttl_policy = TtlPolicy(
         default=settings.reservation_default_ttl_seconds,

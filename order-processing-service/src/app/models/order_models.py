@@ -84,7 +84,11 @@ class OrderCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_ITEMS)
+    items: list[OrderItemIn] = Field(
+        min_length=1,
+        max_length=MAX_ITEMS,
+        description=f"1..{MAX_ITEMS} lines, each product at most once (add up its quantities).",
+    )
     shipping_address: ShippingAddress
 
     @field_validator("items")

@@ -1,4 +1,11 @@
-"""Domain errors: each carries its HTTP status; common-libs renders them as problem+json."""
+"""Domain errors: each carries its HTTP status and problem type; common-libs renders them as
+problem+json.
+
+This service's own types are ``urn:fleet:orders:<name>`` (README, "Problem types"). What means a
+shared thing answers the shared type: the Idempotency-Key trio is common-libs' own
+(``urn:fleet:common:idempotency-key-*``), and an unavailable catalog is
+``urn:fleet:common:service-unavailable``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,10 @@ import uuid
 from typing import Any
 
 from common_libs.errors import (
-    BadRequest,
     Conflict,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyMissing,
+    IdempotencyKeyReused,
     NotFound,
     ProblemError,
     ServiceUnavailable,
@@ -16,6 +25,7 @@ from common_libs.errors import (
 
 __all__ = [
     "CatalogUnavailable",
+    "IdempotencyKeyInFlight",
     "IdempotencyKeyMissing",
     "IdempotencyKeyReused",
     "MixedCurrencies",
@@ -24,51 +34,41 @@ __all__ = [
     "OrderStateConflict",
     "OutOfStock",
     "ProviderStateUnmet",
-    "RequestInFlight",
     "UnknownProduct",
     "UnknownProviderState",
     "problem_from_stored",
     "stored_problem",
 ]
 
+_TYPE = "urn:fleet:orders:"
+
 
 class OrderNotFound(NotFound):
-    """No such order, or it belongs to someone else."""
+    """No such order, or it belongs to someone else (both answer alike)."""
+
+    type = _TYPE + "order-not-found"
+    title = "Order Not Found"
 
     def __init__(self) -> None:
         super().__init__("No such order.")
 
 
 class OrderStateConflict(Conflict):
-    """The order's status does not allow this move."""
+    """The order's status does not allow this move: only a confirmed order can be cancelled, and
+    an admin moves orders only confirmed -> shipped -> delivered."""
 
-
-class IdempotencyKeyMissing(BadRequest):
-    """``POST /orders`` needs an ``Idempotency-Key`` header."""
-
-    def __init__(self) -> None:
-        super().__init__("The Idempotency-Key header is required (1..255 characters).")
-
-
-class IdempotencyKeyReused(UnprocessableContent):
-    """The key was used before with a different body."""
-
-    def __init__(self) -> None:
-        super().__init__("This Idempotency-Key was already used with a different request body.")
-
-
-class RequestInFlight(Conflict):
-    """The first request with this key is still being processed."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "A request with this Idempotency-Key is still being processed; retry shortly.",
-            headers={"Retry-After": "1"},
-        )
+    type = _TYPE + "order-state-conflict"
+    title = "Order State Conflict"
 
 
 class CatalogUnavailable(ServiceUnavailable):
-    """The catalog is down or slower than the deadline; nothing stays reserved."""
+    """The catalog is down or slower than the deadline; nothing stays reserved.
+
+    It keeps the shared ``urn:fleet:common:service-unavailable``: what a client does is the same
+    as for any other 503 of this service (retry after ``Retry-After`` with the same
+    Idempotency-Key, which is safe), and which dependency failed is the service's business (the
+    ``detail`` says it for a human).
+    """
 
     def __init__(self, *, retry_after: int) -> None:
         super().__init__(
@@ -82,9 +82,11 @@ class OrderRefused(ProblemError):
 
 
 class OutOfStock(OrderRefused, Conflict):
-    """Not enough stock for a product."""
+    """Not enough stock of a product for the order (``product_id`` names it when known); nothing
+    was reserved."""
 
-    type = "urn:fleet:orders:out-of-stock"
+    type = _TYPE + "out-of-stock"
+    title = "Out of Stock"
 
     @classmethod
     def for_product(cls, product_id: uuid.UUID | None) -> OutOfStock:
@@ -97,9 +99,10 @@ class OutOfStock(OrderRefused, Conflict):
 
 
 class UnknownProduct(OrderRefused, UnprocessableContent):
-    """A product of the order does not exist."""
+    """A product of the order does not exist (``product_id`` names it when known)."""
 
-    type = "urn:fleet:orders:unknown-product"
+    type = _TYPE + "unknown-product"
+    title = "Unknown Product"
 
     @classmethod
     def for_product(cls, product_id: uuid.UUID | None) -> UnknownProduct:
@@ -110,9 +113,11 @@ class UnknownProduct(OrderRefused, UnprocessableContent):
 
 
 class MixedCurrencies(OrderRefused, UnprocessableContent):
-    """The products are priced in different currencies; one order has one currency."""
+    """The products are priced in different currencies; one order has one currency: order them
+    separately."""
 
-    type = "urn:fleet:orders:mixed-currencies"
+    type = _TYPE + "mixed-currencies"
+    title = "Mixed Currencies"
 
     @classmethod
     def for_order(cls) -> MixedCurrencies:
@@ -123,7 +128,7 @@ class MixedCurrencies(OrderRefused, UnprocessableContent):
 class UnknownProviderState(UnprocessableContent):
     """The pact verifier asked for a provider state this service does not know (contract tests)."""
 
-    type = "urn:fleet:orders:unknown-provider-state"
+    type = _TYPE + "unknown-provider-state"
 
     def __init__(self, state: str, *, known: list[str]) -> None:
         super().__init__(f"Unknown provider state {state!r}.", extra={"known_states": known})
@@ -132,7 +137,7 @@ class UnknownProviderState(UnprocessableContent):
 class ProviderStateUnmet(Conflict):
     """A provider state cannot be set up (contract tests): the interaction would not be fair."""
 
-    type = "urn:fleet:orders:provider-state-unmet"
+    type = _TYPE + "provider-state-unmet"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

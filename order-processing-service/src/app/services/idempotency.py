@@ -19,7 +19,7 @@ import json
 
 from app.db.idempotency_repository import KeyRecord
 from app.models.order_models import OrderCreate, OrderOut
-from app.services.errors import IdempotencyKeyReused, RequestInFlight, problem_from_stored
+from app.services.errors import IdempotencyKeyInFlight, IdempotencyKeyReused, problem_from_stored
 
 __all__ = ["replay", "request_hash"]
 
@@ -37,7 +37,7 @@ def replay(*, record: KeyRecord, hashed_request: str) -> OrderOut:
     if record.request_hash != hashed_request:
         raise IdempotencyKeyReused()
     if record.response_status is None or record.response_body is None:
-        raise RequestInFlight()
+        raise IdempotencyKeyInFlight()
     if record.response_status == 201:
         return OrderOut.model_validate(record.response_body)
     raise problem_from_stored(record.response_body)

@@ -41,8 +41,8 @@ from app.events import write_order_event
 from app.models.order_models import OrderCreate, OrderOut
 from app.services.errors import (
     CatalogUnavailable,
+    IdempotencyKeyInFlight,
     OrderRefused,
-    RequestInFlight,
     stored_problem,
 )
 from app.services.releases import ReservationReleases
@@ -146,7 +146,7 @@ class OrderSettlement:
                 )
                 if existing is not None:
                     return existing
-        raise RequestInFlight()
+        raise IdempotencyKeyInFlight()
 
     async def settle_placement(self, *, order: PendingOrder) -> OrderRecord:
         """Settle the order its request just claimed: the confirmed order, else raise."""

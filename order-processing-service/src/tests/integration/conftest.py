@@ -16,6 +16,7 @@ from common_libs import migrations
 from common_libs.auth import Role
 from common_libs.testing import NatsServer, PostgresServer, TestTokenIssuer, UvicornThread
 from common_libs.testing.db_checks import create_migrated_database
+from common_libs.testing.problem_checks import problem_type_hooks
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -114,9 +115,12 @@ async def app(service_settings: Callable[..., Settings]) -> AsyncIterator[FastAP
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client bound to the running app."""
+    """An HTTP client bound to the running app; each problem answer must have a type the
+    operation documents for its status (``problem_type_hooks``)."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", event_hooks=problem_type_hooks(app)
+    ) as http:
         yield http
 
 

@@ -68,3 +68,5 @@ async def test_customer_changing_a_status_gets_403(
     )
 
     assert response.status_code == 403
+    assert response.json()["type"] == "urn:fleet:common:insufficient-scope"
+    assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')

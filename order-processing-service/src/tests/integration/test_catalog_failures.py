@@ -33,6 +33,7 @@ def _assert_retry_later(response: httpx.Response) -> None:
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] == "1"
+    assert response.json()["type"] == "urn:fleet:common:service-unavailable"
 
 
 async def test_catalog_erroring_answers_503_after_retrying_and_fails_the_order(

@@ -28,6 +28,9 @@ async def test_a_deleted_customers_token_is_refused_within_a_second(
 
     response = responses[-1]
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="The account no longer exists."'
+    )
+    assert response.json()["type"] == "urn:fleet:common:invalid-token"
     assert response.json()["detail"] == "The account no longer exists."
     assert (await client.get("/orders", headers=admin.headers)).status_code == 200

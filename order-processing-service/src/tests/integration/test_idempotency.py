@@ -38,6 +38,7 @@ async def test_same_key_with_a_different_body_answers_422(
     response = await place(client, customer, order_body((product, 2)), key="reused")
 
     assert response.status_code == 422
+    assert response.json()["type"] == "urn:fleet:common:idempotency-key-reused"
     assert "different request body" in response.json()["detail"]
     assert catalog.available(product) == 9
 
@@ -67,6 +68,7 @@ async def test_replayed_refusal_returns_the_same_409_without_asking_the_catalog(
     second = await place(client, customer, body, key="refused")
 
     assert (first.status_code, second.status_code) == (409, 409)
+    assert second.json()["type"] == first.json()["type"] == "urn:fleet:orders:out-of-stock"
     assert second.json()["product_id"] == first.json()["product_id"] == str(scarce)
     assert second.json()["detail"] == first.json()["detail"]
     assert catalog.count("reserve", order_id) == 1
@@ -97,6 +99,7 @@ async def test_request_while_the_first_is_in_flight_answers_409(
     catalog.open_gate()
 
     assert second.status_code == 409
+    assert second.json()["type"] == "urn:fleet:common:idempotency-key-in-flight"
     assert second.headers["retry-after"] == "1"
     assert (await first).status_code == 201
 

@@ -63,6 +63,7 @@ async def test_cancelling_twice_answers_409(
     response = await client.post(f"/orders/{order_id}/cancel", headers=customer.headers)
 
     assert response.status_code == 409
+    assert response.json()["type"] == "urn:fleet:orders:order-state-conflict"
     assert "cancelled" in response.json()["detail"]
     assert catalog.on_hand(product) == 10
 

@@ -41,6 +41,8 @@ async def test_one_users_burst_beyond_the_limit_is_refused_on_every_replica_and_
     refused = [response for response in burst if response.status_code == 429]
     for response in refused:
         assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"] == "urn:fleet:common:rate-limited"
+        assert response.json()["title"] == "Too Many Requests"
         assert 1 <= int(response.headers["retry-after"]) <= WINDOW_SECONDS
         assert response.headers["ratelimit-policy"] == f'"orders";q={LIMIT};w={WINDOW_SECONDS}'
         assert response.headers["ratelimit"] == (
@@ -67,5 +69,9 @@ async def test_the_default_limit_is_ten_orders_a_minute(
     answers = [await place(client, customer, order_body((product, 1))) for _ in range(11)]
 
     assert [response.status_code for response in answers] == [201] * 10 + [429]
+    refused = answers[-1]
+    assert refused.json()["type"] == "urn:fleet:common:rate-limited"
+    assert refused.headers["ratelimit-policy"] == '"orders";q=10;w=60'
+    assert refused.headers["ratelimit"] == f'"orders";r=0;t={refused.headers["retry-after"]}'
     assert answers[0].headers["ratelimit-policy"] == '"orders";q=10;w=60'
     assert answers[0].headers["ratelimit"].startswith('"orders";r=9;t=')

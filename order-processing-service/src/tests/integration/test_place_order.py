@@ -77,6 +77,8 @@ async def test_missing_idempotency_key_answers_400(
 
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:fleet:common:idempotency-key-missing"
+    assert response.json()["title"] == "Idempotency Key Missing"
     assert "Idempotency-Key" in response.json()["detail"]
 
 
@@ -88,6 +90,8 @@ async def test_idempotency_key_longer_than_255_characters_is_refused(
     response = await place(client, customer, body, key="k" * 256)
 
     assert response.status_code == 422
+    assert response.json()["type"] == "urn:fleet:common:validation-failed"
+    assert [error["loc"] for error in response.json()["errors"]] == [["header", "Idempotency-Key"]]
 
 
 async def test_order_without_items_is_refused(client: httpx.AsyncClient, customer: Caller) -> None:
@@ -150,6 +154,7 @@ async def test_not_enough_stock_answers_409_naming_the_product_and_fails_the_ord
 
     assert response.status_code == 409
     problem = response.json()
+    assert (problem["type"], problem["title"]) == ("urn:fleet:orders:out-of-stock", "Out of Stock")
     assert problem["product_id"] == str(scarce)
     assert str(scarce) in problem["detail"]
     listed = (await client.get("/orders", headers=customer.headers)).json()["items"]
@@ -165,6 +170,7 @@ async def test_unknown_product_answers_422_naming_it(
     response = await place(client, customer, order_body((catalog.add_product(), 1), (missing, 1)))
 
     assert response.status_code == 422
+    assert response.json()["type"] == "urn:fleet:orders:unknown-product"
     assert response.json()["product_id"] == str(missing)
     assert str(missing) in response.json()["detail"]
 
@@ -178,6 +184,7 @@ async def test_products_in_two_currencies_are_refused_and_their_stock_released(
     response = await place(client, customer, order_body((dollars, 1), (euros, 1)))
 
     assert response.status_code == 422
+    assert response.json()["type"] == "urn:fleet:orders:mixed-currencies"
     assert "currencies" in response.json()["detail"]
     listed = (await client.get("/orders", headers=customer.headers)).json()["items"]
     order_id = uuid.UUID(listed[0]["id"])
@@ -202,6 +209,8 @@ async def test_service_token_may_not_place_an_order(
     response = await place(client, service, order_body((catalog.add_product(), 1)))
 
     assert response.status_code == 403
+    assert response.json()["type"] == "urn:fleet:common:insufficient-scope"
+    assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
 
 
 async def test_order_without_token_answers_401(
@@ -213,3 +222,4 @@ async def test_order_without_token_answers_401(
 
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["type"] == "urn:fleet:common:authentication-required"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
+from common_libs.testing import TestTokenIssuer
 
 from tests.support.catalog_stub import CatalogStub
 from tests.support.orders import Caller, order_body, place
@@ -34,6 +36,7 @@ async def test_unknown_order_answers_404(client: httpx.AsyncClient, customer: Ca
 
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:fleet:orders:order-not-found"
 
 
 async def test_order_id_that_is_not_a_uuid_answers_422(
@@ -49,6 +52,37 @@ async def test_reading_without_a_token_answers_401(client: httpx.AsyncClient) ->
 
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["type"] == "urn:fleet:common:authentication-required"
+
+
+async def test_an_expired_token_answers_401_saying_it_expired(
+    client: httpx.AsyncClient, issuer: TestTokenIssuer
+) -> None:
+    now = int(time.time())
+    expired = issuer.headers(subject=str(uuid.uuid4()), iat=now - 600, exp=now - 60)
+
+    response = await client.get("/orders", headers=expired)
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="The access token expired"'
+    )
+    assert response.json()["type"] == "urn:fleet:common:token-expired"
+    assert response.json()["title"] == "Token Expired"
+
+
+async def test_a_token_signed_by_another_key_answers_401_invalid_token(
+    client: httpx.AsyncClient,
+) -> None:
+    forged = TestTokenIssuer().headers(subject=str(uuid.uuid4()))
+
+    response = await client.get("/orders", headers=forged)
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith(
+        'Bearer error="invalid_token", error_description="'
+    )
+    assert response.json()["type"] == "urn:fleet:common:invalid-token"
 
 
 async def test_list_pages_through_the_callers_orders_newest_first(

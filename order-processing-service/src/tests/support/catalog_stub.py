@@ -16,6 +16,9 @@ Speaks the documented contract (service token required):
 Faults can be switched on per operation: ``error`` (500), ``hang`` (no answer for a while),
 ``late`` (do the work, then answer after a delay) and ``gate`` (do the work, then answer once the
 test opens the gate).
+
+Its problems have the types the catalog answers (``urn:fleet:product-catalog:*`` and the shared
+``urn:fleet:common:*``; ``about:blank`` only for its 500s).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from common_libs.auth import TokenVerifier
-from common_libs.errors import ProblemError
+from common_libs.errors import AuthenticationRequired, InsufficientScope, ProblemError
+from common_libs.problem_types import VALIDATION_FAILED
 from common_libs.testing import TestTokenIssuer
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -71,9 +75,44 @@ class Fault:
     seconds: float = 0.0
 
 
-def _problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+_CATALOG = "urn:fleet:product-catalog:"
+# The catalog's refusals of the reservation API: (status, type, title).
+_REFUSALS: dict[str, tuple[int, str, str]] = {
+    "out-of-stock": (409, _CATALOG + "out-of-stock", "Out of Stock"),
+    "reservation-mismatch": (409, _CATALOG + "reservation-mismatch", "Reservation Mismatch"),
+    "reservation-not-held": (409, _CATALOG + "reservation-not-held", "Reservation Not Held"),
+    "unknown-product": (422, _CATALOG + "unknown-product", "Unknown Product"),
+    "reservation-not-found": (404, _CATALOG + "reservation-not-found", "Reservation Not Found"),
+    "validation-failed": (422, VALIDATION_FAILED.type, VALIDATION_FAILED.title),
+}
+
+
+def _problem(
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
+
+
+def _error(error: ProblemError) -> JSONResponse:
+    """The answer common-libs' handlers give ``error`` (auth's 401 and 403)."""
+    return _problem(error.status, error.type, error.title, error.detail, error.headers)
+
+
+def _refusal(refusal: str, payload: dict[str, Any]) -> JSONResponse:
+    status, type_, title = _REFUSALS[refusal]
+    return _problem(status, type_, title, **payload)
+
+
+def _failure() -> JSONResponse:
+    return _problem(500, "about:blank", "Internal Server Error", "the catalog failed")
 
 
 class CatalogStub:
@@ -164,13 +203,13 @@ class CatalogStub:
     async def _authorize(self, request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
         if not header.startswith("Bearer "):
-            return _problem(401, "Unauthorized", "a service token is required")
+            return _error(AuthenticationRequired())
         try:
             principal = await self._verifier.verify(header.removeprefix("Bearer "))
         except ProblemError as exc:
-            return _problem(401, "Unauthorized", exc.detail)
+            return _error(exc)
         if not principal.is_service:
-            return _problem(403, "Forbidden", "only services may reserve stock")
+            return _error(InsufficientScope("only services may reserve stock"))
         return None
 
     async def _misbehave(self, operation: Operation, reservation_id: uuid.UUID) -> Fault | None:
@@ -197,11 +236,11 @@ class CatalogStub:
         items = tuple((uuid.UUID(i["product_id"]), int(i["quantity"])) for i in body["items"])
         fault = await self._misbehave("reserve", reservation_id)
         if fault is not None and fault.kind in ("error", "hang"):
-            return _problem(500, "Internal Server Error", "the catalog failed")
+            return _failure()
         status, payload = self._do_reserve(reservation_id, items, body.get("ttl_seconds", 600))
         await self._after_work(fault)
-        if status >= 400:
-            return _problem(status, "Refused", **payload)
+        if isinstance(status, str):
+            return _refusal(status, payload)
         return JSONResponse(payload, status_code=status)
 
     async def _commit(self, request: Request) -> Response:
@@ -217,17 +256,19 @@ class CatalogStub:
         try:
             reservation_id = uuid.UUID(request.path_params["reservation_id"])
         except ValueError:
-            return _problem(404, "Not Found", "no such reservation")
+            location = ["path", "reservation_id"]
+            errors = [{"loc": location, "msg": "Input should be a valid UUID", "type": "uuid"}]
+            return _refusal("validation-failed", {"detail": "invalid request", "errors": errors})
         fault = await self._misbehave(operation, reservation_id)
         if fault is not None and fault.kind in ("error", "hang"):
-            return _problem(500, "Internal Server Error", "the catalog failed")
+            return _failure()
         if operation == "commit":
             status, payload = self._do_commit(reservation_id)
         else:
             status, payload = self._do_release(reservation_id)
         await self._after_work(fault)
-        if status >= 400:
-            return _problem(status, "Refused", **payload)
+        if isinstance(status, str):
+            return _refusal(status, payload)
         return JSONResponse(payload, status_code=status)
 
     # --- the catalog's rules -----------------------------------------------------------------
@@ -254,26 +295,30 @@ class CatalogStub:
 
     def _do_reserve(
         self, reservation_id: uuid.UUID, items: tuple[tuple[uuid.UUID, int], ...], ttl: int
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int | str, dict[str, Any]]:
+        """The status of a success, or the name of the refusal (``_REFUSALS``), and the body."""
         with self._lock:
             known = self.reservations.get(reservation_id)
             if known is not None:
                 if known.items != items:
-                    return 409, {"detail": "this reservation id holds other items"}
+                    return "reservation-mismatch", {
+                        "detail": "this reservation id holds other items"
+                    }
                 return 200, self._view(known)
             for index, (product_id, quantity) in enumerate(items):
                 product = self.products.get(product_id)
                 if product is None:
                     detail = f"unknown product {product_id}"
                     location = ["body", "items", index, "product_id"]
-                    return 422, {
+                    error = {"loc": location, "msg": "Unknown product", "type": "unknown_product"}
+                    return "unknown-product", {
                         "detail": detail,
                         "product_id": str(product_id),
-                        "errors": [{"loc": location, "msg": "Unknown product"}],
+                        "errors": [error],
                     }
                 if product.stock - product.held < quantity:
                     detail = f"not enough stock for {product.name}"
-                    return 409, {"detail": detail, "product_id": str(product_id)}
+                    return "out-of-stock", {"detail": detail, "product_id": str(product_id)}
             for product_id, quantity in items:
                 self.products[product_id].held += quantity
             reservation = StubReservation(
@@ -282,13 +327,13 @@ class CatalogStub:
             self.reservations[reservation_id] = reservation
             return 201, self._view(reservation)
 
-    def _do_commit(self, reservation_id: uuid.UUID) -> tuple[int, dict[str, Any]]:
+    def _do_commit(self, reservation_id: uuid.UUID) -> tuple[int | str, dict[str, Any]]:
         with self._lock:
             reservation = self.reservations.get(reservation_id)
             if reservation is None:
-                return 404, {"detail": "no such reservation"}
+                return "reservation-not-found", {"detail": "no such reservation"}
             if reservation.status == "released":
-                return 409, {"detail": "the reservation was released"}
+                return "reservation-not-held", {"detail": "the reservation was released"}
             if reservation.status == "held":
                 for product_id, quantity in reservation.items:
                     self.products[product_id].held -= quantity
@@ -296,11 +341,11 @@ class CatalogStub:
                 reservation.status = "committed"
             return 200, self._view(reservation)
 
-    def _do_release(self, reservation_id: uuid.UUID) -> tuple[int, dict[str, Any]]:
+    def _do_release(self, reservation_id: uuid.UUID) -> tuple[int | str, dict[str, Any]]:
         with self._lock:
             reservation = self.reservations.get(reservation_id)
             if reservation is None:
-                return 404, {"detail": "no such reservation"}
+                return "reservation-not-found", {"detail": "no such reservation"}
             for product_id, quantity in reservation.items:
                 if reservation.status == "held":
                     self.products[product_id].held -= quantity

@@ -2,7 +2,8 @@
 
 Speaks the documented contract: ``POST /auth/token`` (form ``grant_type=client_credentials``,
 ``client_id``, ``client_secret``) answers ``200 {access_token, token_type: "bearer", expires_in}``
-or a ``401`` problem; ``GET /auth/jwks`` publishes the issuer's public key.
+or a ``401`` problem (``urn:fleet:users:invalid-client-credentials``, as user-service answers);
+``GET /auth/jwks`` publishes the issuer's public key.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import threading
 from urllib.parse import parse_qs
 
+from common_libs.problem_types import SERVICE_UNAVAILABLE, VALIDATION_FAILED
 from common_libs.testing import TestTokenIssuer
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,9 +20,18 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 
-def _problem(status: int, title: str, detail: str) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+def _problem(
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: object,
+) -> JSONResponse:
+    body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
 
 
 class UsersStub:
@@ -57,16 +68,35 @@ class UsersStub:
         if hang:
             await asyncio.sleep(hang)
         if failing:
-            return _problem(503, "Service Unavailable", "down for the test")
+            return _problem(
+                503,
+                SERVICE_UNAVAILABLE.type,
+                SERVICE_UNAVAILABLE.title,
+                "down for the test",
+                headers={"Retry-After": "1"},
+            )
         form = parse_qs((await request.body()).decode())
         fields = {name: values[0] for name, values in form.items()}
         if fields.get("grant_type") != "client_credentials":
-            return _problem(400, "Bad Request", "unsupported grant_type")
+            error = {"loc": ["body", "grant_type"], "msg": "unsupported", "type": "literal_error"}
+            return _problem(
+                422,
+                VALIDATION_FAILED.type,
+                VALIDATION_FAILED.title,
+                "The request is not valid.",
+                errors=[error],
+            )
         if (fields.get("client_id"), fields.get("client_secret")) != (
             self.client_id,
             self.client_secret,
         ):
-            return _problem(401, "Unauthorized", "invalid client credentials")
+            return _problem(
+                401,
+                "urn:fleet:users:invalid-client-credentials",
+                "Invalid Client Credentials",
+                "The client credentials are incorrect.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         token = self.issuer.token(
             role="service", subject=self.client_id, ttl_seconds=self.expires_in
         )

@@ -10,9 +10,9 @@ import pytest
 from app.db.idempotency_repository import KeyRecord
 from app.models.order_models import OrderCreate
 from app.services.errors import (
+    IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     OutOfStock,
-    RequestInFlight,
     UnknownProduct,
     stored_problem,
 )
@@ -57,10 +57,12 @@ def test_different_hash_is_refused_with_422() -> None:
 
 
 def test_claim_without_an_answer_is_in_flight() -> None:
-    with pytest.raises(RequestInFlight) as in_flight:
+    with pytest.raises(IdempotencyKeyInFlight) as in_flight:
         replay(record=_record(), hashed_request="h")
 
     assert in_flight.value.status == 409
+    assert in_flight.value.type == "urn:fleet:common:idempotency-key-in-flight"
+    assert in_flight.value.headers == {"Retry-After": "1"}
 
 
 def test_stored_refusal_is_raised_again_with_its_product() -> None:

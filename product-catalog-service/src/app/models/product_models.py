@@ -24,7 +24,16 @@ __all__ = [
     "product_filters",
 ]
 
-Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", examples=["LAP-13-001"])]
+# 1..64 characters, as the pattern says; the lengths are only documented (validating them too
+# would name the error of a long SKU string_too_long rather than string_pattern_mismatch).
+Sku = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        examples=["LAP-13-001"],
+        json_schema_extra={"minLength": 1, "maxLength": 64},
+    ),
+]
 ProductName = Annotated[str, Field(min_length=1, max_length=200, pattern=VISIBLE)]
 Description = Annotated[str, Field(max_length=5000, pattern=NO_NUL)]
 CategoryName = Annotated[str, Field(min_length=1, max_length=100, pattern=VISIBLE)]

@@ -6,6 +6,16 @@ from typing import Annotated
 from uuid import UUID
 
 from common_libs.pagination import Page
+from common_libs.problem_types import (
+    AUTHENTICATION_REQUIRED,
+    INSUFFICIENT_SCOPE,
+    INVALID_CURSOR,
+    INVALID_TOKEN,
+    MALFORMED_REQUEST,
+    SERVICE_UNAVAILABLE,
+    TOKEN_EXPIRED,
+    VALIDATION_FAILED,
+)
 from common_libs.problems import problem_responses
 from fastapi import APIRouter, Depends, Response, status
 
@@ -18,15 +28,43 @@ from app.models.product_models import (
     product_filters,
 )
 from app.services import product_manager
+from app.services.errors import (
+    DuplicateSku,
+    ProductHasHeldStock,
+    ProductNotFound,
+    StockBelowHeld,
+)
 
 router = APIRouter(tags=["products"])
 
-_ADMIN_WRITE = (401, 403, 404, 409, 422, 503)
-# Only the token check reaches another service from these routes.
-_PROBLEMS = {503: "The token issuer's keys cannot be fetched right now (`Retry-After`)."}
+# What each status of these routes may answer, by problem type (README, "Problem types"): every
+# route reads the database (503 while it is lost, like the token issuer's keys) and may refuse
+# its input (422); the admin's writes need a token (401) of an admin (403).
+_READ = (VALIDATION_FAILED, SERVICE_UNAVAILABLE)
+_ADMIN_WRITE = (
+    AUTHENTICATION_REQUIRED,
+    INVALID_TOKEN,
+    TOKEN_EXPIRED,
+    INSUFFICIENT_SCOPE,
+    *_READ,
+)
+_PROBLEMS = {
+    503: "The database or the token issuer's keys are unavailable right now (`Retry-After`).",
+}
 
 
-@router.get("/products", response_model=Page[Product], responses=problem_responses(422))
+@router.get(
+    "/products",
+    response_model=Page[Product],
+    responses=problem_responses(
+        *_READ,
+        INVALID_CURSOR,
+        descriptions={
+            **_PROBLEMS,
+            422: "A filter or `limit` out of bounds, or a `cursor` not from a previous page.",
+        },
+    ),
+)
 async def list_products(
     filters: Annotated[ProductFilters, Depends(product_filters)],
     page: PageQuery,
@@ -36,7 +74,11 @@ async def list_products(
     return await product_manager.list_products(engine=engine, filters=filters, page=page)
 
 
-@router.get("/products/{product_id}", response_model=Product, responses=problem_responses(404, 422))
+@router.get(
+    "/products/{product_id}",
+    response_model=Product,
+    responses=problem_responses(*_READ, ProductNotFound, descriptions=_PROBLEMS),
+)
 async def get_product(product_id: UUID, engine: ReadEngine) -> Response:
     """One live product."""
     body = await product_manager.get_product_json(engine=engine, product_id=product_id)
@@ -49,12 +91,9 @@ async def get_product(product_id: UUID, engine: ReadEngine) -> Response:
     status_code=status.HTTP_201_CREATED,
     response_model=Product,
     responses=problem_responses(
-        400,
-        401,
-        403,
-        409,
-        422,
-        503,
+        MALFORMED_REQUEST,
+        *_ADMIN_WRITE,
+        DuplicateSku,
         descriptions={**_PROBLEMS, 409: "Another live product has this SKU."},
     ),
 )
@@ -69,8 +108,11 @@ async def create_product(
     "/products/{product_id}",
     response_model=Product,
     responses=problem_responses(
-        400,
+        MALFORMED_REQUEST,
         *_ADMIN_WRITE,
+        ProductNotFound,
+        DuplicateSku,
+        StockBelowHeld,
         descriptions={
             **_PROBLEMS,
             409: "The SKU is taken, or stock would drop below what is held.",
@@ -91,7 +133,10 @@ async def update_product(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=problem_responses(
-        *_ADMIN_WRITE, descriptions={**_PROBLEMS, 409: "Reservations hold stock of this product."}
+        *_ADMIN_WRITE,
+        ProductNotFound,
+        ProductHasHeldStock,
+        descriptions={**_PROBLEMS, 409: "Reservations hold stock of this product."},
     ),
 )
 async def delete_product(product_id: UUID, connection: DbConnection, _: AdminPrincipal) -> None:

@@ -11,6 +11,15 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
+from common_libs.problem_types import (
+    AUTHENTICATION_REQUIRED,
+    INSUFFICIENT_SCOPE,
+    INVALID_TOKEN,
+    MALFORMED_REQUEST,
+    SERVICE_UNAVAILABLE,
+    TOKEN_EXPIRED,
+    VALIDATION_FAILED,
+)
 from common_libs.problems import problem_responses
 from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,12 +28,29 @@ from app.db.session import unit_of_work
 from app.dependencies import ReservationTtl, ServicePrincipal
 from app.models.reservation_models import Reservation, ReservationCreate
 from app.services import reservation_manager
+from app.services.errors import (
+    OutOfStock,
+    ReservationMismatch,
+    ReservationNotFound,
+    ReservationNotHeld,
+    UnknownProduct,
+)
 
 router = APIRouter(prefix="/inventory/reservations", tags=["inventory (internal)"])
 
-# Only the token check reaches another service from these routes.
-_PROBLEMS = {503: "The token issuer's keys cannot be fetched right now (`Retry-After`)."}
-_SETTLE = problem_responses(401, 403, 404, 422, 503, descriptions=_PROBLEMS)
+# What each status of these routes may answer, by problem type (README, "Problem types"): a
+# service token (401, 403), valid input (422), the database and the token issuer's keys (503).
+_SERVICE_CALL = (
+    AUTHENTICATION_REQUIRED,
+    INVALID_TOKEN,
+    TOKEN_EXPIRED,
+    INSUFFICIENT_SCOPE,
+    VALIDATION_FAILED,
+    SERVICE_UNAVAILABLE,
+)
+_PROBLEMS = {
+    503: "The database or the token issuer's keys are unavailable right now (`Retry-After`).",
+}
 
 
 async def get_engine(request: Request) -> AsyncEngine:
@@ -46,17 +72,17 @@ Engine = Annotated[AsyncEngine, Depends(get_engine)]
             "model": Reservation,
         },
         **problem_responses(
-            400,
-            401,
-            403,
-            409,
-            422,
-            503,
+            MALFORMED_REQUEST,
+            *_SERVICE_CALL,
+            OutOfStock,
+            ReservationMismatch,
+            UnknownProduct,
             descriptions={
                 **_PROBLEMS,
                 409: "Not enough stock (`product_id` names the product), or the reservation "
                 "id is taken by different items.",
-                422: "Invalid request, or an unknown product (`product_id` names it).",
+                422: "Invalid request (a `ttl_seconds` outside the configured bounds too), or an "
+                "unknown product (`product_id` names it).",
             },
         ),
     },
@@ -81,10 +107,12 @@ async def hold_reservation(
 @router.post(
     "/{reservation_id}/commit",
     response_model=Reservation,
-    responses={
-        **_SETTLE,
-        **problem_responses(409, descriptions={409: "The reservation was released or expired."}),
-    },
+    responses=problem_responses(
+        *_SERVICE_CALL,
+        ReservationNotFound,
+        ReservationNotHeld,
+        descriptions={**_PROBLEMS, 409: "The reservation was released or expired."},
+    ),
 )
 async def commit_reservation(
     reservation_id: UUID, engine: Engine, _: ServicePrincipal
@@ -96,7 +124,11 @@ async def commit_reservation(
         )
 
 
-@router.post("/{reservation_id}/release", response_model=Reservation, responses=_SETTLE)
+@router.post(
+    "/{reservation_id}/release",
+    response_model=Reservation,
+    responses=problem_responses(*_SERVICE_CALL, ReservationNotFound, descriptions=_PROBLEMS),
+)
 async def release_reservation(
     reservation_id: UUID, engine: Engine, _: ServicePrincipal
 ) -> Reservation:

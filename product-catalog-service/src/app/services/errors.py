@@ -1,10 +1,17 @@
-"""Domain errors: each carries its HTTP status (common-libs renders them as problem+json)."""
+"""Domain errors: each carries its HTTP status and problem type (common-libs renders them as
+problem+json).
+
+This service's own types are ``urn:fleet:product-catalog:<name>`` (README, "Problem types"); a
+``ttl_seconds`` outside the configured bounds is the shared ``urn:fleet:common:validation-failed``,
+like any other invalid field.
+"""
 
 from __future__ import annotations
 
 from uuid import UUID
 
 from common_libs.errors import Conflict, NotFound, UnprocessableContent
+from common_libs.problem_types import VALIDATION_FAILED
 
 __all__ = [
     "DuplicateSku",
@@ -28,24 +35,27 @@ class ProductNotFound(NotFound):
     """No live product has this id."""
 
     type = _TYPE + "product-not-found"
+    title = "Product Not Found"
 
     def __init__(self, product_id: UUID) -> None:
         super().__init__(f"Product {product_id} does not exist.")
 
 
 class DuplicateSku(Conflict):
-    """Another live product already has this SKU."""
+    """Another live product already has this SKU (``sku`` names it)."""
 
     type = _TYPE + "duplicate-sku"
+    title = "Duplicate SKU"
 
     def __init__(self, sku: str) -> None:
         super().__init__(f"A product with SKU {sku!r} already exists.", extra={"sku": sku})
 
 
 class StockBelowHeld(Conflict):
-    """Stock may not be set below what open reservations hold."""
+    """Stock may not be set below what open reservations hold (``held`` says how much)."""
 
     type = _TYPE + "stock-below-held"
+    title = "Stock Below Held"
 
     def __init__(self, product_id: UUID, *, held: int) -> None:
         super().__init__(
@@ -55,9 +65,10 @@ class StockBelowHeld(Conflict):
 
 
 class ProductHasHeldStock(Conflict):
-    """A product cannot be deleted while reservations hold stock of it."""
+    """A product cannot be deleted while reservations hold stock of it (``held`` says how much)."""
 
     type = _TYPE + "product-has-held-stock"
+    title = "Product Has Held Stock"
 
     def __init__(self, product_id: UUID, *, held: int) -> None:
         super().__init__(
@@ -68,9 +79,11 @@ class ProductHasHeldStock(Conflict):
 
 
 class UnknownProduct(UnprocessableContent):
-    """A reservation names a product that does not exist."""
+    """A reservation names a product that does not exist (``product_id`` names it, ``errors``
+    says where)."""
 
     type = _TYPE + "unknown-product"
+    title = "Unknown Product"
 
     def __init__(self, product_id: UUID, *, index: int) -> None:
         super().__init__(
@@ -89,9 +102,11 @@ class UnknownProduct(UnprocessableContent):
 
 
 class OutOfStock(Conflict):
-    """Not enough stock of a product to hold the quantity asked for."""
+    """Not enough stock of a product to hold the quantity asked for (``product_id``,
+    ``requested``, ``available``); nothing was held."""
 
     type = _TYPE + "out-of-stock"
+    title = "Out of Stock"
 
     def __init__(self, product_id: UUID, *, requested: int, available: int) -> None:
         super().__init__(
@@ -102,7 +117,10 @@ class OutOfStock(Conflict):
 
 
 class TtlOutOfBounds(UnprocessableContent):
-    """``ttl_seconds`` is outside the bounds this service is configured with."""
+    """``ttl_seconds`` is outside the bounds this service is configured with: an invalid field,
+    answered as validation answers one."""
+
+    problem_type = VALIDATION_FAILED
 
     def __init__(self, *, minimum: int, maximum: int) -> None:
         super().__init__(
@@ -123,6 +141,7 @@ class ReservationNotFound(NotFound):
     """No reservation has this id."""
 
     type = _TYPE + "reservation-not-found"
+    title = "Reservation Not Found"
 
     def __init__(self, reservation_id: UUID) -> None:
         super().__init__(f"Reservation {reservation_id} does not exist.")
@@ -132,6 +151,7 @@ class ReservationMismatch(Conflict):
     """The reservation id is taken by a reservation of different items."""
 
     type = _TYPE + "reservation-mismatch"
+    title = "Reservation Mismatch"
 
     def __init__(self, reservation_id: UUID) -> None:
         super().__init__(
@@ -144,6 +164,7 @@ class ReservationNotHeld(Conflict):
     """A reservation that was released (or has expired) cannot be committed."""
 
     type = _TYPE + "reservation-not-held"
+    title = "Reservation Not Held"
 
     def __init__(self, reservation_id: UUID, *, status: str) -> None:
         super().__init__(

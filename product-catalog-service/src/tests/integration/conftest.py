@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import make_settings
+from tests.support.clients import app_client
 
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,9 +86,9 @@ async def app(
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client bound to the running app."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    """An HTTP client bound to the running app; each problem answer must have a type the
+    operation documents for its status (``problem_type_hooks``)."""
+    async with app_client(app) as http:
         yield http
 
 

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from tests.integration.conftest import integration_settings
+from tests.support.clients import app_client
 from tests.support.products import create_product, serve_jwks
 
 
@@ -32,10 +33,8 @@ async def production_client(
         app: FastAPI = create_app(
             integration_settings(database_url, nats_server.url, jwks_url=jwks_url)
         )
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                yield client
+        async with app.router.lifespan_context(app), app_client(app) as client:
+            yield client
 
 
 async def test_a_deleted_accounts_token_is_refused_within_a_second(
@@ -59,7 +58,10 @@ async def test_a_deleted_accounts_token_is_refused_within_a_second(
 
     response = responses[-1]
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="The account no longer exists."'
+    )
+    assert response.json()["type"] == "urn:fleet:common:invalid-token"
     assert response.json()["detail"] == "The account no longer exists."
     other = issuer.headers(subject=str(uuid.uuid4()), role="admin")
     assert (await production_client.patch(path, json=rename, headers=other)).status_code == 200

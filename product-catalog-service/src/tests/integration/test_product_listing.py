@@ -191,6 +191,11 @@ async def test_bad_list_parameters_answer_422(
 
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == (
+        "urn:fleet:common:invalid-cursor"
+        if "cursor" in params
+        else "urn:fleet:common:validation-failed"
+    )
 
 
 async def test_categories_count_live_products_by_name(

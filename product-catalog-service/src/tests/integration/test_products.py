@@ -68,12 +68,15 @@ async def test_unknown_product_id_answers_404_problem(client: httpx.AsyncClient)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 404
+    assert response.json()["type"] == "urn:fleet:product-catalog:product-not-found"
+    assert response.json()["title"] == "Product Not Found"
 
 
 async def test_malformed_product_id_answers_422(client: httpx.AsyncClient) -> None:
     response = await client.get("/products/not-a-uuid")
 
     assert response.status_code == 422
+    assert response.json()["type"] == "urn:fleet:common:validation-failed"
     assert response.json()["errors"][0]["loc"] == ["path", "product_id"]
 
 
@@ -87,6 +90,7 @@ async def test_duplicate_sku_answers_409(
     )
 
     assert response.status_code == 409
+    assert response.json()["type"] == "urn:fleet:product-catalog:duplicate-sku"
     assert first["sku"] in response.json()["detail"]
 
 
@@ -123,9 +127,10 @@ async def test_create_without_token_answers_401_with_bearer_challenge(
 
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["type"] == "urn:fleet:common:authentication-required"
 
 
-async def test_expired_token_answers_401(
+async def test_expired_token_answers_401_saying_it_expired(
     client: httpx.AsyncClient, issuer: TestTokenIssuer
 ) -> None:
     headers = issuer.headers(role="admin", ttl_seconds=-60)
@@ -133,6 +138,11 @@ async def test_expired_token_answers_401(
     response = await client.post("/products", json=product_payload(), headers=headers)
 
     assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="The access token expired"'
+    )
+    assert response.json()["type"] == "urn:fleet:common:token-expired"
+    assert response.json()["title"] == "Token Expired"
 
 
 async def test_token_of_another_issuer_answers_401(client: httpx.AsyncClient) -> None:
@@ -143,6 +153,10 @@ async def test_token_of_another_issuer_answers_401(client: httpx.AsyncClient) ->
     )
 
     assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith(
+        'Bearer error="invalid_token", error_description="'
+    )
+    assert response.json()["type"] == "urn:fleet:common:invalid-token"
 
 
 @pytest.mark.parametrize("role", ["customer", "service"])
@@ -154,6 +168,10 @@ async def test_create_by_non_admin_answers_403(
     )
 
     assert response.status_code == 403
+    assert response.json()["type"] == "urn:fleet:common:insufficient-scope"
+    assert response.headers["www-authenticate"].startswith(
+        'Bearer error="insufficient_scope", error_description="'
+    )
 
 
 async def test_patch_changes_only_the_given_fields(
@@ -229,6 +247,8 @@ async def test_patch_by_customer_answers_403(
     )
 
     assert response.status_code == 403
+    assert response.json()["type"] == "urn:fleet:common:insufficient-scope"
+    assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
     assert (await client.get(f"/products/{created['id']}")).json()["stock_available"] == 10
 
 
@@ -257,6 +277,7 @@ async def test_stock_cannot_be_set_below_what_is_held(
     )
 
     assert refused.status_code == 409
+    assert refused.json()["type"] == "urn:fleet:product-catalog:stock-below-held"
     assert refused.json()["held"] == 4
     assert allowed.status_code == 200
     assert allowed.json()["stock_available"] == 0
@@ -314,6 +335,7 @@ async def test_delete_with_held_stock_answers_409(
     response = await client.delete(f"/products/{product['id']}", headers=admin_headers)
 
     assert response.status_code == 409
+    assert response.json()["type"] == "urn:fleet:product-catalog:product-has-held-stock"
     assert response.json()["product_id"] == product["id"]
     assert (await client.get(f"/products/{product['id']}")).status_code == 200
 
@@ -326,6 +348,8 @@ async def test_delete_by_customer_answers_403(
     response = await client.delete(f"/products/{product['id']}", headers=customer_headers)
 
     assert response.status_code == 403
+    assert response.json()["type"] == "urn:fleet:common:insufficient-scope"
+    assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
     assert (await client.get(f"/products/{product['id']}")).status_code == 200
 
 

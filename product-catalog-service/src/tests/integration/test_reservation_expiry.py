@@ -21,6 +21,7 @@ from app.main import create_app
 from app.services.reservation_manager import release_expired_reservations
 from app.services.reservation_sweeper import run_reservation_sweeper
 from tests.integration.conftest import integration_settings, trust_issuer
+from tests.support.clients import app_client
 from tests.support.products import create_product, eventually, reservation_body
 
 RESERVATIONS = "/inventory/reservations"
@@ -36,8 +37,7 @@ async def sweeping_client(
     )
     async with app.router.lifespan_context(app):
         trust_issuer(app, issuer)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with app_client(app) as client:
             yield client
 
 

@@ -123,6 +123,8 @@ async def test_ttl_outside_the_configured_bounds_answers_422(
     )
 
     assert response.status_code == 422
+    assert response.json()["type"] == "urn:fleet:common:validation-failed"
+    assert response.json()["errors"][0]["loc"][:2] == ["body", "ttl_seconds"]
     assert await _available(client, shoe) == 10
 
 
@@ -138,6 +140,10 @@ async def test_not_enough_stock_answers_409_naming_the_product_and_holds_nothing
 
     assert response.status_code == 409
     problem = response.json()
+    assert (problem["type"], problem["title"]) == (
+        "urn:fleet:product-catalog:out-of-stock",
+        "Out of Stock",
+    )
     assert problem["product_id"] == sock["id"]
     assert sock["id"] in problem["detail"]
     assert problem["available"] == 5
@@ -154,6 +160,7 @@ async def test_unknown_product_answers_422_naming_it_and_holds_nothing(
 
     assert response.status_code == 422
     problem = response.json()
+    assert problem["type"] == "urn:fleet:product-catalog:unknown-product"
     assert problem["product_id"] == unknown
     assert problem["errors"][0]["loc"] == ["body", "items", 1, "product_id"]
     assert await _available(client, shoe) == 10
@@ -219,6 +226,8 @@ async def test_users_may_not_reserve_403(
     response = await _hold(client, issuer.headers(role=role), reservation_body((shoe["id"], 1)))
 
     assert response.status_code == 403
+    assert response.json()["type"] == "urn:fleet:common:insufficient-scope"
+    assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
     assert await _available(client, shoe) == 10
 
 
@@ -230,6 +239,7 @@ async def test_inventory_without_token_answers_401(client: httpx.AsyncClient, ac
 
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["type"] == "urn:fleet:common:authentication-required"
 
 
 @pytest.mark.parametrize("action", ["commit", "release"])
@@ -292,6 +302,7 @@ async def test_same_reservation_id_with_other_items_answers_409(
     )
 
     assert response.status_code == 409
+    assert response.json()["type"] == "urn:fleet:product-catalog:reservation-mismatch"
     assert await _available(client, shoe) == 9
 
 
@@ -386,6 +397,7 @@ async def test_commit_of_a_released_reservation_answers_409(
     )
 
     assert response.status_code == 409
+    assert response.json()["type"] == "urn:fleet:product-catalog:reservation-not-held"
     assert response.json()["status"] == "released"
     assert await _stock_and_held(db_engine, shoe) == (10, 0)
 
@@ -422,6 +434,7 @@ async def test_settling_an_unknown_reservation_answers_404(
     response = await client.post(f"{RESERVATIONS}/{uuid.uuid4()}/{action}", headers=service_headers)
 
     assert response.status_code == 404
+    assert response.json()["type"] == "urn:fleet:product-catalog:reservation-not-found"
 
 
 async def test_reservation_keeps_the_price_it_was_held_at(

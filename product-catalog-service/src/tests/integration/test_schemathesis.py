@@ -2,7 +2,8 @@
 
 The service runs as a uvicorn process on the session's database and fetches the token issuer's
 public keys from a stub JWKS endpoint, as it would from user-service. Every generated request
-must answer without a 5xx and conform to the schema (status, content type, body).
+must answer without a 5xx and conform to the schema (status, content type, body), and each
+problem must have a type its operation documents for that status.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 import pytest
 import schemathesis
 from common_libs.testing import NatsServer, ServerProcess, TestTokenIssuer, free_port
+from common_libs.testing.problem_checks import check_problem_type_answered
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -190,8 +192,18 @@ def test_api_conforms_to_its_schema(
     excluded = []
     if (case.method, case.path) in _REJECTS_SCHEMA_VALID_INPUT:
         excluded.append(positive_data_acceptance)
-    case.call_and_validate(
+    response = case.call_and_validate(
         base_url=service_url,
         headers=_headers_for(case, role_headers),
         excluded_checks=excluded,
+    )
+    check_problem_type_answered(_as_httpx(response), OPENAPI)
+
+
+def _as_httpx(response: schemathesis.Response) -> httpx.Response:
+    """The answer as common-libs' problem type check reads it."""
+    request = httpx.Request(str(response.request.method), str(response.request.url))
+    headers = [(name, value) for name, values in response.headers.items() for value in values]
+    return httpx.Response(
+        response.status_code, headers=headers, content=response.content, request=request
     )
