@@ -131,11 +131,12 @@ def _own_problem_type(cls: type[ProblemError]) -> ProblemType:
 
 
 def _description(cls: type, inherited: ProblemType) -> str:
-    """The first paragraph of ``cls``' own docstring, or the inherited description."""
+    """The first paragraph of ``cls``' own docstring (in Markdown), or the inherited description."""
     doc = vars(cls).get("__doc__")
     if not doc or not doc.strip():
         return inherited.description
-    return " ".join(doc.strip().split("\n\n", 1)[0].split())
+    # Markdown, as OpenAPI descriptions are: reStructuredText's ``literal`` becomes `literal`.
+    return " ".join(doc.strip().split("\n\n", 1)[0].split()).replace("``", "`")
 
 
 # RFC 6750, 3: error_description is %x20-21 / %x23-5B / %x5D-7E (printable ASCII but " and \).
@@ -215,6 +216,9 @@ class InvalidToken(Unauthorized):
         return bearer_challenge("invalid_token", self.detail)
 
 
+_EXPIRED = "The access token expired"
+
+
 class TokenExpired(InvalidToken):
     """The access token expired: refresh it (401, ``error="invalid_token"``,
     ``error_description="The access token expired"``)."""
@@ -223,7 +227,7 @@ class TokenExpired(InvalidToken):
 
     def __init__(
         self,
-        detail: str = "The access token has expired.",
+        detail: str = "The access token expired.",
         *,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -231,7 +235,7 @@ class TokenExpired(InvalidToken):
 
     def challenge(self) -> str:
         """``Bearer error="invalid_token", error_description="The access token expired"``."""
-        return bearer_challenge("invalid_token", "The access token expired")
+        return bearer_challenge("invalid_token", _EXPIRED)
 
 
 class Forbidden(ProblemError):

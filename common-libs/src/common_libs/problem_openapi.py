@@ -69,6 +69,15 @@ _DESCRIPTIONS = {
     503: "A dependency is unavailable right now (`Retry-After` says when to try again).",
     504: "A service this one depends on did not answer in time.",
 }
+# What the WWW-Authenticate of a 401 or 403 says (RFC 6750; common_libs.errors.bearer_challenge).
+_CHALLENGES = {
+    401: "The Bearer challenge (RFC 6750): bare `Bearer` when no access token was sent (or, as "
+    "on a login, none is involved), else "
+    '`Bearer error="invalid_token", error_description="..."` (`The access token expired`: '
+    "refresh it).",
+    403: 'On an `insufficient-scope` answer, `Bearer error="insufficient_scope", '
+    'error_description="..."`.',
+}
 # The statuses whose problems carry Retry-After (see common_libs.errors.RetryableProblem).
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 
@@ -146,13 +155,19 @@ def _problem_entry(
             "types": [problem_type.as_openapi() for problem_type in types],
         },
     }
+    headers: dict[str, Any] = {}
     if status in _RETRY_AFTER_STATUSES or IDEMPOTENCY_KEY_IN_FLIGHT in types:
-        entry["headers"] = {
-            "Retry-After": {
-                "description": "Seconds to wait before trying again.",
-                "schema": {"type": "string", "pattern": "^[0-9]+$"},
-            }
+        headers["Retry-After"] = {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
         }
+    if status in _CHALLENGES:
+        headers["WWW-Authenticate"] = {
+            "description": _CHALLENGES[status],
+            "schema": {"type": "string"},
+        }
+    if headers:
+        entry["headers"] = headers
     return entry
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common_libs.db import create_engine, get_db_connection, unit_of_work
-from common_libs.problems import install_problem_handlers
+from common_libs.problems import install_problem_handlers, problem_responses
 from common_libs.service_app import create_service_app
 from common_libs.testing import PostgresServer, create_database
 from common_libs.testing.app_checks import asgi_client
@@ -63,11 +63,12 @@ def notes_app(database_url: str, *, bare: bool = False) -> FastAPI:
             ready_checks={},
         )
 
-    @app.get("/notes")
+    # Documented like a service's routes that need the database (the client checks the types).
+    @app.get("/notes", responses=problem_responses(503))
     async def count_notes(connection: Connection) -> int:
         return int(await connection.scalar(text("SELECT count(*) FROM notes")) or 0)
 
-    @app.post("/notes", status_code=201)
+    @app.post("/notes", status_code=201, responses=problem_responses(503))
     async def add_note(note: Note, connection: Connection) -> Note:
         await connection.execute(text("INSERT INTO notes (body) VALUES (:b)"), {"b": note.body})
         return note

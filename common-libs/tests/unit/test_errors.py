@@ -200,7 +200,8 @@ def test_domain_errors_subclass_a_problem_with_their_own_type() -> None:
 
 def test_a_type_set_on_a_subclass_becomes_a_problem_type_described_by_its_docstring() -> None:
     class OutOfStock(Conflict):
-        """Not enough stock for a product.
+        """Not enough stock for a product
+        (``product_id`` names it).
 
         More about the implementation.
         """
@@ -209,7 +210,10 @@ def test_a_type_set_on_a_subclass_becomes_a_problem_type_described_by_its_docstr
         title = "Out of Stock"
 
     assert OutOfStock.problem_type == ProblemType(
-        "urn:fleet:test:out-of-stock", 409, "Out of Stock", "Not enough stock for a product."
+        "urn:fleet:test:out-of-stock",
+        409,
+        "Out of Stock",
+        "Not enough stock for a product (`product_id` names it).",
     )
 
 

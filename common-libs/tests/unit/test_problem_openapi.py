@@ -145,6 +145,19 @@ def test_retry_after_is_documented_where_problems_carry_it(
     assert ("Retry-After" in headers) is has_retry_after
 
 
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [(401, 'error="invalid_token"'), (403, 'error="insufficient_scope"'), (404, None)],
+)
+def test_the_bearer_challenge_is_documented_on_401_and_403(status: int, says: str | None) -> None:
+    headers = problem_responses(status)[status].get("headers", {})
+
+    if says is None:
+        assert "WWW-Authenticate" not in headers
+    else:
+        assert says in headers["WWW-Authenticate"]["description"]
+
+
 def test_entries_share_no_dicts_that_one_documents_editor_could_change_for_all() -> None:
     first, second = problem_responses(503)[503], problem_responses(503)[503]
 

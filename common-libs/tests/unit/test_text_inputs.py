@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI, Form, Header, UploadFile
 from pydantic import BaseModel
 
+from common_libs.problems import problem_responses
 from common_libs.service_app import create_service_app
 from common_libs.testing.app_checks import asgi_client
 from common_libs.text_inputs import has_unstorable_text, is_surrogate_encode_error
@@ -57,7 +58,7 @@ def make_app() -> FastAPI:
     async def item(name: str, q: str = "") -> dict[str, str]:
         return {"name": name, "q": q}
 
-    @app.post("/token")
+    @app.post("/token", responses=problem_responses(400))
     async def token(
         username: Annotated[str, Form()], password: Annotated[str, Form()]
     ) -> dict[str, str]:

@@ -159,7 +159,7 @@ async def test_expired_token_is_refused(
         await verifier.verify(token)
 
     assert refused.value.type == "urn:fleet:common:token-expired"
-    assert refused.value.detail == "The access token has expired."
+    assert refused.value.detail == "The access token expired."
     assert refused.value.headers == {"WWW-Authenticate": EXPIRED_CHALLENGE}
 
 
@@ -263,7 +263,7 @@ async def test_a_subject_in_the_deny_list_is_refused_after_verification(
 
     assert detail == "The account no longer exists."
     assert other.subject == "someone-else"
-    assert expired == "The access token has expired."
+    assert expired == "The access token expired."
     assert verifier.deny_list is deny_list
 
 
@@ -303,7 +303,7 @@ async def test_a_remembered_token_is_still_refused_once_expired_withdrawn_or_den
     keys.source = StaticKeySource(jwks(ed25519_signing_key))  # the RSA key withdrawn
     deny_list.add("c")
 
-    assert await rejection(verifier, expiring) == "The access token has expired."
+    assert await rejection(verifier, expiring) == "The access token expired."
     assert await rejection(verifier, withdrawn) == "The access token was not signed by a known key."
     assert await rejection(verifier, denied) == "The account no longer exists."
 

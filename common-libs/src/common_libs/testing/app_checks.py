@@ -27,7 +27,7 @@ from fastapi import FastAPI
 
 from common_libs import http_client
 from common_libs.testing.input_checks import unstorable_text_is_refused_everywhere
-from common_libs.testing.problem_checks import check_problem_types_documented
+from common_libs.testing.problem_checks import check_problem_types_documented, problem_type_hooks
 from common_libs.testing.processes import UvicornServer
 
 __all__ = [
@@ -54,10 +54,17 @@ class StartFailed(Exception):
 
 
 @asynccontextmanager
-async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client that calls ``app`` in process (``http://test``); runs no lifespan."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+async def asgi_client(
+    app: FastAPI, *, base_url: str = "http://test", raise_app_exceptions: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client that calls ``app`` in process; runs no lifespan (that is the caller's).
+    Each problem+json answer is checked against ``app``'s document (``problem_type_hooks``): a
+    blank type, or one its operation does not list for that status, raises ``AssertionError``.
+    ``raise_app_exceptions=False`` lets an unhandled error answer ``500`` instead of raising."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    async with httpx.AsyncClient(
+        transport=transport, base_url=base_url, event_hooks=problem_type_hooks(app)
+    ) as client:
         yield client
 
 

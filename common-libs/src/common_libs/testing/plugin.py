@@ -42,6 +42,7 @@ def nats_server() -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def offline_client(offline_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client bound in process to the suite's ``offline_app`` (its lifespan not run)."""
+    """An HTTP client bound in process to the suite's ``offline_app`` (its lifespan not run) that
+    checks each problem answer's type against its document."""
     async with asgi_client(offline_app) as client:
         yield client
