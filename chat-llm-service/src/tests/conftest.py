@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
-import httpx
 import pytest
 from common_libs.testing import LlmServer, TestTokenIssuer, UvicornServer
-from common_libs.testing.problem_checks import problem_type_hooks
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -98,26 +95,6 @@ def jwks_url(tmp_path_factory: pytest.TempPathFactory, issuer: TestTokenIssuer) 
 def offline_app() -> FastAPI:
     """An app whose lifespan has not run (``offline_client`` calls it)."""
     return create_app(make_settings())
-
-
-@asynccontextmanager
-async def http_client(application: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client bound to ``application`` in process that checks every problem answer: a
-    type that is not blank and that the operation documents for the status (common-libs'
-    ``problem_type_hooks``)."""
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", event_hooks=problem_type_hooks(application)
-    ) as http:
-        yield http
-
-
-@pytest.fixture
-async def offline_client(offline_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of ``offline_app`` that checks its problem answers (common-libs' fixture of the
-    same name does not)."""
-    async with http_client(offline_app) as http:
-        yield http
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import httpx
 import pytest
-from common_libs.testing.problem_checks import problem_type_hooks
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -36,17 +32,6 @@ def make_settings(**overrides: object) -> Settings:
 def offline_app() -> FastAPI:
     """An app whose lifespan has not run (``offline_client`` calls it)."""
     return create_app(make_settings())
-
-
-@pytest.fixture
-async def offline_client(offline_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """common-libs' ``offline_client``, checking the type of each problem answer against the
-    app's document (``problem_type_hooks``) as the integration suite's ``client`` does."""
-    transport = httpx.ASGITransport(app=offline_app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", event_hooks=problem_type_hooks(offline_app)
-    ) as client:
-        yield client
 
 
 def pytest_terminal_summary(

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pytest
-from common_libs.testing.problem_checks import problem_type_hooks
 from fastapi import FastAPI
 from hypothesis.configuration import set_hypothesis_home_dir
 
@@ -50,26 +46,6 @@ def make_settings(**overrides: object) -> Settings:
 def offline_app() -> FastAPI:
     """An app whose lifespan has not run (``offline_client`` calls it)."""
     return create_app(make_settings())
-
-
-@asynccontextmanager
-async def asgi_http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of ``app`` in process (its lifespan is the caller's business) that checks
-    every problem answer: a type that is not blank and that the operation documents for the
-    status (common-libs' ``problem_type_hooks``)."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", event_hooks=problem_type_hooks(app)
-    ) as http:
-        yield http
-
-
-@pytest.fixture
-async def offline_client(offline_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of ``offline_app`` that checks its problem answers (common-libs' fixture of the
-    same name does not)."""
-    async with asgi_http(offline_app) as http:
-        yield http
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -23,6 +23,7 @@ from common_libs.testing import (
     eventually,
     start_nats,
 )
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.db_checks import create_migrated_database
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.main import create_app
 from app.services.errors import StartingUp
-from tests.conftest import http_client, make_settings
+from tests.conftest import make_settings
 from tests.support.catalog_events import CatalogEvents, catalog_events
 from tests.support.servers import SERVICE_ROOT, CatalogStub, OrdersStub
 
@@ -40,7 +41,6 @@ __all__ = [
     "alembic_config",
     "as_stored",
     "chat_settings",
-    "http_client",
     "read_model_ready",
     "running_app",
     "stored_product",
@@ -217,7 +217,7 @@ async def app(
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client bound to the running app."""
-    async with http_client(app) as http:
+    async with asgi_client(app) as http:
         yield http
 
 

@@ -25,13 +25,13 @@ from common_libs.testing import (
     UvicornServer,
     eventually,
 )
+from common_libs.testing.app_checks import asgi_client
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from tests.integration.conftest import (
     as_stored,
     chat_settings,
-    http_client,
     read_model_ready,
     running_app,
     stored_product,
@@ -167,7 +167,7 @@ async def test_the_fill_retries_while_the_catalog_fails_and_ready_waits_for_it(
 
     async with (
         _service(fresh_database, own_nats, fake_llm, catalog, issuer) as application,
-        http_client(application) as http,
+        asgi_client(application) as http,
     ):
         await eventually(failed_twice, message="two failed attempts")
         before = await http.get("/ready")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 
 from common_libs.testing import LlmServer, NatsServer, TestTokenIssuer, eventually
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.db_checks import Call, check_lost_database_answers_503
 from common_libs.testing.findings import async_findings
 
-from tests.integration.conftest import chat_settings, http_client, read_model_ready, running_app
+from tests.integration.conftest import chat_settings, read_model_ready, running_app
 from tests.support.servers import CatalogStub
 
 
@@ -33,7 +34,7 @@ async def test_a_lost_database_answers_503_until_it_is_back(
     }
     settings = chat_settings(fresh_database, fake_llm, catalog, nats_url=nats_server.url)
 
-    async with running_app(settings, issuer) as application, http_client(application) as client:
+    async with running_app(settings, issuer) as application, asgi_client(application) as client:
         await eventually(lambda: read_model_ready(application), message="read model ready")
         found = await async_findings(
             lambda: check_lost_database_answers_503(client, fresh_database, calls)

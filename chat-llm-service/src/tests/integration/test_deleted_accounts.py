@@ -15,10 +15,11 @@ import httpx
 import pytest
 from common_libs.problems import PROBLEM_CONTENT_TYPE
 from common_libs.testing import LlmServer, NatsServer, TestTokenIssuer, eventually
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.events import publish_user_deleted
 
 from app.main import create_app
-from tests.integration.conftest import chat_settings, http_client
+from tests.integration.conftest import chat_settings
 from tests.support.servers import CatalogStub
 
 
@@ -35,7 +36,7 @@ async def production_client(
         database_url, fake_llm, catalog, nats_url=nats_server.url, jwks_url=jwks_url
     )
     application = create_app(settings)
-    async with application.router.lifespan_context(application), http_client(application) as http:
+    async with application.router.lifespan_context(application), asgi_client(application) as http:
         yield http
 
 

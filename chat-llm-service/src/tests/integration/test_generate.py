@@ -17,13 +17,14 @@ from common_libs.testing import (
     UvicornServer,
     eventually,
 )
+from common_libs.testing.app_checks import asgi_client
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.services.prompt_builder import SYSTEM_PROMPT
-from tests.integration.conftest import chat_settings, http_client, read_model_ready, running_app
+from tests.integration.conftest import chat_settings, read_model_ready, running_app
 from tests.support.catalog_events import CatalogEvents
 from tests.support.servers import SERVICE_ROOT, CatalogStub, product
 
@@ -142,7 +143,7 @@ async def test_a_read_model_that_cannot_be_searched_still_answers_and_tells_the_
     await engine.dispose()
     settings = chat_settings(fresh_database, fake_llm, catalog)
 
-    async with running_app(settings, issuer) as application, http_client(application) as http:
+    async with running_app(settings, issuer) as application, asgi_client(application) as http:
         response = await http.post(
             "/chat/generate_response", json={"message": "Any shoes?"}, headers=issuer.headers()
         )
@@ -166,7 +167,7 @@ async def test_a_turn_is_grounded_while_the_catalog_is_down(
         stub = CatalogStub(server.start().url)
         await stub.set_products([kettle])
         settings = chat_settings(fresh_database, fake_llm, stub, nats_url=own_nats.url)
-        async with running_app(settings, issuer) as application, http_client(application) as http:
+        async with running_app(settings, issuer) as application, asgi_client(application) as http:
             await eventually(lambda: read_model_ready(application), message="read model ready")
             await asyncio.to_thread(server.stop)
             response = await http.post(
@@ -203,7 +204,7 @@ async def test_base_url_alone_is_enough_and_sends_a_placeholder_key(
     database_url: str, fake_llm: LlmServer, catalog: CatalogStub, issuer: TestTokenIssuer
 ) -> None:
     settings = chat_settings(database_url, fake_llm, catalog, openai_api_key=None)
-    async with running_app(settings, issuer) as application, http_client(application) as http:
+    async with running_app(settings, issuer) as application, asgi_client(application) as http:
         response = await http.post(
             "/chat/generate_response", json={"message": "Hi"}, headers=issuer.headers()
         )

@@ -8,9 +8,10 @@ import httpx
 import pytest
 import tiktoken
 from common_libs.testing import TestTokenIssuer
+from common_libs.testing.app_checks import asgi_client
 
 from tests.conftest import make_settings
-from tests.integration.conftest import http_client, running_app
+from tests.integration.conftest import running_app
 
 TEXT = "Do you sell waterproof hiking boots in size 44? ¿Y en español? 日本語も。"
 
@@ -22,7 +23,7 @@ async def unconfigured_client(
     """A client of the app with no OPENAI_API_KEY and no OPENAI_BASE_URL."""
     settings = make_settings(database_url=database_url)
     assert not settings.is_llm_configured
-    async with running_app(settings, issuer) as application, http_client(application) as http:
+    async with running_app(settings, issuer) as application, asgi_client(application) as http:
         yield http
 
 

@@ -11,11 +11,12 @@ import httpx
 import pytest
 import tiktoken
 from common_libs.testing import LlmServer, Reply, TestTokenIssuer
+from common_libs.testing.app_checks import asgi_client
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.integration.conftest import chat_settings, http_client, running_app
+from tests.integration.conftest import chat_settings, running_app
 from tests.support.servers import CatalogStub
 
 WINDOW = 1700  # the tools offered take about 400 of it
@@ -34,7 +35,7 @@ async def small_window_client(
         context_window_tokens=WINDOW,
         max_output_tokens=MAX_OUTPUT,
     )
-    async with running_app(settings, issuer) as application, http_client(application) as http:
+    async with running_app(settings, issuer) as application, asgi_client(application) as http:
         yield http
 
 

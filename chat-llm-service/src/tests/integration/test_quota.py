@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from common_libs.testing import LlmServer, Reply, TestTokenIssuer, eventually
+from common_libs.testing.app_checks import asgi_client
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tests.integration.conftest import chat_settings, http_client, running_app
+from tests.integration.conftest import chat_settings, running_app
 from tests.support.servers import CatalogStub, failing
 
 QUOTA = 2000
@@ -25,7 +26,7 @@ async def quota_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app with a daily quota of 2,000 tokens."""
     settings = chat_settings(database_url, fake_llm, catalog, daily_token_quota=QUOTA)
-    async with running_app(settings, issuer) as application, http_client(application) as http:
+    async with running_app(settings, issuer) as application, asgi_client(application) as http:
         yield http
 
 
@@ -75,7 +76,7 @@ async def test_concurrent_requests_cannot_all_slip_under_the_quota(
         database_url, fake_llm, catalog, daily_token_quota=3000, max_output_tokens=2000
     )
     headers = issuer.headers()
-    async with running_app(settings, issuer) as application, http_client(application) as http:
+    async with running_app(settings, issuer) as application, asgi_client(application) as http:
         responses = await asyncio.gather(
             *(
                 http.post("/chat/generate_response", json={"message": f"Hi {n}"}, headers=headers)
@@ -95,7 +96,7 @@ async def test_failed_call_gives_its_reservation_back(
     )
     headers = issuer.headers()
     fake_llm.enqueue(*[failing(500)] * 3)
-    async with running_app(settings, issuer) as application, http_client(application) as http:
+    async with running_app(settings, issuer) as application, asgi_client(application) as http:
         failed = await http.post("/chat/generate_response", json={"message": "Hi"}, headers=headers)
         retried = await http.post(
             "/chat/generate_response", json={"message": "Hi"}, headers=headers
@@ -132,7 +133,7 @@ async def test_a_turn_cancelled_before_its_model_call_holds_nothing(
     headers = issuer.headers(subject=user_id)
     observer = create_async_engine(database_url, poolclass=NullPool)
     try:
-        async with running_app(settings, issuer) as application, http_client(application) as http:
+        async with running_app(settings, issuer) as application, asgi_client(application) as http:
             async with observer.connect() as blocker:
                 await blocker.begin()
                 # The search waits behind this lock; the hold is taken only once the prompt,

@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from common_libs.testing import LlmServer, Reply, TestTokenIssuer, ToolCall, ToolCalls, eventually
+from common_libs.testing.app_checks import asgi_client
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from app.utils.token_counter import load_encoding
-from tests.integration.conftest import chat_settings, http_client, running_app
+from tests.integration.conftest import chat_settings, running_app
 from tests.support.servers import CatalogStub, failing, parse_events
 
 # About 600 tokens of cl100k_base (the embedding model's encoding): fits 1,000 once, not twice.
@@ -69,7 +70,7 @@ async def test_embeddings_bigger_than_the_remaining_quota_are_refused_without_ca
     user_id = str(uuid.uuid4())
     async with (
         running_app(settings, issuer) as application,
-        http_client(application) as http,
+        asgi_client(application) as http,
         _observer(database_url) as observer,
     ):
         response = await http.post(
@@ -96,7 +97,7 @@ async def test_generation_whose_prompt_and_reply_allowance_exceed_the_remainder_
     fake_llm.enqueue(Reply(usage={"prompt_tokens": 1700, "completion_tokens": 0}))
     async with (
         running_app(settings, issuer) as application,
-        http_client(application) as http,
+        asgi_client(application) as http,
         _observer(database_url) as observer,
     ):
         first = await http.post("/chat/generate_response", json={"message": "Hi"}, headers=headers)
@@ -128,7 +129,7 @@ async def test_the_hold_is_the_requests_own_size_and_settles_to_the_reported_usa
     )
     async with (
         running_app(settings, issuer) as application,
-        http_client(application) as http,
+        asgi_client(application) as http,
         _observer(database_url) as observer,
     ):
         turn = asyncio.create_task(
@@ -163,7 +164,7 @@ async def test_a_tool_round_that_would_pass_the_quota_is_refused_before_its_mode
     fake_llm.enqueue(ToolCalls(calls=[search], usage=used), Reply())
     async with (
         running_app(settings, issuer) as application,
-        http_client(application) as http,
+        asgi_client(application) as http,
         _observer(database_url) as observer,
     ):
         response = await http.post(
@@ -189,7 +190,7 @@ async def test_a_streamed_tool_round_that_would_pass_the_quota_ends_with_a_quota
     fake_llm.enqueue(ToolCalls(calls=[search], usage=used), Reply())
     async with (
         running_app(settings, issuer) as application,
-        http_client(application) as http,
+        asgi_client(application) as http,
         _observer(database_url) as observer,
     ):
         response = await http.post(
@@ -218,7 +219,7 @@ async def test_a_failed_tool_round_keeps_the_usage_of_the_rounds_before_it(
     fake_llm.enqueue(ToolCalls(calls=[search], usage=used), *[failing(500)] * 3)
     async with (
         running_app(settings, issuer) as application,
-        http_client(application) as http,
+        asgi_client(application) as http,
         _observer(database_url) as observer,
     ):
         response = await http.post(
@@ -240,7 +241,7 @@ async def test_a_failed_call_leaves_the_usage_as_it_was(
     headers = issuer.headers(subject=user_id)
     async with (
         running_app(settings, issuer) as application,
-        http_client(application) as http,
+        asgi_client(application) as http,
         _observer(database_url) as observer,
     ):
         before = await http.post("/chat/get_embeddings", json={"input": "hello"}, headers=headers)
@@ -275,7 +276,7 @@ async def test_two_requests_that_fit_alone_but_not_together_do_not_both_pass(
     headers = issuer.headers(subject=user_id)
     async with (
         running_app(settings, issuer) as application,
-        http_client(application) as http,
+        asgi_client(application) as http,
         _observer(database_url) as observer,
     ):
         first = await http.post("/chat/get_embeddings", json={"input": "hello"}, headers=headers)

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from alembic import command
 from common_libs.testing import LlmServer, NatsServer, TestTokenIssuer, eventually, free_port
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.db_checks import check_ready_names_stopped_database
 from common_libs.testing.findings import async_findings
 from common_libs.testing.nats import start_nats
@@ -18,13 +19,7 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from tests.conftest import make_settings
-from tests.integration.conftest import (
-    alembic_config,
-    chat_settings,
-    http_client,
-    read_model_ready,
-    running_app,
-)
+from tests.integration.conftest import alembic_config, chat_settings, read_model_ready, running_app
 from tests.support.servers import CatalogStub
 
 CHECKS = {"database": "ok", "llm_client": "ok", "tokenizer": "ok", "catalog_read_model": "ok"}
@@ -75,7 +70,7 @@ async def test_ready_waits_for_the_consumer_to_catch_up_with_the_broker(
     port = free_port()
     settings = chat_settings(fresh_database, fake_llm, catalog, nats_url=f"nats://127.0.0.1:{port}")
 
-    async with running_app(settings, issuer) as application, http_client(application) as http:
+    async with running_app(settings, issuer) as application, asgi_client(application) as http:
         read_model = application.state.catalog_read_model
         await eventually(lambda: read_model.is_filled, message="read model filled")
         without_broker = await http.get("/ready")

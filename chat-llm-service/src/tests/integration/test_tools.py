@@ -19,16 +19,12 @@ from common_libs.testing import (
     ToolCalls,
     eventually,
 )
+from common_libs.testing.app_checks import asgi_client
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from app.services.leak_guard import WITHHELD_REPLY
-from tests.integration.conftest import (
-    chat_settings,
-    http_client,
-    read_model_ready,
-    running_app,
-)
+from tests.integration.conftest import chat_settings, read_model_ready, running_app
 from tests.support.catalog_events import CatalogEvents
 from tests.support.servers import CatalogStub, failing, parse_events, product
 
@@ -223,7 +219,7 @@ async def test_after_the_last_round_the_model_must_answer_in_words(
     again = ToolCalls(calls=[ToolCall("search_products", '{"query": "desk"}')])
     fake_llm.enqueue(again, again, again)  # the model keeps asking
 
-    async with http_client(two_round_app) as client:
+    async with asgi_client(two_round_app) as client:
         answer = await _ask(client, user, "desk?")
 
     requests = fake_llm.chat_requests()
@@ -243,7 +239,7 @@ async def test_a_long_tool_result_is_trimmed_to_its_budget_and_says_so(
         Reply(),
     )
 
-    async with http_client(two_round_app) as client:
+    async with asgi_client(two_round_app) as client:
         await _ask(client, user, "chairs?")
 
     [result] = _tool_messages(fake_llm.chat_requests()[1])

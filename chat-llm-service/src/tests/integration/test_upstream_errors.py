@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from common_libs.testing import Failure, Hang, LlmServer, Reply, TestTokenIssuer, free_port
+from common_libs.testing.app_checks import asgi_client
 
-from tests.integration.conftest import chat_settings, http_client, running_app
+from tests.integration.conftest import chat_settings, running_app
 from tests.support.servers import CatalogStub, failing
 
 RATE_LIMITED = Failure(
@@ -87,7 +88,7 @@ async def short_timeout_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app configured with a one-second upstream timeout."""
     settings = chat_settings(database_url, fake_llm, catalog, openai_timeout_seconds=1.0)
-    async with running_app(settings, issuer) as application, http_client(application) as http:
+    async with running_app(settings, issuer) as application, asgi_client(application) as http:
         yield http
 
 
@@ -116,7 +117,7 @@ async def test_unreachable_upstream_answers_502(
         database_url, fake_llm, catalog, openai_base_url=closed, openai_max_retries=0
     )
     headers = issuer.headers()
-    async with running_app(settings, issuer) as application, http_client(application) as http:
+    async with running_app(settings, issuer) as application, asgi_client(application) as http:
         response = await http.post(
             "/chat/generate_response", json={"message": "Hi"}, headers=headers
         )

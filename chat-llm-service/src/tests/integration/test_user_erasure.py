@@ -31,6 +31,7 @@ from common_libs.testing import (
     free_port,
     start_nats,
 )
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.db_checks import create_migrated_database
 from common_libs.testing.events import publish_user_deleted, stream_events
 from common_libs.testing.outages import ConsumerCounts, deliver_during_outages
@@ -43,13 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.usage_repository import ERASED_USER_ID
 from app.services.user_erasure import CONSUMER_NAME, erase_user
-from tests.integration.conftest import (
-    SERVICE_ROOT,
-    chat_settings,
-    http_client,
-    read_model_ready,
-    running_app,
-)
+from tests.integration.conftest import SERVICE_ROOT, chat_settings, read_model_ready, running_app
 from tests.support.servers import CatalogStub
 
 UserData = dict[str, Any]
@@ -295,7 +290,7 @@ async def test_the_consumer_comes_back_with_the_broker_and_erases_each_deletion_
     with broker:
         url = broker.enter_context(start_nats(port=port, store_dir=store)).url
         settings = chat_settings(own_database_url, fake_llm, catalog, nats_url=url)
-        async with running_app(settings, issuer) as application, http_client(application) as http:
+        async with running_app(settings, issuer) as application, asgi_client(application) as http:
             engine: AsyncEngine = application.state.engine
             counts = ConsumerCounts(application.state.user_erasure, monkeypatch)
             first, second = await _chatting_user(http, issuer), await _chatting_user(http, issuer)
@@ -352,7 +347,7 @@ async def test_a_deletion_delivered_while_the_database_is_away_waits_and_is_appl
 ) -> None:
     with start_nats(port=free_port(), store_dir=tmp_path / "nats") as server:
         settings = chat_settings(own_database_url, fake_llm, catalog, nats_url=server.url)
-        async with running_app(settings, issuer) as application, http_client(application) as http:
+        async with running_app(settings, issuer) as application, asgi_client(application) as http:
             engine: AsyncEngine = application.state.engine
             consumer: EventConsumer = application.state.user_erasure
             # A message that fails for any reason but an outage would be dead-lettered at its

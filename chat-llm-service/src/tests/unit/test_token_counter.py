@@ -32,7 +32,7 @@ socket.create_connection = refuse
 import httpx, tiktoken
 from common_libs.auth import TokenVerifier
 from common_libs.testing import TestTokenIssuer
-from common_libs.testing.problem_checks import problem_type_hooks
+from common_libs.testing.app_checks import asgi_client
 from app.config import Settings
 from app.main import create_app
 
@@ -43,10 +43,7 @@ async def main(text):
         issuer.key_source(), issuer=issuer.issuer, audience=issuer.audience
     )
     result = {}
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://chat", event_hooks=problem_type_hooks(app)
-    ) as client:
+    async with asgi_client(app, base_url="http://chat") as client:
         for model in ("gpt-4o-mini", "gpt-4"):
             answer = await client.post(
                 "/chat/count_tokens", json={"text": text, "model": model}, headers=issuer.headers()

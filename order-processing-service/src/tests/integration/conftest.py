@@ -15,8 +15,8 @@ from alembic.config import Config
 from common_libs import migrations
 from common_libs.auth import Role
 from common_libs.testing import NatsServer, PostgresServer, TestTokenIssuer, UvicornThread
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.db_checks import create_migrated_database
-from common_libs.testing.problem_checks import problem_type_hooks
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -117,10 +117,7 @@ async def app(service_settings: Callable[..., Settings]) -> AsyncIterator[FastAP
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client bound to the running app; each problem answer must have a type the
     operation documents for its status (``problem_type_hooks``)."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://test", event_hooks=problem_type_hooks(app)
-    ) as http:
+    async with asgi_client(app) as http:
         yield http
 
 

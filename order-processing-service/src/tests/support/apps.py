@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from common_libs.testing.problem_checks import problem_type_hooks
+from common_libs.testing.app_checks import asgi_client
 from fastapi import FastAPI
 
 from app.config import Settings
@@ -18,11 +18,5 @@ async def running_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.
     """The app with its lifespan running, and a client bound to it (which checks the type of
     each problem answer against the app's document, as the suite's ``client`` does)."""
     application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://test",
-            event_hooks=problem_type_hooks(application),
-        ) as client:
-            yield application, client
+    async with application.router.lifespan_context(application), asgi_client(application) as client:
+        yield application, client

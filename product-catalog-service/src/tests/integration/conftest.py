@@ -16,6 +16,7 @@ from alembic.config import Config
 from common_libs import migrations
 from common_libs.auth import TokenVerifier
 from common_libs.testing import NatsServer, PostgresServer, TestTokenIssuer
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.db_checks import create_migrated_database
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -23,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import make_settings
-from tests.support.clients import app_client
 
 SERVICE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,7 +88,7 @@ async def app(
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client bound to the running app; each problem answer must have a type the
     operation documents for its status (``problem_type_hooks``)."""
-    async with app_client(app) as http:
+    async with asgi_client(app) as http:
         yield http
 
 

@@ -15,12 +15,12 @@ import httpx
 import pytest
 from common_libs.problems import PROBLEM_CONTENT_TYPE
 from common_libs.testing import NatsServer, TestTokenIssuer, eventually
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.events import publish_user_deleted
 from fastapi import FastAPI
 
 from app.main import create_app
 from tests.integration.conftest import integration_settings
-from tests.support.clients import app_client
 from tests.support.products import create_product, serve_jwks
 
 
@@ -33,7 +33,7 @@ async def production_client(
         app: FastAPI = create_app(
             integration_settings(database_url, nats_server.url, jwks_url=jwks_url)
         )
-        async with app.router.lifespan_context(app), app_client(app) as client:
+        async with app.router.lifespan_context(app), asgi_client(app) as client:
             yield client
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from common_libs.testing import NatsServer
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.events import StreamEvent
 from fastapi import FastAPI
 from sqlalchemy import func, text, update
@@ -24,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import Reservation
 from app.services.reservation_sweeper import sweep_expired_reservations
-from tests.support.clients import app_client
 from tests.support.events import created_events, wait_for_events
 from tests.support.products import create_product, product_payload, reservation_body, unique
 
@@ -198,7 +198,7 @@ async def test_a_change_whose_commit_fails_publishes_nothing(
     app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], nats_server: NatsServer
 ) -> None:
     category = unique("rollback")
-    async with app_client(app, raise_app_exceptions=False) as failing_client:
+    async with asgi_client(app, raise_app_exceptions=False) as failing_client:
         failed = await failing_client.post(
             "/products",
             json=product_payload(name=REJECTED_NAME, category=category),

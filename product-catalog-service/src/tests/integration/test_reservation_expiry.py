@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from common_libs.testing import NatsServer, TestTokenIssuer, free_port
+from common_libs.testing.app_checks import asgi_client
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -21,7 +22,6 @@ from app.main import create_app
 from app.services.reservation_manager import release_expired_reservations
 from app.services.reservation_sweeper import run_reservation_sweeper
 from tests.integration.conftest import integration_settings, trust_issuer
-from tests.support.clients import app_client
 from tests.support.products import create_product, eventually, reservation_body
 
 RESERVATIONS = "/inventory/reservations"
@@ -37,7 +37,7 @@ async def sweeping_client(
     )
     async with app.router.lifespan_context(app):
         trust_issuer(app, issuer)
-        async with app_client(app) as client:
+        async with asgi_client(app) as client:
             yield client
 
 

@@ -1,7 +1,7 @@
 """Integration fixtures: one migrated database per session, the app with its lifespan, clients.
 
 Every client of the app checks each problem answer's type against the app's document
-(``tests.conftest.asgi_http``).
+(common-libs' ``asgi_client``).
 
 ``client`` runs each test inside one outer transaction that is rolled back afterwards (every
 request gets its own session on a savepoint of it); ``committing_client`` commits for real, for
@@ -21,6 +21,7 @@ import pytest
 from alembic.config import Config
 from common_libs import migrations
 from common_libs.testing import NatsServer, PostgresServer, ServerProcess, free_port
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.db_checks import create_migrated_database
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
@@ -30,7 +31,7 @@ from app.db.session import get_db_session, unit_of_work
 from app.main import create_app
 from app.security.hash_secret import hash_secret
 from app.security.signing_keys import private_key_pem
-from tests.conftest import FAST_ARGON2, SERVICE_ROOT, asgi_http, make_settings
+from tests.conftest import FAST_ARGON2, SERVICE_ROOT, make_settings
 
 ADMIN_EMAIL = "root.admin@example.com"
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -117,7 +118,7 @@ async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[htt
     """An HTTP client bound to the running app; the test's writes are rolled back."""
     bind_to_connection(app, connection)
     try:
-        async with asgi_http(app) as http:
+        async with asgi_client(app) as http:
             yield http
     finally:
         app.dependency_overrides.clear()
@@ -126,7 +127,7 @@ async def client(app: FastAPI, connection: AsyncConnection) -> AsyncIterator[htt
 @pytest.fixture
 async def committing_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client whose requests commit for real (use unique rows)."""
-    async with asgi_http(app) as http:
+    async with asgi_client(app) as http:
         yield http
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from common_libs.testing import PostgresServer
+from common_libs.testing.app_checks import asgi_client
 from common_libs.testing.db_checks import (
     Call,
     check_lost_database_answers_503,
@@ -13,7 +14,7 @@ from common_libs.testing.db_checks import (
 from common_libs.testing.findings import async_findings
 
 from app.main import create_app
-from tests.conftest import SERVICE_ROOT, asgi_http, make_settings
+from tests.conftest import SERVICE_ROOT, make_settings
 from tests.integration.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, unique_email
 
 CALLS: dict[str, Call] = {
@@ -40,7 +41,7 @@ async def test_a_lost_database_answers_503_until_it_is_back(
     url = outage_database_url
     app = create_app(make_settings(**{**service_settings, "database_url": url}))
 
-    async with app.router.lifespan_context(app), asgi_http(app) as client:
+    async with app.router.lifespan_context(app), asgi_client(app) as client:
         found = await async_findings(lambda: check_lost_database_answers_503(client, url, CALLS))
 
     assert found == []

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
+from common_libs.testing.app_checks import asgi_client
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.main import create_app
 from app.security.signing_keys import public_jwk, public_key_pem
-from tests.conftest import asgi_http, make_settings
+from tests.conftest import make_settings
 from tests.integration.conftest import bind_to_connection
 from tests.support.users import bearer, new_customer, register
 
@@ -76,7 +77,7 @@ async def test_after_rotation_tokens_of_the_previous_key_stay_valid(
 
     async with rotated.router.lifespan_context(rotated):
         bind_to_connection(rotated, connection)
-        async with asgi_http(rotated) as http:
+        async with asgi_client(rotated) as http:
             kids = [key["kid"] for key in (await http.get("/auth/jwks")).json()["keys"]]
             me = await http.get("/users/me", headers=bearer({"access_token": old_token}))
 

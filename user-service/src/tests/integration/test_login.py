@@ -8,13 +8,14 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from common_libs.testing.app_checks import asgi_client
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import User
 from app.main import create_app
-from tests.conftest import asgi_http, make_settings
+from tests.conftest import make_settings
 from tests.integration.conftest import PASSWORD, bind_to_connection, unique_email
 from tests.support.users import login, register
 
@@ -132,7 +133,7 @@ async def test_login_upgrades_a_hash_made_with_older_parameters(
 
     async with stronger.router.lifespan_context(stronger):
         bind_to_connection(stronger, connection)
-        async with asgi_http(stronger) as upgraded:
+        async with asgi_client(stronger) as upgraded:
             await login(upgraded, user["email"])
             new_hash = await connection.scalar(select(User.password_hash).where(User.id == user_id))
             second_login = await upgraded.post(

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from common_libs.testing import eventually
+from common_libs.testing.app_checks import asgi_client
 from fastapi import FastAPI
 
 from app.main import create_app
-from tests.conftest import asgi_http, make_settings
+from tests.conftest import make_settings
 from tests.integration.conftest import PASSWORD, unique_email
 from tests.support.users import register
 
@@ -134,7 +135,7 @@ async def short_window_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An instance whose failed-login window is one second."""
     app: FastAPI = create_app(make_settings(**service_settings, login_failure_window_seconds=1))
-    async with app.router.lifespan_context(app), asgi_http(app) as client:
+    async with app.router.lifespan_context(app), asgi_client(app) as client:
         yield client
 
 
