@@ -22,7 +22,8 @@ What goes in (API.md, "Gateway"):
   with its problem type in ``x-problem-types``, merged with the service's own where it has one
   (the headers it lacks, the union of the types);
 - ``x-problem-types`` at the top: the union of the services' catalogues (each document's own
-  top-level ``x-problem-types``, when it has one) and the gateway's own types;
+  top-level ``x-problem-types``, when it has one) and the gateway's own types, less the types
+  no answer of the public operations lists (those of internal routes);
 - examples of the main requests and answers where the services' documents have none, and the
   rules every client needs (errors, pagination, idempotency, money, limits, streaming, request ids)
   in ``info.description``.
@@ -263,6 +264,21 @@ def merge_problem_types(
                 f"{owners[entry['type']]} but {entry['status']} at the gateway"
             )
     return [merged[name] for name in sorted(merged)]
+
+
+def _listed_on(paths: Mapping[str, Any], catalogue: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries of ``catalogue`` that some answer of ``paths`` lists, and the gateway's own
+    (its 400 and 404 answer any path): a service's catalogue also holds the types of its
+    internal routes, which clients never meet."""
+    listed = {entry["type"] for entry in GATEWAY_PROBLEM_TYPES} | {
+        problem_type
+        for item in paths.values()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+        for response in operation.get("responses", {}).values()
+        for problem_type in response.get(PROBLEM_TYPES_KEY, [])
+    }
+    return [entry for entry in catalogue if entry["type"] in listed]
 
 
 def _gateway_components() -> dict[str, dict[str, Any]]:
@@ -853,8 +869,11 @@ def build_document(
             raise BuildError(f"no OpenAPI document for {row.service}")
         combined.add_service(row, documents[row.service])
     combined.add_gateway(gateway)
-    problem_types = merge_problem_types(
-        {row.service: documents[row.service].get(PROBLEM_TYPES_KEY) for row in routes}
+    problem_types = _listed_on(
+        combined.paths,
+        merge_problem_types(
+            {row.service: documents[row.service].get(PROBLEM_TYPES_KEY) for row in routes}
+        ),
     )
     return {
         "openapi": "3.1.0",

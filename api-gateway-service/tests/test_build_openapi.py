@@ -319,13 +319,31 @@ def test_without_service_catalogues_the_catalogue_is_the_gateways() -> None:
 def test_the_catalogue_is_the_union_of_the_services_and_the_gateways() -> None:
     rate_limited = _entry("urn:fleet:common:rate-limited", 429, "Too Many Requests (common-libs)")
     a, b = _service_a(), _service_b()
-    a["x-problem-types"] = [_entry("urn:fleet:a:thing-not-found", 404), rate_limited]
+    a["x-problem-types"] = [
+        _entry("urn:fleet:a:thing-not-found", 404),
+        _entry("urn:fleet:a:reservation-not-held", 409),
+        rate_limited,
+    ]
     b["x-problem-types"] = [rate_limited, _entry("urn:fleet:orders:out-of-stock", 409)]
+    a["paths"]["/things/{thing_id}"]["delete"]["responses"]["404"] = {
+        **_problem_response("No such thing."),
+        "x-problem-types": ["urn:fleet:a:thing-not-found"],
+    }
+    # Listed only by an internal route: clients never meet it.
+    a["paths"]["/inventory/reservations"]["post"]["responses"]["409"] = {
+        **_problem_response("Not held."),
+        "x-problem-types": ["urn:fleet:a:reservation-not-held"],
+    }
+    b["paths"]["/orders"]["post"]["responses"]["409"] = {
+        **_problem_response("Out of stock."),
+        "x-problem-types": ["urn:fleet:orders:out-of-stock"],
+    }
 
     document = _build(a, b)
     by_type = {entry["type"]: entry for entry in document["x-problem-types"]}
 
     assert list(by_type) == sorted(by_type)
+    assert "urn:fleet:a:reservation-not-held" not in by_type
     assert by_type["urn:fleet:a:thing-not-found"] == _entry("urn:fleet:a:thing-not-found", 404)
     assert by_type["urn:fleet:orders:out-of-stock"]["status"] == 409
     # A service's entry (common-libs' wording) wins over the gateway's for the same type.

@@ -19,8 +19,8 @@ ALLOWED = "https://app.example"
 OTHER_ALLOWED = "http://127.0.0.1:5173"
 DISALLOWED = "https://evil.example"
 EXPOSED = (
-    "X-Request-ID, Retry-After, RateLimit, RateLimit-Policy, Location, WWW-Authenticate, Deprecation,"
-    " Sunset, Link"
+    "X-Request-ID, Retry-After, RateLimit, RateLimit-Policy, Location, WWW-Authenticate,"
+    " Deprecation, Sunset, Link"
 )
 CORS_HEADERS = (
     "access-control-allow-origin",
