@@ -69,7 +69,11 @@ def test_each_error_a_client_provokes_answers_a_type_its_operation_documents(
 
     cases: list[tuple[httpx.Response, int, str]] = [
         (client.get(f"{api}/nothing-here"), 404, "urn:fleet:common:not-found"),
-        (client.get(f"{api}/products/{missing}"), 404, "urn:fleet:product-catalog:product-not-found"),
+        (
+            client.get(f"{api}/products/{missing}"),
+            404,
+            "urn:fleet:product-catalog:product-not-found",
+        ),
         (
             client.post(f"{api}/users", json={"email": "not an email", "password": "x"}),
             422,
