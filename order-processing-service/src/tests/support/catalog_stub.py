@@ -41,6 +41,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.support.stub_problems import problem
+
 Operation = Literal["reserve", "commit", "release"]
 FaultKind = Literal["error", "hang", "late", "gate"]
 
@@ -87,32 +89,18 @@ _REFUSALS: dict[str, tuple[int, str, str]] = {
 }
 
 
-def _problem(
-    status: int,
-    type_: str,
-    title: str,
-    detail: str,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(
-        body, status_code=status, headers=headers, media_type="application/problem+json"
-    )
-
-
 def _error(error: ProblemError) -> JSONResponse:
     """The answer common-libs' handlers give ``error`` (auth's 401 and 403)."""
-    return _problem(error.status, error.type, error.title, error.detail, error.headers)
+    return problem(error.status, error.type, error.title, error.detail, error.headers)
 
 
 def _refusal(refusal: str, payload: dict[str, Any]) -> JSONResponse:
     status, type_, title = _REFUSALS[refusal]
-    return _problem(status, type_, title, **payload)
+    return problem(status, type_, title, **payload)
 
 
 def _failure() -> JSONResponse:
-    return _problem(500, "about:blank", "Internal Server Error", "the catalog failed")
+    return problem(500, "about:blank", "Internal Server Error", "the catalog failed")
 
 
 class CatalogStub:

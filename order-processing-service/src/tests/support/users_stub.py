@@ -19,19 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-
-def _problem(
-    status: int,
-    type_: str,
-    title: str,
-    detail: str,
-    headers: dict[str, str] | None = None,
-    **extra: object,
-) -> JSONResponse:
-    body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(
-        body, status_code=status, headers=headers, media_type="application/problem+json"
-    )
+from tests.support.stub_problems import problem
 
 
 class UsersStub:
@@ -68,7 +56,7 @@ class UsersStub:
         if hang:
             await asyncio.sleep(hang)
         if failing:
-            return _problem(
+            return problem(
                 503,
                 SERVICE_UNAVAILABLE.type,
                 SERVICE_UNAVAILABLE.title,
@@ -79,7 +67,7 @@ class UsersStub:
         fields = {name: values[0] for name, values in form.items()}
         if fields.get("grant_type") != "client_credentials":
             error = {"loc": ["body", "grant_type"], "msg": "unsupported", "type": "literal_error"}
-            return _problem(
+            return problem(
                 422,
                 VALIDATION_FAILED.type,
                 VALIDATION_FAILED.title,
@@ -90,7 +78,7 @@ class UsersStub:
             self.client_id,
             self.client_secret,
         ):
-            return _problem(
+            return problem(
                 401,
                 "urn:fleet:users:invalid-client-credentials",
                 "Invalid Client Credentials",
