@@ -12,6 +12,7 @@ from openapi_spec_validator import validate
 
 import build_openapi
 from build_openapi import BuildError, ServiceRoutes, build_document
+from support.assertions import OPERATION_PROBLEM_TYPES
 
 ROUTES = [
     ServiceRoutes(
@@ -241,13 +242,6 @@ def test_only_openapi_3_1_documents_are_accepted() -> None:
         _build(a)
 
 
-GATEWAY_TYPES = {
-    "413": "urn:fleet:common:content-too-large",
-    "429": "urn:fleet:common:rate-limited",
-    "502": "urn:fleet:common:upstream-failed",
-    "503": "urn:fleet:common:service-unavailable",
-    "504": "urn:fleet:common:upstream-timeout",
-}
 RATE_LIMIT_HEADERS = {
     "Retry-After": {"$ref": "#/components/headers/Retry-After"},
     "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"},
@@ -262,10 +256,10 @@ def test_every_operation_gets_the_gateways_answers_and_413_only_with_a_body() ->
         statuses = set(operation["responses"])
         assert statuses >= GATEWAY_STATUSES, (method, path)
         assert ("413" in statuses) == ("requestBody" in operation), (method, path)
-        for status in statuses & set(GATEWAY_TYPES):
+        for status in statuses & set(OPERATION_PROBLEM_TYPES):
             answer = operation["responses"][status]
             assert list(answer["content"]) == ["application/problem+json"]
-            assert answer["x-problem-types"] == [GATEWAY_TYPES[status]]
+            assert answer["x-problem-types"] == [OPERATION_PROBLEM_TYPES[status]]
         assert operation["responses"]["429"]["headers"] == RATE_LIMIT_HEADERS
         assert operation["responses"]["503"]["headers"] == {
             "Retry-After": {"$ref": "#/components/headers/Retry-After"}

@@ -14,7 +14,11 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 import build_openapi
-from support.assertions import assert_get_and_head_only, assert_security_headers
+from support.assertions import (
+    OPERATION_PROBLEM_TYPES,
+    assert_get_and_head_only,
+    assert_security_headers,
+)
 from support.raw_http import raw_request
 from support.servers import SERVICE_DIR, Gateway
 
@@ -125,21 +129,12 @@ def test_nothing_internal_is_published(document: dict[str, Any]) -> None:
         assert not [name for name in entries if "reservation" in name.lower()], kind
 
 
-GATEWAY_TYPES = {
-    "413": "urn:fleet:common:content-too-large",
-    "429": "urn:fleet:common:rate-limited",
-    "502": "urn:fleet:common:upstream-failed",
-    "503": "urn:fleet:common:service-unavailable",
-    "504": "urn:fleet:common:upstream-timeout",
-}
-
-
 def test_every_operation_has_the_gateways_answers_as_problem_json(document: dict[str, Any]) -> None:
     for method, path, operation in _operations(document):
         statuses = set(operation["responses"])
         assert {"429", "502", "503", "504"} <= statuses, (method, path)
         assert ("413" in statuses) == ("requestBody" in operation), (method, path)
-        for status, problem_type in GATEWAY_TYPES.items():
+        for status, problem_type in OPERATION_PROBLEM_TYPES.items():
             answer = operation["responses"].get(status)
             if answer is None:
                 continue

@@ -37,6 +37,11 @@ PROBLEM_TYPES = {
     503: "urn:fleet:common:service-unavailable",
     504: "urn:fleet:common:upstream-timeout",
 }
+# The gateway's answers that the public document adds to every operation, by status as a response
+# key (413 only to operations with a body).
+OPERATION_PROBLEM_TYPES = {
+    str(status): PROBLEM_TYPES[status] for status in (413, 429, 502, 503, 504)
+}
 
 _VERSION = re.compile(r"\d+\.\d+")
 
