@@ -1,20 +1,32 @@
-"""Each repository, exported alone with its history, installs and passes its README's tests.
+"""Each repository, exported alone with its history, installs, passes its README's tests and runs.
 
 A service repository gets nothing from this checkout but the pinned common-libs wheel (in
 ``src/wheels/``, where its README and Dockerfile expect it); the gateway gets the same wheel in
-``wheels/`` (its tests run the fleet's repository checks from it).
+``wheels/`` (its tests run the fleet's repository checks from it). Each service's ``make run`` then
+starts it alone (its own PostgreSQL and NATS, stand-ins for its neighbours built from its pacts)
+until ``/ready`` answers and a request that needs those neighbours succeeds; Ctrl-C stops it all.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
+import httpx
 import pytest
+from common_libs.testing.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = (
@@ -54,24 +66,34 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out_dir
 
 
+def _with_wheel(repository: Path) -> None:
+    """The pinned common-libs wheel where the service's README says it goes."""
+    wheels = repository / "src" / "wheels"
+    wheels.mkdir(exist_ok=True)
+    shutil.copy(WHEEL, wheels)
+
+
 def _documented(readme: Path, *commands: str) -> None:
     text = readme.read_text()
     for command in commands:
         assert command in text, f"{readme} does not document `{command}`"
 
 
-def _run_documented_commands(workdir: Path) -> str:
+def _machine_environment() -> dict[str, str]:
     # The machine's environment, less everything that belongs to this checkout: a parent make's
     # variable overrides (MAKEFLAGS carries COMMON_LIBS_WHEELS=...), its venvs, its fleet settings.
-    env = {
+    return {
         key: value
         for key, value in os.environ.items()
         if key not in _CHECKOUT_VARIABLES and not key.startswith(("FLEET_", "PYTEST_"))
     }
+
+
+def _run_documented_commands(workdir: Path) -> str:
     result = subprocess.run(
         ["make", "venv", "test", f"UV={UV}"],
         cwd=workdir,
-        env=env,
+        env=_machine_environment(),
         capture_output=True,
         text=True,
         timeout=900,
@@ -84,12 +106,11 @@ def _run_documented_commands(workdir: Path) -> str:
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_exported_service_installs_and_passes_its_tests_alone(name: str, exported: Path) -> None:
-    project = exported / name / "src"
-    _documented(project / "README.md", "make venv", "make test")
-    (project / "wheels").mkdir()
-    shutil.copy(WHEEL, project / "wheels")
+    repository = exported / name
+    _documented(repository / "README.md", "make venv", "make test", "make run")
+    _with_wheel(repository)
 
-    output = _run_documented_commands(project)
+    output = _run_documented_commands(repository)
 
     passed = _SUMMARY.findall(output)
     assert passed, output[-2000:]
@@ -121,3 +142,140 @@ def test_exported_repositories_keep_their_history(exported: Path) -> None:
         ).stdout
         assert int(count) > 1, name
         assert not (exported / name / "e2e").exists()
+
+
+# --- make run: the service alone, with stand-ins for its neighbours -------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """What ``make run`` wrote to ``src/.run/run.json`` once the service was ready."""
+
+    service_url: str
+    tokens_url: str | None
+    ports: tuple[int, ...]
+
+    @classmethod
+    def read(cls, path: Path) -> Run:
+        data = json.loads(path.read_text())
+        urls = [data["service"]["url"], *data["stand_ins"].values()]
+        urls += [data[key] for key in ("tokens_url", "llm_url", "nats_url") if data.get(key)]
+        urls.append(data["database_url"])
+        return cls(
+            service_url=data["service"]["url"],
+            tokens_url=data.get("tokens_url"),
+            ports=tuple(sorted({urlsplit(url).port or 0 for url in urls} - {0})),
+        )
+
+    def token(self, client: httpx.Client, role: str) -> dict[str, str]:
+        assert self.tokens_url is not None, "no token stand-in"
+        answer = client.get(self.tokens_url, params={"role": role})
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def _make_run(repository: Path, log_path: Path) -> Iterator[Run]:
+    """``make run`` in the repository, until its service is ready; Ctrl-C (SIGINT to the terminal's
+    process group) afterwards, which must stop everything it started and exit 0."""
+    run_file = repository / "src" / ".run" / "run.json"
+    run_file.unlink(missing_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["make", "run", f"UV={UV}", f"PORT={free_port()}"],
+            cwd=repository,
+            env=_machine_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(
+            lambda: run_file.exists() or process.poll() is not None,
+            timeout=300,
+            message="make run writes .run/run.json",
+        )
+        assert process.poll() is None, log_path.read_text()[-4000:]
+        run = Run.read(run_file)
+        yield run
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+        returncode = process.wait(timeout=90)
+    assert returncode == 0, log_path.read_text()[-4000:]
+    still_listening = [port for port in run.ports if _listening(port)]
+    assert not still_listening, f"still listening after Ctrl-C: {still_listening}"
+
+
+def _sign_up_and_log_in(client: httpx.Client, run: Run) -> None:
+    email = f"{uuid.uuid4().hex[:12]}@example.com"
+    created = client.post(
+        f"{run.service_url}/users",
+        json={"email": email, "password": "a long passphrase", "full_name": "Ann"},
+    )
+    assert created.status_code == 201, created.text
+    login = client.post(
+        f"{run.service_url}/auth/token",
+        data={"username": email, "password": "a long passphrase"},
+    )
+    assert login.status_code == 200, login.text
+    assert login.json()["access_token"]
+
+
+def _create_a_product(client: httpx.Client, run: Run) -> None:
+    product = {
+        "sku": f"RUN-{uuid.uuid4().hex[:10].upper()}",
+        "name": "Stand-alone Kettle",
+        "description": "Made by the exported repository's own make run.",
+        "category": "kitchen",
+        "price": "24.50",
+        "stock": 3,
+    }
+    created = client.post(
+        f"{run.service_url}/products", json=product, headers=run.token(client, "admin")
+    )
+    assert created.status_code == 201, created.text
+    read = client.get(urljoin(run.service_url, created.headers["Location"]))
+    assert read.status_code == 200, read.text
+    assert read.json()["sku"] == product["sku"]
+
+
+DEMOS: dict[str, Callable[[httpx.Client, Run], None]] = {
+    "user-service": _sign_up_and_log_in,
+    "product-catalog-service": _create_a_product,
+}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_exported_service_runs_alone_with_stand_ins_for_its_neighbours(
+    name: str, exported: Path, tmp_path: Path
+) -> None:
+    repository = exported / name
+    _with_wheel(repository)
+
+    with (
+        _make_run(repository, tmp_path / "make-run.log") as run,
+        httpx.Client(timeout=30) as client,
+    ):
+        ready = client.get(f"{run.service_url}/ready")
+        assert ready.status_code == 200, ready.text
+        DEMOS[name](client, run)
+
+    # The data folder is git-ignored: the repository stays clean, and its data stays for next time.
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored=no"],
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert ".run" not in status, status
+    assert (repository / "src" / ".run").is_dir()
