@@ -58,10 +58,15 @@ async def _service(
     fake_llm: LlmServer,
     catalog: CatalogStub,
     issuer: TestTokenIssuer,
+    **overrides: object,
 ) -> AsyncIterator[FastAPI]:
-    settings = chat_settings(database_url, fake_llm, catalog, nats_url=broker.url)
+    settings = chat_settings(database_url, fake_llm, catalog, nats_url=broker.url, **overrides)
     async with running_app(settings, issuer) as application:
         yield application
+
+
+# For a test that holds the catalog's answer until it releases it: longer than any hold.
+_PATIENT = {"catalog_timeout_seconds": 30.0}
 
 
 async def _filled(application: FastAPI) -> bool:
@@ -231,13 +236,15 @@ async def test_one_replica_fills_while_the_others_wait_for_it(
     await catalog.hold(after=1)
 
     async with AsyncExitStack() as replicas:
+        # A held page waits for the release: with the suite's 0.5 s timeout it would be asked
+        # again (a fourth request) whenever the second replica starts slowly.
         first = await replicas.enter_async_context(
-            _service(fresh_database, own_nats, fake_llm, catalog, issuer)
+            _service(fresh_database, own_nats, fake_llm, catalog, issuer, **_PATIENT)
         )
         await eventually(lambda: _held(catalog), message="a replica filling")
         with _read_model_logs() as logs:
             second = await replicas.enter_async_context(
-                _service(fresh_database, own_nats, fake_llm, catalog, issuer)
+                _service(fresh_database, own_nats, fake_llm, catalog, issuer, **_PATIENT)
             )
             await eventually(
                 lambda: any("another replica fills" in line for line in logs),
