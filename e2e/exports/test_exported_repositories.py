@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -151,6 +152,7 @@ def test_exported_repositories_keep_their_history(exported: Path) -> None:
 class Run:
     """What ``make run`` wrote to ``src/.run/run.json`` once the service was ready."""
 
+    src: Path
     service_url: str
     tokens_url: str | None
     ports: tuple[int, ...]
@@ -162,6 +164,7 @@ class Run:
         urls += [data[key] for key in ("tokens_url", "llm_url", "nats_url") if data.get(key)]
         urls.append(data["database_url"])
         return cls(
+            src=path.parent.parent,
             service_url=data["service"]["url"],
             tokens_url=data.get("tokens_url"),
             ports=tuple(sorted({urlsplit(url).port or 0 for url in urls} - {0})),
@@ -248,9 +251,53 @@ def _create_a_product(client: httpx.Client, run: Run) -> None:
     assert read.json()["sku"] == product["sku"]
 
 
+def _pact_bodies(pact: Path, part: str) -> list[Any]:
+    """The example bodies of ``part`` (request or response) of every interaction of a pact."""
+    interactions = json.loads(pact.read_text())["interactions"]
+    return [i[part]["body"]["content"] for i in interactions if i[part].get("body")]
+
+
+def _place_an_order(client: httpx.Client, run: Run) -> None:
+    # A product the catalog stand-in holds stock of: the one the pact reserves.
+    pact = run.src / "pacts" / "order-processing-service-product-catalog-service.json"
+    product_id = _pact_bodies(pact, "request")[0]["items"][0]["product_id"]
+    headers = {**run.token(client, "customer"), "Idempotency-Key": uuid.uuid4().hex}
+    body = {
+        "items": [{"product_id": product_id, "quantity": 1}],
+        "shipping_address": {
+            "name": "Grace Hopper",
+            "line1": "1 Navy Yard Road",
+            "city": "Arlington",
+            "postal_code": "22202",
+            "country": "US",
+        },
+    }
+    placed = client.post(f"{run.service_url}/orders", json=body, headers=headers)
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["status"] == "confirmed", placed.text
+    read = client.get(f"{run.service_url}/orders/{placed.json()['id']}", headers=headers)
+    assert read.json()["status"] == "confirmed", read.text
+
+
+def _a_grounded_chat_turn(client: httpx.Client, run: Run) -> None:
+    # The read model was filled from the catalog stand-in: the answer names its product.
+    pact = run.src / "pacts" / "chat-llm-service-product-catalog-service.json"
+    (page,) = _pact_bodies(pact, "response")
+    name = page["items"][0]["name"]
+    turn = client.post(
+        f"{run.service_url}/chat/generate_response",
+        json={"message": f"Do you have {name.lower()}?"},
+        headers=run.token(client, "customer"),
+    )
+    assert turn.status_code == 200, turn.text
+    assert name in turn.json()["message"]["content"], turn.text
+
+
 DEMOS: dict[str, Callable[[httpx.Client, Run], None]] = {
     "user-service": _sign_up_and_log_in,
     "product-catalog-service": _create_a_product,
+    "order-processing-service": _place_an_order,
+    "chat-llm-service": _a_grounded_chat_turn,
 }
 
 
