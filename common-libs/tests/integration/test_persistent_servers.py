@@ -102,7 +102,7 @@ def test_a_folder_under_var_tmp_that_another_account_made_is_refused(
     os.chown(planted, 12345, 12345)
 
     with pytest.raises(RuntimeError, match="belongs to another account"):
-        postgres_module._kept_data_dir(data_dir, "postgres")
+        postgres_module._reachable_data_dir(data_dir, "postgres")
 
 
 def test_ensure_database_refuses_unsafe_names(postgres_server: PostgresServer) -> None:

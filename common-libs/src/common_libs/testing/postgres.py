@@ -268,27 +268,31 @@ def start_postgres(*, prefer_docker: bool = True) -> Iterator[PostgresServer]:
         yield server
 
 
-def _uid(user: str) -> int:
+def _uid(user: str) -> int:  # pragma: no cover - as root only
     return pwd.getpwnam(user).pw_uid
 
 
-def _reaches(user: str, folder: Path) -> bool:
+def _reaches(user: str, folder: Path) -> bool:  # pragma: no cover - as root only
     """Whether ``user`` can enter ``folder`` (every folder above it too)."""
     probe = subprocess.run(["test", "-x", str(folder)], check=False, user=user)  # noqa: S603, S607
     return probe.returncode == 0
 
 
 def _kept_data_dir(data_dir: Path, user: str | None) -> Path:
-    """Where the kept cluster of ``data_dir`` lives.
+    """Where the kept cluster of ``data_dir`` lives: there, or as root where postgres reaches."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if user is None:  # pragma: no cover - depends on whether the tests run as root
+        return data_dir
+    return _reachable_data_dir(data_dir, user)  # pragma: no cover - as root only
 
-    As root the server runs as ``postgres``; when that account cannot reach ``data_dir`` (a
-    checkout under a 0700 home or pytest folder) the cluster lives under /var/tmp, in a folder
-    named after ``data_dir``'s path, and ``data_dir`` is a symlink to it.
+
+def _reachable_data_dir(data_dir: Path, user: str) -> Path:  # pragma: no cover - as root only
+    """``data_dir``, or when the ``user`` account cannot reach it (a checkout under a 0700 home
+    or pytest folder) a folder under /var/tmp named after its path, ``data_dir`` a symlink to it.
     """
     if data_dir.is_symlink():
         return data_dir.resolve()
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    if data_dir.exists() or user is None or _reaches(user, data_dir.parent):
+    if data_dir.exists() or _reaches(user, data_dir.parent):
         return data_dir
     digest = hashlib.sha256(str(data_dir.absolute()).encode()).hexdigest()[:16]
     target = _REACHABLE_ROOT / f"fleet-standalone-{digest}"

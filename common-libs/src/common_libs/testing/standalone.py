@@ -16,11 +16,11 @@ and starts, each child process in a process group of its own, every log under ``
 5. the service under uvicorn on ``PORT`` (else the table's ``port``), until ``GET /ready`` answers.
 
 Then it prints what runs (lines starting ``standalone | ``), writes ``.run/run.json`` (removed
-when it stops: it says what runs now) and waits
-for SIGINT or SIGTERM, which stop the service, the stand-ins, NATS and PostgreSQL in that order
-(also when the service exits on its own). ``NEIGHBOURS=fleet`` runs the service against a fleet
-started with ``make up`` instead: no stand-ins, the fleet's NATS (``NATS_URL``, by default
-``nats://127.0.0.1:4222``), the service's own neighbour settings; its own database as above.
+when it stops) and waits for SIGINT or SIGTERM, which stop the service, the stand-ins, NATS and
+PostgreSQL in that order (so does the service exiting on its own). ``NEIGHBOURS=fleet`` runs the
+service against a fleet started with ``make up`` instead: no stand-ins, the fleet's NATS
+(``NATS_URL``, by default ``nats://127.0.0.1:4222``), the service's own neighbour settings; its own
+database as above. common-libs' README, "Running a service alone", has the table's keys.
 """
 
 from __future__ import annotations
