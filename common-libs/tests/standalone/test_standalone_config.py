@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import write_table
+from support.standalone import write_table
 
 from common_libs.testing import free_port
 from common_libs.testing.standalone import (

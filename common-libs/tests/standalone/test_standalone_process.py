@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from conftest import run_json
+from support.standalone import run_json
 
 from common_libs.testing import free_port, wait_until
 

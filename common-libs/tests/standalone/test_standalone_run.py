@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
-from conftest import run_json, write_table
+from support.standalone import run_json, write_table
 
 from common_libs.testing import free_port, wait_until
 from common_libs.testing.standalone import (
