@@ -54,7 +54,7 @@ def test_a_reservation_is_held_then_committed_by_the_stand_in_process(
     )
     assert committed.json() == {"reservation_id": order_id, "status": "committed"}
     log = catalog.log_path.read_text()
-    assert "shop-provider as shop-consumer's pact shop-consumer-shop-provider.json" in log
+    assert "stand-in for shop-provider from shop-consumer's pact" in log
     assert f"example id {PRODUCT_ID}: POST /reservations $.items[0].product_id" in log
 
 

@@ -285,9 +285,10 @@ async def test_starting_the_stand_in_prints_what_it_serves(
     ]
     printed = capsys.readouterr().err.splitlines()
     assert printed[0] == (
-        "shop-provider as shop-consumer's pact shop-consumer-shop-provider.json has it: "
-        "11 interactions"
+        "stand-in for shop-provider from shop-consumer's pact shop-consumer-shop-provider.json:"
     )
+    assert "  POST /reservations -> 201 (a reservation of a product in stock)" in printed
+    assert len([line for line in printed if " -> " in line]) == 11
     assert f"  example id {UNKNOWN_RESERVATION_ID}: POST /reservations/" in "\n".join(printed)
 
 

@@ -335,10 +335,7 @@ class PactStandIn:
 
     def describe(self) -> list[str]:
         """What the stand-in serves, a line each (the runner prints them)."""
-        lines = [
-            f"{self.provider} as {self.consumer}'s pact {self.name} has it: "
-            f"{len(self.interactions)} interactions"
-        ]
+        lines = [f"stand-in for {self.provider} from {self.consumer}'s pact {self.name}:"]
         lines += [f"  {item.summary()}" for item in self.interactions]
         lines += [f"  example id {value}: {where}" for value, where in self.known_ids().items()]
         return lines
