@@ -2,18 +2,27 @@
 :mod:`common_libs.testing.standalone`): built from the pacts its consumer tests publish, so that
 they cannot drift from what the service was tested against.
 
-- :func:`pact_stand_in` plays the provider of one Pact v4 file: a request gets the answer of the
-  interaction it matches (method; path, a UUID segment matching any UUID; the pact's query
-  parameters; the fields its body names). What the request names the answer repeats (the ids
-  and quantities the consumer sent, where the example answer repeated the example request);
-  what only the provider makes stays the pact's example. A request no interaction knows gets a
-  ``404`` problem listing what the pact knows: it left the contract.
-- :func:`token_stand_in` hands out access tokens signed like user-service's
-  (``GET /token?role=...``) and their keys (``GET /auth/jwks``). Its key is made per process:
-  tokens do not survive a restart.
-- :func:`set_llm_rules` gives the LLM test server the rules a service's table names.
+:func:`pact_stand_in` plays the provider of one Pact v4 file (as :mod:`common_libs.testing.pact`
+writes it). A request matches an interaction when the method and the path do (a UUID segment
+matches any UUID) and it has the pact's query parameters with their values (or as the pact's
+rule for them allows; more are fine). Among those, the ones whose body holds every field the
+pact's body names (equal, or as its matching rule allows) win, the one with the most fields
+(path segments, query parameters) equal to the example first, then a 2xx, then the pact's
+order; when no body fits, the first 2xx answers. Two rules come from the fleet's pages
+(:mod:`common_libs.pagination`): an example page answers any larger ``limit``, and a
+``next_cursor`` no interaction is asked with is served as null, the end of the list.
 
-Both apps are plain ASGI; uvicorn runs them through the factories that read the environment
+The answer is the interaction's: status, headers, body. What the request sent where the
+example answer repeats the example request (a reservation's id and items, an id in the path)
+comes back as sent; what only the provider makes stays the example. A request that matches no
+interaction gets a ``404`` problem naming it and listing what the pact knows: it left the
+contract. ``GET /_stand-in`` tells the same, with the example ids.
+
+:func:`token_stand_in` hands out access tokens signed like user-service's (``GET /token``) and
+their keys (``GET /auth/jwks``); its key is made per process, so tokens do not survive a
+restart. :func:`set_llm_rules` gives the LLM test server the rules a service's table names.
+
+uvicorn runs the apps through the factories that read the environment
 (``pact_stand_in_from_environment``, ``token_stand_in_from_environment``).
 """
 
@@ -24,7 +33,7 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast, get_args
@@ -86,21 +95,16 @@ def _json_type(value: object) -> str:
 
 
 def _matcher_holds(matcher: Mapping[str, Any], value: Any, example: Any) -> bool:
-    kind = matcher.get("match", "equality")
+    """One Pact matcher: the kinds the fleet's pacts use; any other asks for the example."""
+    kind = matcher.get("match")
     if kind == "regex":
         return isinstance(value, str) and re.search(matcher["regex"], value) is not None
     if kind == "type":
         return _json_type(value) == _json_type(example)
-    if kind == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, str) and re.fullmatch(r"-?\d+", value) is not None
-        )
+    if kind == "integer":  # a number, or a query parameter's digits
+        return isinstance(value, int | str) and re.fullmatch(r"-?\d+", str(value)) is not None
     if kind in {"decimal", "number"}:
         return _json_type(value) == "number"
-    if kind == "include":
-        return isinstance(value, str) and str(matcher.get("value")) in value
-    if kind in {"date", "time", "timestamp", "datetime"}:
-        return isinstance(value, str)
     return bool(value == example)
 
 
@@ -134,9 +138,7 @@ def _fit(example: Any, actual: Any, path: str, rules: Mapping[str, Any], fit: _F
             for key, value in example.items()
         )
     if isinstance(example, list):
-        if not isinstance(actual, list):
-            return False
-        if len(actual) == len(example):
+        if isinstance(actual, list) and len(actual) == len(example):
             pairs = list(zip(example, actual, strict=True))
         elif example and _rule_holds(_rule_at(rules, path), actual, example):
             pairs = [(example[0], item) for item in actual]  # a list "like" its first element
@@ -164,7 +166,7 @@ def _same_places(example: Any, actual: Any, path: str = "$") -> Iterator[tuple[s
     elif isinstance(example, list) and isinstance(actual, list):
         for index, (item, got) in enumerate(zip(example, actual, strict=False)):
             yield from _same_places(item, got, f"{path}[{index}]")
-    elif _json_type(example) == _json_type(actual) and not isinstance(example, dict | list):
+    elif _json_type(example) == _json_type(actual):
         yield path, example, actual
 
 
@@ -189,17 +191,15 @@ def _parse_body(content: Any, content_type: str) -> Any:
     """A body as JSON, a form (one value a field) or text; ``_ABSENT`` when empty."""
     if content is None or content in ("", b""):
         return _ABSENT
+    if not isinstance(content, str | bytes):
+        return content  # a pact's JSON, parsed with the file
     text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
-    if not isinstance(text, str):
-        return text  # already JSON
     if "x-www-form-urlencoded" in content_type:
         return {name: values[0] for name, values in parse_qs(text).items()}
-    if "json" in content_type:
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-    return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 @dataclass(frozen=True)
@@ -222,8 +222,7 @@ class _Interaction:
         request_body = request.get("body") or {}
         response_body = response.get("body") or {}
         headers = {
-            name: ", ".join(values) if isinstance(values, list) else str(values)
-            for name, values in (response.get("headers") or {}).items()
+            name: ", ".join(values) for name, values in (response.get("headers") or {}).items()
         }
         content_type = next(
             (value for name, value in headers.items() if name.lower() == "content-type"),
@@ -254,14 +253,13 @@ class _Interaction:
     def path_fit(self, path: str) -> tuple[int, dict[str, str]] | None:
         """Segments equal to the example's, and the example's ids the request replaced."""
         expected, actual = self.path.split("/"), path.split("/")
-        if len(expected) == len(actual) and all(
+        if len(expected) != len(actual) or not all(
             mine == got or (_is_uuid(mine) and _is_uuid(got))
             for mine, got in zip(expected, actual, strict=True)
         ):
-            ids = {mine: got for mine, got in zip(expected, actual, strict=True) if mine != got}
-            return len(expected) - len(ids), ids
-        rule = (self.rules.get("path") or {}) if isinstance(self.rules.get("path"), dict) else {}
-        return (0, {}) if _rule_holds(rule, path, self.path) else None
+            return None
+        ids = {mine: got for mine, got in zip(expected, actual, strict=True) if mine != got}
+        return len(expected) - len(ids), ids
 
     def query_fit(self, query: Mapping[str, list[str]]) -> int | None:
         """How many of the pact's query parameters the request has as they are; None: misses one."""
@@ -293,7 +291,7 @@ def _at_least(got: list[str], values: list[str]) -> bool:
     """A page of the example's size is a valid page of any larger size."""
     try:
         return int(got[0]) >= int(values[0])
-    except (ValueError, IndexError):
+    except ValueError:
         return False
 
 
@@ -337,10 +335,7 @@ class PactStandIn:
 
     def describe(self) -> list[str]:
         """What the stand-in serves, a line each (the runner prints them)."""
-        lines = [
-            f"{self.provider} as {self.consumer}'s pact {self.name} has it: "
-            f"{len(self.interactions)} interactions"
-        ]
+        lines = [f"stand-in for {self.provider} from {self.consumer}'s pact {self.name}:"]
         lines += [f"  {item.summary()}" for item in self.interactions]
         lines += [f"  example id {value}: {where}" for value, where in self.known_ids().items()]
         return lines
@@ -363,9 +358,7 @@ class PactStandIn:
         fitting = [choice for choice in choices if choice.body is not None]
         if fitting:
             return max(fitting, key=_Choice.rank)
-        return next((choice for choice in choices if choice.interaction.is_success), None) or (
-            choices[0] if choices else None
-        )
+        return next((choice for choice in choices if choice.interaction.is_success), None)
 
     def answer(self, choice: _Choice, body: Any) -> Response:
         """The chosen interaction's answer, repeating what the request sent in its places."""
@@ -417,8 +410,6 @@ class PactStandIn:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send, on_start=self.describe)
             return
-        if scope["type"] != "http":
-            return
         request = Request(scope, receive)
         if request.method == "GET" and request.url.path == INFO_PATH:
             await JSONResponse(self.info())(scope, receive, send)
@@ -434,12 +425,13 @@ class PactStandIn:
         await response(scope, receive, send)
 
 
-async def _lifespan(receive: Receive, send: Send, *, on_start: Any = None) -> None:
-    while (message := await receive())["type"] != "lifespan.shutdown":
-        if message["type"] == "lifespan.startup":
-            for line in on_start() if on_start else ():
-                print(line, file=sys.stderr, flush=True)
-            await send({"type": "lifespan.startup.complete"})
+async def _lifespan(receive: Receive, send: Send, *, on_start: Callable[[], list[str]]) -> None:
+    """Print what ``on_start`` tells once started (uvicorn's log); nothing to stop."""
+    await receive()  # lifespan.startup
+    for line in on_start():
+        print(line, file=sys.stderr, flush=True)
+    await send({"type": "lifespan.startup.complete"})
+    await receive()  # lifespan.shutdown
     await send({"type": "lifespan.shutdown.complete"})
 
 
