@@ -114,7 +114,7 @@ def test_stand_ins_tokens_and_the_llm_server_are_wired_into_the_service(
     assert settings["NATS_URL"] == facts["nats_url"]
     assert {"CATALOG", "ORDERS", "USERS", "DEADLETTER"} <= streams
     output = capsys.readouterr().out
-    assert f"plays {PACT} (1 interactions" in output
+    assert f"plays {PACT} (1 interaction;" in output
     assert "curl -s '" in output
     assert "/token?role=admin'" in output
     assert (

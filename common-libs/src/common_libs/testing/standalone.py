@@ -269,9 +269,11 @@ def _serving(app: ASGIApp, log_path: Path) -> Iterator[str]:
         yield server.url
 
 
-def _interactions(pact: Path) -> int:
+def _interactions(pact: Path) -> str:
+    """How many interactions the pact holds, in words."""
     document: dict[str, Any] = json.loads(pact.read_text())
-    return len(document.get("interactions", []))
+    count = len(document.get("interactions", []))
+    return f"{count} interaction" + "s" * (count != 1)
 
 
 class _Runner:
@@ -336,7 +338,7 @@ class _Runner:
             self.facts["stand_ins"][setting] = url
             self.lines.append(
                 f"stand-in {self.config.prefix}{setting.upper()}={url} plays {pact_name} "
-                f"({_interactions(pact)} interactions; requests in {RUN_DIR}/logs/{log_path.name})"
+                f"({_interactions(pact)}; requests in {RUN_DIR}/logs/{log_path.name})"
             )
         if self.config.tokens:
             url = stack.enter_context(
