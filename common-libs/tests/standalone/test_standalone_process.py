@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from support.standalone import run_json
 
 from common_libs.testing import free_port, wait_until
@@ -91,6 +92,21 @@ def test_ctrl_c_stops_everything_it_started_and_a_second_start_keeps_the_data(
     output = log.read_text()
     assert output.count("standalone | sample-service ready at") == 2
     assert output.count("standalone | everything it started has stopped") == 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_a_closed_terminal_stop_everything_too(
+    sample: Path, tmp_path: Path, signum: signal.Signals
+) -> None:
+    with runner(sample, free_port(), tmp_path / "runner.log") as process:
+        wait_until(lambda: (sample / ".run" / "run.json").exists(), timeout=90, message="ready")
+        started = descendants(process.pid)
+
+        process.send_signal(signum)
+
+        assert process.wait(60) == 0
+    assert started
+    assert alive(started) == set()
 
 
 def test_a_port_in_use_is_refused_naming_port(sample: Path) -> None:

@@ -249,7 +249,9 @@ def test_a_wait_gives_up_after_its_timeout() -> None:
 def test_main_refuses_a_bad_environment_and_restores_the_signal_handlers(
     sample: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     monkeypatch.chdir(sample)
     monkeypatch.setenv("PORT", "not-a-port")
 

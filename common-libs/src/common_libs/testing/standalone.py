@@ -16,11 +16,12 @@ and starts, each child process in a process group of its own, every log under ``
 5. the service under uvicorn on ``PORT`` (else the table's ``port``), until ``GET /ready`` answers.
 
 Then it prints what runs (lines starting ``standalone | ``), writes ``.run/run.json`` (removed
-when it stops) and waits for SIGINT or SIGTERM, which stop the service, the stand-ins, NATS and
-PostgreSQL in that order (so does the service exiting on its own). ``NEIGHBOURS=fleet`` runs the
-service against a fleet started with ``make up`` instead: no stand-ins, the fleet's NATS
-(``NATS_URL``, by default ``nats://127.0.0.1:4222``), the service's own neighbour settings; its own
-database as above. common-libs' README, "Running a service alone", has the table's keys.
+when it stops) and waits for SIGINT (Ctrl-C), SIGTERM or SIGHUP, which stop the service, the
+stand-ins, NATS and PostgreSQL in that order (so does the service exiting on its own).
+``NEIGHBOURS=fleet`` runs the service against a fleet started with ``make up`` instead: no
+stand-ins, the fleet's NATS (``NATS_URL``, by default ``nats://127.0.0.1:4222``), the service's
+own neighbour settings; its own database as above. common-libs' README, "Running a service alone",
+has the table's keys.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ MIGRATION_TIMEOUT_SECONDS = 300.0
 _POLL_SECONDS = 0.1
 _FLEET_NATS_URL = "nats://127.0.0.1:4222"
 _LOG_TAIL_LINES = 40
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP too: a closed terminal would otherwise end the runner and leave its children running.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 Neighbours = Literal["stand-ins", "fleet"]
 
 
