@@ -135,7 +135,9 @@ def test_llm_rules_named_by_the_table_are_given_to_the_llm_server(
     assert "(1 rules from llm-rules.json)" in capsys.readouterr().out
 
 
-def test_fleet_neighbours_use_the_fleets_nats_and_no_stand_ins(sample: Path) -> None:
+def test_fleet_neighbours_use_the_fleets_nats_and_no_stand_ins(
+    sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_table(
         sample,
         nats=True,
@@ -155,6 +157,7 @@ def test_fleet_neighbours_use_the_fleets_nats_and_no_stand_ins(sample: Path) -> 
     assert facts["tokens_url"] is None
     assert settings["SAMPLE_GREETING"] is None
     assert settings["SAMPLE_JWKS_URL"] is None
+    assert "neighbours: the fleet's" in capsys.readouterr().out
 
 
 def test_a_service_that_exits_before_it_is_ready_stops_the_run_with_its_log(

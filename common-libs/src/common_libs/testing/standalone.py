@@ -319,6 +319,9 @@ class _Runner:
         if mode == "fleet":
             url = self.env.setdefault("NATS_URL", _FLEET_NATS_URL)
             self.lines.append(f"NATS {url} (the fleet's)")
+            self.lines.append(
+                "neighbours: the fleet's, at the service's own settings (set them to override)"
+            )
         elif self.config.nats:
             server = stack.enter_context(
                 persistent_nats(self.run_dir / "nats", log_path=self.logs / "nats.log")
