@@ -4,7 +4,8 @@ Order of preference: ``TEST_NATS_URL`` (an existing server; read by the plugin's
 fixture), a testcontainers container when a Docker daemon answers, otherwise the local
 ``nats-server`` binary on a free port bound to 127.0.0.1 with its JetStream store in a temporary
 directory (removed afterwards). Debian's ``nats-server`` package is installed when the binary is
-missing.
+missing. :func:`persistent_nats` keeps its store in a folder across runs (what
+``python -m common_libs.testing.standalone`` runs a service with).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from common_libs.testing._system import apt_install, docker_available
 from common_libs.testing.processes import ServerProcess, free_port
 
-__all__ = ["NatsServer", "find_nats_server", "start_nats"]
+__all__ = ["NatsServer", "find_nats_server", "persistent_nats", "start_nats"]
 
 _logger = logging.getLogger("common_libs.testing")
 # Debian installs the binary into /usr/sbin, which is not on an unprivileged user's PATH.
@@ -43,7 +44,13 @@ def find_nats_server() -> Path | None:
 
 
 @contextmanager
-def _local_server(port: int | None = None, store_dir: Path | None = None) -> Iterator[NatsServer]:
+def _local_server(
+    port: int | None = None,
+    store_dir: Path | None = None,
+    *,
+    log_path: Path | None = None,
+    own_process_group: bool = False,
+) -> Iterator[NatsServer]:
     binary = find_nats_server()
     if binary is None:  # pragma: no cover - depends on the machine
         apt_install(
@@ -67,10 +74,11 @@ def _local_server(port: int | None = None, store_dir: Path | None = None) -> Ite
                 "-sd",
                 str(store_dir or workdir / "store"),
             ],
-            log_path=workdir / "nats-server.log",
+            log_path=log_path or workdir / "nats-server.log",
             # Answers 200 once JetStream is enabled (the monitor binds to 127.0.0.1 too).
             ready_url=f"http://127.0.0.1:{monitor_port}/healthz?js-enabled-only=true",
             ready_timeout=30,
+            own_process_group=own_process_group,
         )
         with server:
             yield NatsServer(url=f"nats://127.0.0.1:{port}")
@@ -105,4 +113,16 @@ def start_nats(
         return
     _logger.info("no Docker daemon answers; starting a local nats-server")
     with _local_server() as server:
+        yield server
+
+
+@contextmanager
+def persistent_nats(store_dir: Path, *, log_path: Path) -> Iterator[NatsServer]:
+    """The local binary on a free port of 127.0.0.1, its JetStream store kept in ``store_dir``,
+    until the block ends.
+
+    The server runs in a process group of its own (a Ctrl-C in the terminal reaches only the
+    caller, which stops it in its turn), its output appended to ``log_path``.
+    """
+    with _local_server(store_dir=store_dir, log_path=log_path, own_process_group=True) as server:
         yield server

@@ -146,6 +146,8 @@ class ServerProcess(StartStop):
     Output goes to ``log_path`` so that a test can read it (and a full pipe never blocks the child).
     ``env`` adds to this process's environment, or is the whole environment when ``inherit_env`` is
     false. ``user`` runs it as another account (PostgreSQL refuses to run as root).
+    ``own_process_group`` starts it in a process group of its own: a Ctrl-C in the terminal then
+    reaches only the process that started it, which stops it in its turn.
     """
 
     def __init__(
@@ -159,6 +161,7 @@ class ServerProcess(StartStop):
         ready_timeout: float = 20.0,
         user: str | None = None,
         inherit_env: bool = True,
+        own_process_group: bool = False,
     ) -> None:
         self.argv = list(argv)
         self.log_path = log_path
@@ -167,6 +170,7 @@ class ServerProcess(StartStop):
         self.ready_url = ready_url
         self.ready_timeout = ready_timeout
         self.user = user
+        self.own_process_group = own_process_group
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -180,6 +184,7 @@ class ServerProcess(StartStop):
             stdout=self._log,
             stderr=subprocess.STDOUT,
             user=self.user,
+            process_group=0 if self.own_process_group else None,
         )
         if self.ready_url is not None:
             try:
