@@ -1,8 +1,9 @@
 """Each repository, exported alone with its history, installs and passes its README's tests.
 
 A service repository gets nothing from this checkout but the pinned common-libs wheel (in
-``src/wheels/``, where its README and Dockerfile expect it); the gateway gets the same wheel in
-``wheels/`` (its tests run the fleet's repository checks from it).
+``src/wheels/``, where its README and Dockerfile expect it) and runs its README's commands at its
+root (its Makefile there runs src/'s); the gateway gets the same wheel in ``wheels/`` (its tests
+run the fleet's repository checks from it).
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ def _run_documented_commands(workdir: Path) -> str:
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_exported_service_installs_and_passes_its_tests_alone(name: str, exported: Path) -> None:
-    project = exported / name / "src"
-    _documented(project / "README.md", "make venv", "make test")
-    (project / "wheels").mkdir()
-    shutil.copy(WHEEL, project / "wheels")
+    project = exported / name
+    _documented(project / "README.md", "make venv test", "make run", "CONTRACT.md")
+    (project / "src" / "wheels").mkdir()
+    shutil.copy(WHEEL, project / "src" / "wheels")
 
     output = _run_documented_commands(project)
 
@@ -95,6 +96,8 @@ def test_exported_service_installs_and_passes_its_tests_alone(name: str, exporte
     assert passed, output[-2000:]
     assert int(passed[-1]) > 0
     assert (exported / name / ".github" / "workflows" / "ci-cd.yml").exists()
+    assert (project / "CONTRACT.md").exists()
+    assert not (project / "src" / "README.md").exists()
 
 
 def test_exported_gateway_installs_and_passes_its_tests_alone(exported: Path) -> None:
