@@ -18,7 +18,7 @@ SERVICES := user-service product-catalog-service order-processing-service chat-l
 MAKE_ARGS := UV=$(UV) COMMON_LIBS_WHEELS=$(WHEELS) FLEET_PYTHON=$(TOOLS_PY)
 export UV_PYTHON_PREFERENCE := only-system
 
-.PHONY: help up down test bench venvs tools wheel system-packages docker-context slo-rules clean
+.PHONY: help up down test bench venvs tools wheel system-packages docker-context slo-rules contract-excerpts clean
 
 help:
 	@echo "make up      start the fleet locally (gateway on http://127.0.0.1:$${GATEWAY_PORT:-8080})"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench   measure the fleet (ratios in one run) into bench-results/"
 	@echo "make docker-context   put the common-libs wheel where the Dockerfiles expect it"
 	@echo "make slo-rules  regenerate observability/rules/ from observability/slo.yml"
+	@echo "make contract-excerpts  rewrite each service's CONTRACT.md from docs/API.md"
 	@echo "make clean   remove venvs, wheels and tools (keeps .fleet/ data)"
 
 $(TOOLS)/.installed: scripts/requirements-tools.txt
@@ -72,6 +73,11 @@ down: tools
 slo-rules: $(COMMON_LIBS_WHEEL)
 	$(MAKE) -C e2e venv $(MAKE_ARGS)
 	e2e/.venv/bin/python scripts/slo_rules.py
+
+# Each service's part of docs/API.md as <service>/CONTRACT.md, the contract its repository carries
+# (scripts/contract_excerpts.py, standard library only); make test fails while one differs.
+contract-excerpts: tools
+	$(TOOLS_PY) scripts/contract_excerpts.py
 
 # The common-libs wheel inside each service's build context (src/wheels/, git-ignored), for
 # `docker build` and `docker compose up --build`.

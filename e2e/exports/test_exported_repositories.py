@@ -1,8 +1,9 @@
 """Each repository, exported alone with its history, installs, passes its README's tests and runs.
 
 A service repository gets nothing from this checkout but the pinned common-libs wheel (in
-``src/wheels/``, where its README and Dockerfile expect it); the gateway gets the same wheel in
-``wheels/`` (its tests run the fleet's repository checks from it). Each service's ``make run`` then
+``src/wheels/``, where its README and Dockerfile expect it) and runs its README's commands at its
+root (its Makefile there runs src/'s); the gateway gets the same wheel in ``wheels/`` (its tests
+run the fleet's repository checks from it). Each service's ``make run`` then
 starts it alone (its own PostgreSQL and NATS, stand-ins for its neighbours built from its pacts)
 until ``/ready`` answers and a request that needs those neighbours succeeds; Ctrl-C stops it all.
 """
@@ -108,7 +109,7 @@ def _run_documented_commands(workdir: Path) -> str:
 @pytest.mark.parametrize("name", SERVICES)
 def test_exported_service_installs_and_passes_its_tests_alone(name: str, exported: Path) -> None:
     repository = exported / name
-    _documented(repository / "README.md", "make venv", "make test", "make run")
+    _documented(repository / "README.md", "make venv test", "make run", "CONTRACT.md")
     _with_wheel(repository)
 
     output = _run_documented_commands(repository)
@@ -117,6 +118,8 @@ def test_exported_service_installs_and_passes_its_tests_alone(name: str, exporte
     assert passed, output[-2000:]
     assert int(passed[-1]) > 0
     assert (exported / name / ".github" / "workflows" / "ci-cd.yml").exists()
+    assert (repository / "CONTRACT.md").exists()
+    assert not (repository / "src" / "README.md").exists()
 
 
 def test_exported_gateway_installs_and_passes_its_tests_alone(exported: Path) -> None:
