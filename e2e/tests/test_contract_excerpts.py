@@ -21,6 +21,18 @@ _SCOPES = {
 }
 
 
+def _script(*args: str) -> subprocess.CompletedProcess[str]:
+    """``scripts/contract_excerpts.py`` with ``args``, run as ``make contract-excerpts`` runs it."""
+    script = contract_excerpts.ROOT / "scripts" / "contract_excerpts.py"
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def _excerpt(name: str) -> str:
     return contract_excerpts.render_all(contract_excerpts.API_PATH.read_text())[name]
 
@@ -87,35 +99,9 @@ def test_a_heading_note_may_change_but_a_missing_section_stops_the_script(tmp_pa
     api_path = tmp_path / "API.md"
 
     api_path.write_text(renamed)
-    written = subprocess.run(
-        [
-            sys.executable,
-            str(contract_excerpts.ROOT / "scripts" / "contract_excerpts.py"),
-            "--api",
-            str(api_path),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    written = _script("--api", str(api_path), "--out", str(tmp_path / "out"))
     api_path.write_text(re.sub(r"^## Telemetry.*$", "## Tracing", api, flags=re.MULTILINE))
-    refused = subprocess.run(
-        [
-            sys.executable,
-            str(contract_excerpts.ROOT / "scripts" / "contract_excerpts.py"),
-            "--api",
-            str(api_path),
-            "--out",
-            str(tmp_path / "refused"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = _script("--api", str(api_path), "--out", str(tmp_path / "refused"))
 
     assert written.returncode == 0, written.stderr
     assert (
@@ -128,23 +114,11 @@ def test_a_heading_note_may_change_but_a_missing_section_stops_the_script(tmp_pa
 
 
 def test_check_names_an_excerpt_that_differs(tmp_path: Path) -> None:
-    script = str(contract_excerpts.ROOT / "scripts" / "contract_excerpts.py")
-    subprocess.run(
-        [sys.executable, script, "--out", str(tmp_path)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    assert _script("--out", str(tmp_path)).returncode == 0
     stale = tmp_path / "order-processing-service" / "CONTRACT.md"
     stale.write_text(stale.read_text().replace("`Idempotency-Key`", "`Idempotency-Token`"))
 
-    checked = subprocess.run(
-        [sys.executable, script, "--out", str(tmp_path), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    checked = _script("--out", str(tmp_path), "--check")
 
     assert checked.returncode == 1
     assert str(stale) in checked.stderr
