@@ -84,11 +84,12 @@ def run(name: str, argv: list[str]) -> Result:
         for line in process.stdout:
             sys.stdout.write(line)
             match = _SUMMARY.match(line.strip())
+            # A suite may run more than one pytest (the catalog runs its minute-long test beside
+            # the rest): its counts are the sum of their summaries.
             if match:
-                counts = {
-                    kind.rstrip("s") if kind.startswith("error") else kind: int(number)
-                    for number, kind in _COUNT.findall(match["counts"])
-                }
+                for number, kind in _COUNT.findall(match["counts"]):
+                    key = kind.rstrip("s") if kind.startswith("error") else kind
+                    counts[key] = counts.get(key, 0) + int(number)
     return Result(name, process.returncode, counts, time.monotonic() - started)
 
 

@@ -105,6 +105,7 @@ async def _checked(response: Awaitable[httpx.Response]) -> httpx.Response:
     return result
 
 
+@pytest.mark.waits_a_minute
 async def test_events_written_while_the_broker_is_away_a_minute_are_published_once(
     own_database_url: str,
     jwks_url: str,
