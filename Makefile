@@ -18,11 +18,12 @@ SERVICES := user-service product-catalog-service order-processing-service chat-l
 MAKE_ARGS := UV=$(UV) COMMON_LIBS_WHEELS=$(WHEELS) FLEET_PYTHON=$(TOOLS_PY)
 export UV_PYTHON_PREFERENCE := only-system
 
-.PHONY: help up down test bench venvs tools wheel system-packages docker-context slo-rules contract-excerpts clean
+.PHONY: help up down test test-repeat bench venvs tools wheel system-packages docker-context slo-rules contract-excerpts clean
 
 help:
 	@echo "make up      start the fleet locally (gateway on http://127.0.0.1:$${GATEWAY_PORT:-8080})"
-	@echo "make test    run every test suite"
+	@echo "make test    run every test suite, in a random order (SEED=N replays one)"
+	@echo "make test-repeat SUITE=<suite> N=10   one suite N times beside a CPU hog (flaky tests)"
 	@echo "make down    stop a fleet left running"
 	@echo "make bench   measure the fleet (ratios in one run) into bench-results/"
 	@echo "make docker-context   put the common-libs wheel where the Dockerfiles expect it"
@@ -57,6 +58,13 @@ system-packages:
 
 test: venvs system-packages
 	$(TOOLS_PY) scripts/run_suites.py $(MAKE_ARGS)
+
+# The flaky-test hunt (README, "Flaky tests"), not part of make test: SUITE's make test N times
+# beside HOG processes that keep a core busy each, every run in a random order of its own.
+N ?= 10
+HOG ?= 1
+test-repeat: venvs system-packages
+	SUITE=$(SUITE) N=$(N) HOG=$(HOG) $(TOOLS_PY) scripts/test_repeat.py $(MAKE_ARGS)
 
 up: venvs system-packages
 	$(TOOLS_PY) scripts/fleet.py up

@@ -3,6 +3,9 @@
 Each suite runs in its own folder with its own venv (``make lint test`` there). A suite fails when
 its command fails or when it ran no test. The last line reads ``total: N passed, N failed``.
 
+Every suite runs its tests in a random order (pytest-randomly), the same seed for all: it is printed
+first and last, and ``SEED=N`` (``make test SEED=N``) replays that order.
+
 Consumer-driven contracts: a service's suite runs after the suites of the services that call it
 (its consumers); their tests write their pacts into their own repositories
 (``<consumer>/src/pacts/<consumer>-<provider>.json``, the published contracts). Before a
@@ -17,12 +20,14 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 _SUMMARY = re.compile(r"^=+ (?P<counts>.+?) in (?P<seconds>[\d.]+)s(?: \([^)]*\))? =+$")
@@ -35,6 +40,7 @@ class Result:
     returncode: int
     counts: dict[str, int]
     seconds: float
+    failures: list[str]
 
     @property
     def passed(self) -> int:
@@ -63,26 +69,51 @@ SERVICES = (
 SYNC_GROUPS = (("order-processing-service",), ("user-service", "product-catalog-service"))
 
 
-def suites(make_args: list[str]) -> list[tuple[str, list[str]]]:
-    plan = [("common-libs", ["make", "-C", "common-libs", "lint", "test", *make_args])]
-    plan += [(name, ["make", "-C", f"{name}/src", "lint", "test", *make_args]) for name in SERVICES]
-    plan.append(("api-gateway-service", ["make", "-C", "api-gateway-service", "lint", "test", *make_args]))
-    plan.append(("e2e", ["make", "-C", "e2e", "lint", "test", *make_args]))
+def suites(
+    make_args: list[str], targets: tuple[str, ...] = ("lint", "test")
+) -> list[tuple[str, list[str]]]:
+    plan = [("common-libs", ["make", "-C", "common-libs", *targets, *make_args])]
+    plan += [(name, ["make", "-C", f"{name}/src", *targets, *make_args]) for name in SERVICES]
+    plan.append(
+        ("api-gateway-service", ["make", "-C", "api-gateway-service", *targets, *make_args])
+    )
+    plan.append(("e2e", ["make", "-C", "e2e", *targets, *make_args]))
     # Every repository exported alone, with only the common-libs wheel, passes its README's tests.
     plan.append(("exported-repositories", ["make", "-C", "e2e", "test-exports", *make_args]))
     return plan
 
 
-def run(name: str, argv: list[str]) -> Result:
-    print(f"\n===== {name}: {' '.join(argv[:3])} ... =====", flush=True)
+def new_seed() -> int:
+    """A seed for pytest-randomly's order of the tests."""
+    return secrets.randbelow(2**31 - 1) + 1
+
+
+def with_seed(seed: int) -> dict[str, str]:
+    """The environment whose pytest runs order their tests with ``seed`` (pytest-randomly)."""
+    addopts = os.environ.get("PYTEST_ADDOPTS", "")
+    return {**os.environ, "PYTEST_ADDOPTS": f"{addopts} --randomly-seed={seed}".strip()}
+
+
+def run(name: str, argv: list[str], env: dict[str, str], out: TextIO = sys.stdout) -> Result:
+    """Run one suite, its output to ``out``; ``failures`` are its FAILED and ERROR lines."""
+    print(f"\n===== {name}: {' '.join(argv[:3])} ... =====", file=out, flush=True)
     started = time.monotonic()
     counts: dict[str, int] = {}
+    failures: list[str] = []
     with subprocess.Popen(
-        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:
-            sys.stdout.write(line)
+            out.write(line)
+            if line.startswith(("FAILED ", "ERROR ")):
+                failures.append(line.strip())
             match = _SUMMARY.match(line.strip())
             # A suite may run more than one pytest (the catalog runs its minute-long test beside
             # the rest): its counts are the sum of their summaries.
@@ -90,11 +121,12 @@ def run(name: str, argv: list[str]) -> Result:
                 for number, kind in _COUNT.findall(match["counts"]):
                     key = kind.rstrip("s") if kind.startswith("error") else kind
                     counts[key] = counts.get(key, 0) + int(number)
-    return Result(name, process.returncode, counts, time.monotonic() - started)
+    out.flush()
+    return Result(name, process.returncode, counts, time.monotonic() - started, failures)
 
 
 def sync_pacts(providers: tuple[str, ...]) -> None:
-    """Copy every consumer's published pacts to ``providers``, which verify them (a broker's job)."""
+    """Copy each consumer's published pacts to ``providers``, which verify them (a broker's job)."""
     print("\n===== pact sync: consumers' pacts -> providers' contract tests =====", flush=True)
     for consumer in CONSUMERS:
         for provider in providers:
@@ -113,6 +145,10 @@ def main() -> int:
     make_args = sys.argv[1:]
     only = os.environ.get("SUITES")
     plan = [s for s in suites(make_args) if not only or s[0] in only.split(",")]
+    seed = int(os.environ.get("SEED") or new_seed())
+    replay = f"test order: random, seed {seed} (replay: make test SEED={seed})"
+    print(replay, flush=True)
+    env = with_seed(seed)
     results = []
     synced: set[tuple[str, ...]] = set()
     for name, argv in plan:
@@ -120,16 +156,21 @@ def main() -> int:
         if group is not None and group not in synced:
             sync_pacts(group)
             synced.add(group)
-        results.append(run(name, argv))
-    print("\n" + f"{'suite':<26} {'result':<8} {'passed':>7} {'failed':>7} {'skipped':>8} {'time':>8}")
+        results.append(run(name, argv, env))
+    print(
+        "\n" + f"{'suite':<26} {'result':<8} {'passed':>7} {'failed':>7} {'skipped':>8} {'time':>8}"
+    )
     for r in results:
-        verdict = "ok" if r.ok else ("NO TESTS" if r.returncode == 0 and r.passed == 0 else "FAILED")
+        verdict = (
+            "ok" if r.ok else ("NO TESTS" if r.returncode == 0 and r.passed == 0 else "FAILED")
+        )
         skipped = r.counts.get("skipped", 0)
         print(
             f"{r.name:<26} {verdict:<8} {r.passed:>7} {r.failed:>7} {skipped:>8} {r.seconds:>7.1f}s"
         )
     passed = sum(r.passed for r in results)
     failed = sum(r.failed for r in results) + sum(1 for r in results if not r.ok and r.failed == 0)
+    print(replay)
     print(f"total: {passed} passed, {failed} failed")
     return 0 if all(r.ok for r in results) else 1
 
