@@ -231,7 +231,8 @@ async def dead_letters_of(server: NatsServer, name: str) -> list[tuple[str, str]
         js = client.jetstream()
         info = await js.stream_info("DEADLETTER")
         found = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        # An empty stream reports first_seq 0, a sequence no message has: start at 1 at least.
+        for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
             headers = (await js.get_msg("DEADLETTER", seq=seq)).headers or {}
             if headers.get("Fleet-Consumer") == name:
                 found.append((headers["Fleet-Dead-Letter-Reason"], headers["Fleet-Deliveries"]))
