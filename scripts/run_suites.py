@@ -145,7 +145,11 @@ def main() -> int:
     make_args = sys.argv[1:]
     only = os.environ.get("SUITES")
     plan = [s for s in suites(make_args) if not only or s[0] in only.split(",")]
-    seed = int(os.environ.get("SEED") or new_seed())
+    given = os.environ.get("SEED", "")
+    if given and not given.isdigit():
+        print(f"SEED must be a whole number (the one a run printed), not {given!r}")
+        return 2
+    seed = int(given or new_seed())
     replay = f"test order: random, seed {seed} (replay: make test SEED={seed})"
     print(replay, flush=True)
     env = with_seed(seed)
