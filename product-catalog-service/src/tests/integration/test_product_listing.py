@@ -40,6 +40,7 @@ async def test_list_is_newest_first_with_next_cursor(
 async def test_list_without_filters_starts_with_the_newest_product(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
+    await create_product(client, admin_headers)  # a second product, whatever ran before
     product = await create_product(client, admin_headers)
 
     page = await _list(client, limit=1)
