@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import run_suites
 from common_libs.testing.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +96,7 @@ def _machine_environment() -> dict[str, str]:
 def _passed_every_summary(output: str) -> None:
     # make test may run more than one pytest (the catalog runs its minute-long test beside the
     # rest); each printed a passing summary, and together they ran tests.
-    summaries = re.findall(r"^=+ .+ in [\d.]+s(?: \([^)]*\))? =+$", output, re.MULTILINE)
+    summaries = [line for line in output.splitlines() if run_suites.SUMMARY.match(line.strip())]
     passed = [_SUMMARY.search(line) for line in summaries]
     assert summaries, output[-2000:]
     assert all(passed), output[-2000:]
