@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import nats
 import pytest
 from nats.errors import NoServersError
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig, StreamInfo
+from nats.js.errors import BadRequestError, NotFoundError
 
 import common_libs.events as events_package
-from common_libs.events import Broker, StreamSpec
+from common_libs.events import Broker, StreamSpec, streams
 from common_libs.events.streams import FLEET_STREAMS, ensure_stream, main
 from common_libs.testing import free_port
 from common_libs.testing.events import stream_events, wait_for_stream_events
@@ -49,6 +53,60 @@ async def test_ensuring_a_stream_again_brings_its_configuration_up_to_date(
     assert (await js.stream_info(domain.stream.name)).config.max_age == 9 * 86400
 
 
+class _CreatedRightAfterTheLookup:
+    """A service's JetStream, but another client creates the stream (with a longer max age, so
+    the broker refuses the service's add) right after the service's first lookup found nothing."""
+
+    def __init__(self, js: JetStreamContext, other: JetStreamContext, spec: StreamSpec) -> None:
+        self.js, self.other, self.spec = js, other, spec
+        self.lookups = 0
+
+    async def stream_info(self, name: str) -> StreamInfo:
+        self.lookups += 1
+        try:
+            return await self.js.stream_info(name)
+        except NotFoundError:
+            if self.lookups == 1:
+                longer = StreamSpec(self.spec.name, self.spec.subjects, max_age=timedelta(days=9))
+                await self.other.add_stream(longer.config())
+            raise
+
+    async def add_stream(self, config: StreamConfig) -> StreamInfo:
+        return await self.js.add_stream(config)
+
+
+async def test_a_stream_another_client_creates_meanwhile_is_taken_as_it_is(
+    broker: Broker, nats_server: NatsServer, domain: Domain
+) -> None:
+    other = await nats.connect(nats_server.url)
+    try:
+        racing = _CreatedRightAfterTheLookup(
+            await broker.jetstream(), other.jetstream(), domain.stream
+        )
+        await ensure_stream(cast(JetStreamContext, racing), domain.stream)
+        # The lookup that found nothing, the add the broker refused, the lookup that found it.
+        assert racing.lookups == 2
+        info = await other.jetstream().stream_info(domain.name)
+        assert info.config.max_age == 9 * 86400  # the other client's stream, left as it is
+    finally:
+        await other.close()
+
+
+async def test_an_add_the_broker_refuses_for_good_is_raised(
+    broker: Broker, domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    js = await broker.jetstream()
+    overlapping = StreamSpec(f"{domain.name}_OTHER", domain.stream.subjects)
+    await js.add_stream(overlapping.config())
+    monkeypatch.setattr(streams, "_APPEAR_SECONDS", 0.2)
+    try:
+        with pytest.raises(BadRequestError) as refused:
+            await ensure_stream(js, domain.stream)
+        assert refused.value.err_code == 10065  # subjects overlap: the stream never appears
+    finally:
+        await js.delete_stream(overlapping.name)
+
+
 async def test_the_broker_connects_when_first_used_and_closes_once(
     nats_server: NatsServer,
 ) -> None:
@@ -83,6 +141,13 @@ async def test_reading_a_stream_that_does_not_exist_finds_nothing(nats_server: N
             within=0.1,
             message="one event",
         )
+
+
+async def test_reading_a_stream_that_holds_nothing_yet_finds_nothing(
+    broker: Broker, nats_server: NatsServer, domain: Domain
+) -> None:
+    await ensure_stream(await broker.jetstream(), domain.stream)
+    assert await stream_events(nats_server.url, domain.name) == []
 
 
 async def test_the_streams_command_gives_up_on_a_broker_that_does_not_answer() -> None:

@@ -17,7 +17,7 @@ from datetime import timedelta
 import nats
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 __all__ = [
     "CATALOG",
@@ -31,6 +31,11 @@ __all__ = [
 ]
 
 _WEEK = timedelta(days=7)
+# The broker's refusals of an add that mean the stream may exist by now: "stream name already in
+# use" and "subjects overlap with an existing stream".
+_CREATED_MEANWHILE = frozenset({10058, 10065})
+# How long a refused add waits for the stream to be found before the refusal stands.
+_APPEAR_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +78,31 @@ async def ensure_stream(
     try:
         await js.stream_info(spec.name)
     except NotFoundError:
-        await js.add_stream(spec.config(replicas=replicas))
+        try:
+            await js.add_stream(spec.config(replicas=replicas))
+        except BadRequestError as refused:
+            # Another client created it between the lookup and the add, or a restarted broker
+            # was still restoring it from its store: the broker refuses the add ("subjects
+            # overlap", nats-io/nats.go#949). It is there as soon as the lookup finds it.
+            if refused.err_code not in _CREATED_MEANWHILE or not await _appears(js, spec.name):
+                raise
     else:
         if update:
             await js.update_stream(spec.config(replicas=replicas))
+
+
+async def _appears(js: JetStreamContext, name: str) -> bool:
+    """Whether the stream ``name`` is found within ``_APPEAR_SECONDS``."""
+    deadline = asyncio.get_running_loop().time() + _APPEAR_SECONDS
+    while True:
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        else:
+            return True
 
 
 async def ensure_streams(

@@ -409,8 +409,10 @@ class _Runner:
     def announce(self) -> None:
         for line in self.lines:
             _say(line)
-        run_json = self.run_dir / "run.json"
-        run_json.write_text(json.dumps(self.facts, indent=2) + "\n")
+        # Written whole, then renamed: a reader that sees run.json never reads half of it.
+        temporary = self.run_dir / "run.json.tmp"
+        temporary.write_text(json.dumps(self.facts, indent=2) + "\n")
+        temporary.replace(self.run_dir / "run.json")
         _say(f"what runs is in {RUN_DIR}/run.json; Ctrl-C stops it all (the data stays)")
 
     def serve_until_stopped(self) -> int:
