@@ -9,8 +9,9 @@ its store in ``.fleet/nats`` (kept too; see ``fleet_nats.py``), and the fleet's 
 on it before the services start, each of which gets ``NATS_URL``. Prometheus (Debian's) scrapes
 every service's ``/metrics`` and evaluates the SLO rules of ``observability/``, its TSDB in
 ``.fleet/prometheus`` (kept too; see ``fleet_prometheus.py``). The services and nginx run under
-``fleet_supervisor.py``, which stops them all when one exits or when this process gets
-SIGINT/SIGTERM; then Prometheus stops, then NATS, and PostgreSQL last. They write straight to
+``fleet_supervisor.py``, which starts one that exits again (after a backoff; PostgreSQL, NATS and
+Prometheus too) and stops them all when this process gets SIGINT/SIGTERM; then Prometheus stops,
+then NATS, and PostgreSQL last. They write straight to
 this process's stdout/stderr: JSON lines naming their ``service``; the runner's own lines read
 ``HH:MM:SS fleet | ...``. On an empty catalog the first ``up`` loads the demo catalog
 (``scripts/demo-catalog.json``, see ``demo_catalog.py``). Once the fleet is ready it prints the
@@ -444,9 +445,8 @@ def in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def run_fleet(config: FleetConfig, secrets: Mapping[str, str]) -> int:
-    """The four services and nginx until one exits or we are asked to stop."""
-    supervisor = Supervisor()
+def run_fleet(config: FleetConfig, secrets: Mapping[str, str], supervisor: Supervisor) -> int:
+    """The four services and nginx, kept running until we are asked to stop."""
     for service in SERVICES:
         supervisor.add(
             service.name,
@@ -470,11 +470,9 @@ def run_fleet(config: FleetConfig, secrets: Mapping[str, str]) -> int:
     # always delivered to the main thread, never to this one while the main thread holds it back.
     with signals_held():
         watcher.start()
-    returncode = supervisor.run()
-    if gave_up.is_set():
-        return 1
-    # 130/143: stopped on request (Ctrl-C, SIGTERM, make down); anything else is a failure.
-    return 0 if returncode in (None, 0, 130, 143) else returncode
+    supervisor.run()
+    # Stopped on request (Ctrl-C, SIGTERM, make down), or because it never became ready.
+    return 1 if gave_up.is_set() else 0
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -489,12 +487,15 @@ def up(config: FleetConfig) -> int:
     for sub in ("run", "logs", "gateway", "keys"):
         (config.data_dir / sub).mkdir(parents=True, exist_ok=True)
     config.pid_file.write_text(str(os.getpid()))
+    # Keeps the services, the gateway, PostgreSQL, NATS and Prometheus running while the fleet
+    # runs: one that exits is started again.
+    supervisor = Supervisor()
     try:
         # Left in reverse: the services first (run_fleet), then Prometheus (it sees them stop),
         # then NATS, then PostgreSQL.
         with (
-            running_postgres(config.data_dir, config.pg_port) as bindir,
-            running_nats(config.data_dir, config.nats_port) as nats_url,
+            running_postgres(config.data_dir, config.pg_port, supervisor=supervisor) as bindir,
+            running_nats(config.data_dir, config.nats_port, supervisor=supervisor) as nats_url,
         ):
             secrets = local_secrets(config)
             create_streams(CATALOG.workdir / ".venv" / "bin" / "python", nats_url)
@@ -502,8 +503,10 @@ def up(config: FleetConfig) -> int:
             # Prometheus is ready about 0.2 s after its start, before the services are; their
             # first scrapes may find them still starting (up == 0 for one interval).
             service_ports = {service.port_variable: config.port(service) for service in SERVICES}
-            with running_prometheus(config.data_dir, config.prometheus_port, service_ports):
-                return run_fleet(config, secrets)
+            with running_prometheus(
+                config.data_dir, config.prometheus_port, service_ports, supervisor=supervisor
+            ):
+                return run_fleet(config, secrets, supervisor)
     finally:
         config.pid_file.unlink(missing_ok=True)
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fleet_postgres import installed_binary, say
-from fleet_supervisor import signals_held, spawn
+from fleet_supervisor import Child, Supervisor, spawn
 
 __all__ = ["NatsError", "create_streams", "jetstream_answers", "running_nats"]
 
@@ -111,24 +111,28 @@ def stop_nats(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 
 @contextmanager
-def running_nats(data_dir: Path, port: int) -> Iterator[str]:
+def running_nats(
+    data_dir: Path, port: int, *, supervisor: Supervisor | None = None
+) -> Iterator[str]:
     """NATS with JetStream on 127.0.0.1:``port``, its store in ``<data_dir>/nats``, until the
-    block ends; yields its URL."""
+    block ends; yields its URL. With a ``supervisor``, it is started again when it exits."""
     log_path = data_dir / "logs" / "nats.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     store_dir = data_dir / "nats"
     store_dir.mkdir(parents=True, exist_ok=True)
     url = f"nats://127.0.0.1:{port}"
-    process = None
+    binary = nats_server_binary()
+    server = Child("nats", lambda: start_nats(binary, store_dir, port=port, log_path=log_path))
     try:
-        # Started inside the try, with the signals held until the handle is stored: a
-        # 'make down' (or Ctrl-C) that lands right after the start still stops it.
-        with signals_held():
-            process = start_nats(nats_server_binary(), store_dir, port=port, log_path=log_path)
+        # Started inside the try, the handle stored before a 'make down' (or Ctrl-C) that lands
+        # right after the start is raised: it still stops it.
+        process = server.start()
         say(f"NATS started (pid={process.pid}) on {url}, JetStream data in {store_dir}")
         wait_for_nats(port, process, log_path)
+        if supervisor is not None:
+            supervisor.watch(server)
         yield url
     finally:
-        if process is not None:
-            stop_nats(process)
+        if server.process is not None:  # the one running now
+            stop_nats(server.process)
         say("NATS stopped")

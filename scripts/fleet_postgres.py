@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fleet_supervisor import signals_held, spawn
+from fleet_supervisor import Child, Supervisor, spawn
 
 __all__ = ["PostgresError", "installed_binary", "psql", "running_postgres", "say"]
 
@@ -166,25 +166,31 @@ def wait_for_postgres(
 
 
 @contextmanager
-def running_postgres(data_dir: Path, port: int) -> Iterator[Path]:
+def running_postgres(
+    data_dir: Path, port: int, *, supervisor: Supervisor | None = None
+) -> Iterator[Path]:
     """PostgreSQL on ``port`` with its cluster in ``<data_dir>/pgdata`` (created if missing)
-    until the block ends; yields the directory of its binaries (for ``psql``)."""
+    until the block ends; yields the directory of its binaries (for ``psql``). With a
+    ``supervisor``, it is started again when it exits meanwhile."""
     log_path = data_dir / "logs" / "postgres.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     bindir = postgres_bindir()
     datadir = postgres_data_dir(data_dir)
     init_postgres(bindir, datadir)
-    postgres = None
+    server = Child(
+        "postgresql", lambda: start_postgres(bindir, datadir, port=port, log_path=log_path)
+    )
     try:
-        # Started inside the try, with the signals held until the handle is stored: a
-        # 'make down' (or Ctrl-C) that lands right after the start still stops it.
-        with signals_held():
-            postgres = start_postgres(bindir, datadir, port=port, log_path=log_path)
+        # Started inside the try, the handle stored before a 'make down' (or Ctrl-C) that lands
+        # right after the start is raised: it still stops it.
+        postgres = server.start()
         say(f"PostgreSQL on 127.0.0.1:{port} (data in {data_dir / 'pgdata'})")
         wait_for_postgres(bindir, port, postgres, log_path)
+        if supervisor is not None:
+            supervisor.watch(server)
         yield bindir
     finally:
-        if postgres is not None:
-            postgres.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
-            postgres.wait(30)
+        if server.process is not None:  # the one running now
+            server.process.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+            server.process.wait(30)
             say("PostgreSQL stopped")

@@ -20,7 +20,7 @@ from pathlib import Path
 from string import Template
 
 from fleet_postgres import installed_binary, say
-from fleet_supervisor import signals_held, spawn
+from fleet_supervisor import Child, Supervisor, spawn
 
 __all__ = ["PrometheusError", "render_config", "running_prometheus"]
 
@@ -105,9 +105,16 @@ def stop_prometheus(process: subprocess.Popen[bytes], timeout: float = 30) -> No
 
 
 @contextmanager
-def running_prometheus(data_dir: Path, port: int, ports: Mapping[str, int]) -> Iterator[str]:
+def running_prometheus(
+    data_dir: Path,
+    port: int,
+    ports: Mapping[str, int],
+    *,
+    supervisor: Supervisor | None = None,
+) -> Iterator[str]:
     """Prometheus on 127.0.0.1:``port`` scraping the services on ``ports`` (by variable), its
-    TSDB in ``<data_dir>/prometheus``, until the block ends; yields its URL."""
+    TSDB in ``<data_dir>/prometheus``, until the block ends; yields its URL. With a
+    ``supervisor``, it is started again when it exits meanwhile."""
     log_path = data_dir / "logs" / "prometheus.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tsdb_dir = data_dir / "prometheus"
@@ -115,18 +122,21 @@ def running_prometheus(data_dir: Path, port: int, ports: Mapping[str, int]) -> I
     config_path = data_dir / "prometheus.yml"
     config_path.write_text(render_config(ports, port=port))
     url = f"http://127.0.0.1:{port}"
-    process = None
+    binary = prometheus_binary()
+    server = Child(
+        "prometheus",
+        lambda: start_prometheus(binary, config_path, tsdb_dir, port=port, log_path=log_path),
+    )
     try:
-        # Started inside the try, with the signals held until the handle is stored: a
-        # 'make down' (or Ctrl-C) that lands right after the start still stops it.
-        with signals_held():
-            process = start_prometheus(
-                prometheus_binary(), config_path, tsdb_dir, port=port, log_path=log_path
-            )
+        # Started inside the try, the handle stored before a 'make down' (or Ctrl-C) that lands
+        # right after the start is raised: it still stops it.
+        process = server.start()
         say(f"Prometheus started (pid={process.pid}) on {url}, data in {tsdb_dir}")
         wait_for_prometheus(url, process, log_path)
+        if supervisor is not None:
+            supervisor.watch(server)
         yield url
     finally:
-        if process is not None:
-            stop_prometheus(process)
+        if server.process is not None:  # the one running now
+            stop_prometheus(server.process)
             say("Prometheus stopped")

@@ -1,4 +1,4 @@
-"""The fleet's processes under one supervisor: started together, stopped together.
+"""The fleet's processes under one supervisor: started together, kept running, stopped together.
 
 Each process writes straight to the runner's own stdout and stderr (inherited file descriptors,
 no relay): the services log one JSON object per line with their ``service`` name, the gateway's
@@ -6,11 +6,16 @@ access log says ``api-gateway-service``, so nothing needs a prefix. A relay that
 line and prints it again (what honcho does) cost about 170 µs of CPU per log line, one more busy
 process on a two-core machine for every request the fleet answers.
 
+A process that exits while the fleet runs is started again, as Kubernetes restarts a container:
+after 1 s, then twice as long each time it exits again within 30 s of its start, at most 30 s
+apart; each exit and each restart is a line of the runner's. That holds for the services and the
+gateway (``add``) and for the servers the runner starts beside them (``watch``: PostgreSQL, NATS,
+Prometheus), so one crashed process never stops the fleet.
+
 Each child runs in a process group of its own, so Ctrl-C in the terminal reaches only the runner,
 which then stops the children in an orderly way: SIGTERM to each, SIGKILL to any still running
-after ``grace`` seconds. The same happens when one child exits on its own (the fleet is whole or
-it is stopped), when another child of the runner exits (the servers it runs beside the
-supervisor: PostgreSQL, NATS, Prometheus) and when the runner gets SIGTERM (``make down``).
+after ``grace`` seconds. The same happens when the runner gets SIGTERM (``make down``). The
+servers started beside the supervisor are stopped by the code that started them, after it.
 """
 
 from __future__ import annotations
@@ -22,17 +27,26 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-__all__ = ["Supervisor", "say_line", "signals_held", "spawn"]
+__all__ = ["Child", "Supervisor", "say_line", "signals_held", "spawn"]
 
 _LINE_LOCK = threading.Lock()
+# Restarts: the first after FIRST_BACKOFF seconds, doubled for each exit within STEADY seconds of
+# the start before it, at most MAX_BACKOFF (Kubernetes: 10 s doubled up to 5 minutes, reset after
+# 10 minutes of running; a developer's fleet comes back sooner).
+FIRST_BACKOFF = 1.0
+MAX_BACKOFF = 30.0
+STEADY = 30.0
+# How often the supervisor looks at its children (a waitpid each, with WNOHANG). It never waits
+# for "any child": that would reap the runner's other subprocesses (psql, the streams command)
+# before their own wait.
+_POLL_SECONDS = 0.1
 
 
 def append_only(fd: int) -> None:
@@ -108,27 +122,70 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signum)
 
 
-@dataclass(frozen=True)
-class _Spec:
-    name: str
-    argv: Sequence[str]
-    env: Mapping[str, str]
-    cwd: Path
+class Child:
+    """A process the supervisor keeps running: ``start`` starts it, and starts it again."""
+
+    def __init__(self, name: str, start: Callable[[], subprocess.Popen[bytes]]) -> None:
+        self.name = name
+        self._start = start
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._started_at = 0.0
+        self._quick_exits = 0
+        self._restart_at: float | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """Start it; a SIGINT or SIGTERM meanwhile arrives once ``process`` holds the handle."""
+        with signals_held():
+            self.process = self._start()
+            self._started_at = time.monotonic()
+        return self.process
+
+    def tend(self, now: float) -> None:
+        """Notice that it exited (and say when it starts again), or start it again when due."""
+        if self._restart_at is None:
+            returncode = None if self.process is None else self.process.poll()
+            if returncode is None:
+                return
+            ran = now - self._started_at
+            self._quick_exits = self._quick_exits + 1 if ran < STEADY else 1
+            delay = min(FIRST_BACKOFF * 2 ** (self._quick_exits - 1), MAX_BACKOFF)
+            self._restart_at = now + delay
+            say_line(self.name, f"{_how_it_ended(returncode)}; starting it again in {delay:g} s")
+        elif now >= self._restart_at:
+            self._restart_at = None
+            self.restarts += 1
+            process = self.start()
+            say_line(self.name, f"started again (pid={process.pid}, restart {self.restarts})")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
 
 class Supervisor:
-    """Start named processes, wait until one exits or a stop is asked for, stop all of them."""
+    """Start named processes, keep them (and the servers it watches) running until a stop is
+    asked for, then stop the processes it started."""
 
     def __init__(self, *, grace: float = 10.0) -> None:
         self.grace = grace
-        self._specs: list[_Spec] = []
-        self._children: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
+        self._children: list[Child] = []
+        self._watched: list[Child] = []
         self.returncode: int | None = None
         self._stop_requested = threading.Event()
 
     def add(self, name: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> None:
         """A process to start with ``run()``: ``argv`` run in ``cwd`` with exactly ``env``."""
-        self._specs.append(_Spec(name, list(argv), dict(env), cwd))
+        argv, env = list(argv), dict(env)
+
+        def start() -> subprocess.Popen[bytes]:
+            return spawn(argv, env=env, cwd=cwd, process_group=0)
+
+        self._children.append(Child(name, start))
+
+    def watch(self, child: Child) -> None:
+        """A server started beside the supervisor (its code stops it): restarted like the rest."""
+        self._watched.append(child)
 
     def request_stop(self) -> None:
         """Stop the fleet from another thread (the runner's own readiness watcher)."""
@@ -136,27 +193,19 @@ class Supervisor:
         os.kill(os.getpid(), signal.SIGTERM)
 
     def run(self) -> int | None:
-        """Run until a child exits (its return code) or SIGINT/SIGTERM (130/143, or None)."""
+        """Run until SIGINT/SIGTERM (130/143; None when ``request_stop`` asked for it)."""
         previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         for fd in (1, 2):
             append_only(fd)
         try:
-            for spec in self._specs:
-                with signals_held():
-                    process = spawn(spec.argv, env=dict(spec.env), cwd=spec.cwd, process_group=0)
-                    self._children[process.pid] = (spec.name, process)
-                say_line(spec.name, f"started (pid={process.pid})")
-            pid, status = os.wait()
-            returncode = os.waitstatus_to_exitcode(status)
-            if pid in self._children:
-                name, process = self._children[pid]
-                process.returncode = returncode
-            else:
-                # A child of the runner that was not started here (PostgreSQL, NATS, Prometheus
-                # run beside the supervisor): the fleet is no longer whole either.
-                name = f"pid {pid}"
-            say_line(name, _how_it_ended(returncode))
-            self.returncode = returncode
+            for child in self._children:
+                process = child.start()
+                say_line(child.name, f"started (pid={process.pid})")
+            while True:
+                now = time.monotonic()
+                for child in (*self._children, *self._watched):
+                    child.tend(now)
+                time.sleep(_POLL_SECONDS)
         except _Stop as stop:
             if not self._stop_requested.is_set():
                 self.returncode = 128 + stop.signum
@@ -170,16 +219,17 @@ class Supervisor:
         return self.returncode
 
     def _stop_all(self) -> None:
-        alive = [(name, p) for name, p in self._children.values() if p.returncode is None]
-        for _, process in alive:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+        alive = [child for child in self._children if child.running]
+        for child in alive:
+            assert child.process is not None
+            child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace
-        for name, process in alive:
+        for child in alive:
+            assert child.process is not None
             try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                say_line(name, f"did not stop within {self.grace:g} s; killing it")
-                process.kill()
-                process.wait()
-            say_line(name, _how_it_ended(process.returncode))
+                say_line(child.name, f"did not stop within {self.grace:g} s; killing it")
+                child.process.kill()
+                child.process.wait()
+            say_line(child.name, _how_it_ended(child.process.returncode))

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
-from tests.fleet import ROOT
+from common_libs.testing import wait_until
+
+from tests.fleet import ROOT, pid_alive
 
 LINES = 20_000
 
 # Two children print LINES numbered lines each, at the same time: "a" to the stdout it inherits,
 # "b" to /dev/stdout opened anew for appending, as nginx opens its access log (without
-# O_APPEND on the shared file, "a" would write over what "b" appended). Neither exits before
-# both are done: "a" then reads a FIFO until "b", done too, has opened and closed it. So the
-# supervisor, which stops the other child once one exits, never cuts a child short.
+# O_APPEND on the shared file, "a" would write over what "b" appended). Neither exits on its own
+# (the supervisor would start it again): "a", done, reads a FIFO until "b", done too, has opened
+# and closed it, then asks the runner to stop (SIGTERM, as 'make down' does), which stops both.
 RUNNER = textwrap.dedent(
     """
     import os, sys
@@ -26,7 +31,7 @@ RUNNER = textwrap.dedent(
     fifo = sys.argv[2]
     os.mkfifo(fifo)
     child = (
-        "import sys\\n"
+        "import os, signal, sys, threading\\n"
         "name, fifo = sys.argv[1], sys.argv[2]\\n"
         "out = sys.stdout if name == 'a' else open('/dev/stdout', 'a')\\n"
         "for i in range({lines}):\\n"
@@ -34,6 +39,9 @@ RUNNER = textwrap.dedent(
         "mode = 'r' if name == 'a' else 'w'\\n"
         "with open(fifo, mode) as done:\\n"
         "    done.read() if name == 'a' else None\\n"
+        "if name == 'a':\\n"
+        "    os.kill(os.getppid(), signal.SIGTERM)\\n"
+        "threading.Event().wait()\\n"
     )
     supervisor = Supervisor(grace=60)
     for name in ("a", "b"):
@@ -76,46 +84,81 @@ def test_every_line_of_two_children_writing_at_once_reaches_a_file(tmp_path: Pat
     for name in ("a", "b"):
         printed = [line for line in lines if line.startswith(f"{name} ")]
         assert printed == [f"{name} {i:06d} " + "x" * 60 for i in range(LINES)]
-    # The runner's own lines: "HH:MM:SS <name> | <text>" (the child stopped second may have
-    # been stopped by the supervisor: its return code is not checked).
+    # The runner's own lines: "HH:MM:SS <name> | <text>".
     runner = sorted(line.split(" ", 1)[1] for line in lines if not line.startswith(("a ", "b ")))
-    assert [text.split(" (")[0] for text in runner] == [
+    assert [text.split(" (pid=")[0] for text in runner] == [
         "a | started",
-        "a | stopped",
+        "a | stopped (SIGTERM)",
         "b | started",
-        "b | stopped",
+        "b | stopped (SIGTERM)",
     ]
-    assert returncode == 0
+    assert returncode == 128 + signal.SIGTERM
 
 
-# The runner's own servers (PostgreSQL, NATS, Prometheus) are its children too, started beside the
-# supervisor: one that exits is reaped by the supervisor's wait, and the fleet stops as it does
-# when a supervised child exits.
-BESIDE = textwrap.dedent(
+# A service that exits, and a server started beside the supervisor (as PostgreSQL, NATS and
+# Prometheus are) that exits, are started again, after 1 s, then after 2 s when they exit again
+# soon after their start; SIGTERM stops the supervisor (not the watched server: its code does).
+RESTARTS = textwrap.dedent(
     """
     import subprocess, sys
     sys.path.insert(0, sys.argv[1])
     from pathlib import Path
-    from fleet_supervisor import Supervisor
+    from fleet_supervisor import Child, Supervisor
 
-    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
-    print(f"server started (pid={server.pid})", flush=True)
+    brief = [sys.executable, "-c", "import time; time.sleep(0.2)"]
     supervisor = Supervisor(grace=10)
-    service = [sys.executable, "-c", "import time; time.sleep(60)"]
-    supervisor.add("service", service, env={}, cwd=Path.cwd())
+    server = Child("server", lambda: subprocess.Popen(brief))
+    print(f"server started (pid={server.start().pid})", flush=True)
+    supervisor.watch(server)
+    supervisor.add("service", brief, env={}, cwd=Path.cwd())
     sys.exit(supervisor.run())
     """
 )
 
 
-def test_a_server_started_beside_the_supervisor_that_exits_stops_the_fleet() -> None:
-    result = run_with_the_runners_modules(BESIDE)
+def test_a_process_that_exits_is_started_again_with_a_growing_backoff() -> None:
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RESTARTS, str(ROOT / "scripts")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = runner.stdout
+    assert output is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(output.readline, "")))
+    reader.start()
+    try:
+        wait_until(
+            lambda: sum("restart 2)" in line for line in lines) == 2,
+            timeout=30,
+            message="each started again twice",
+        )
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        returncode = runner.wait(30)
+        reader.join(10)
+        output.close()
 
-    server_pid = result.stdout.split("(pid=", 1)[1].split(")", 1)[0]
-    lines = [line.split(" ", 1)[1] for line in result.stdout.splitlines()[1:]]
-    assert lines[1] == f"pid {server_pid} | stopped (rc=0)", result.stdout + result.stderr
-    assert lines[2] == "service | stopped (SIGTERM)"
-    assert result.returncode == 0
+    def said(name: str) -> list[str]:
+        texts = [line.split(" | ", 1)[1].strip() for line in lines if f" {name} | " in line]
+        return [re.sub(r"pid=\d+", "pid=N", text) for text in texts]
+
+    again = [
+        "stopped (rc=0); starting it again in 1 s",
+        "started again (pid=N, restart 1)",
+        "stopped (rc=0); starting it again in 2 s",
+        "started again (pid=N, restart 2)",
+    ]
+    assert said("server")[:4] == again, "".join(lines)
+    assert said("service")[:5] == ["started (pid=N)", *again], "".join(lines)
+    assert returncode == 128 + signal.SIGTERM
+    pids = [int(pid) for line in lines for pid in re.findall(r"pid=(\d+)", line)]
+    wait_until(
+        lambda: not any(pid_alive(pid) for pid in pids),
+        timeout=10,
+        message="every process it started has exited",
+    )
 
 
 # A 'make down' that lands while the runner starts a server: the signal waits until the handle is
