@@ -21,7 +21,9 @@ Variables, all optional: FLEET_DATA_DIR (``.fleet``), GATEWAY_PORT (8080), USER_
 CATALOG_SERVICE_PORT, ORDER_SERVICE_PORT, CHAT_SERVICE_PORT (8001..8004), FLEET_PG_PORT (55432),
 FLEET_NATS_PORT (4222), FLEET_PROMETHEUS_PORT (9090), FLEET_ADMIN_EMAIL (``admin@example.com``),
 FLEET_ADMIN_PASSWORD (else one generated once into ``<data>/secrets.json``; it sets the password
-of an admin account created from now on, not of one that exists), FLEET_READY_TIMEOUT (90 s).
+of an admin account created from now on, not of one that exists), FLEET_READY_TIMEOUT (90 s),
+FLEET_REPLICAS (1: the number of processes of each service; replica k > 1 listens on the
+service's port + 100 * (k - 1), and the gateway spreads requests over them all).
 The whole environment passes through to every process, so the services' own variables work too:
 OPENAI_API_KEY, OPENAI_BASE_URL, CHAT_MODEL and EMBEDDING_MODEL for chat-llm-service, for example,
 and the OpenTelemetry SDK's OTEL_EXPORTER_OTLP_ENDPOINT (where the spans go; unset: nowhere),
@@ -82,6 +84,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # The OpenTelemetry SDK's sampler when OTEL_TRACES_SAMPLER is unset, and the samplers that read
 # OTEL_TRACES_SAMPLER_ARG as their ratio.
 DEFAULT_SAMPLER = "parentbased_always_on"
+# Replica k (from 1) of a service listens on its port + REPLICA_PORT_STEP * (k - 1).
+REPLICA_PORT_STEP = 100
+MAX_REPLICAS = 8
 RATIO_SAMPLERS = frozenset({"traceidratio", "parentbased_traceidratio"})
 
 
@@ -125,6 +130,8 @@ class FleetConfig:
     # FLEET_ADMIN_PASSWORD; None: the password generated once into the data folder.
     admin_password: str | None = None
     ready_timeout: float = 90.0
+    # FLEET_REPLICAS: processes of each service, side by side behind the gateway.
+    replicas: int = 1
     # What every process of the fleet inherits (OPENAI_API_KEY, CHAT_MODEL, ... pass through).
     environ: Mapping[str, str] = field(default_factory=dict)
 
@@ -143,6 +150,7 @@ class FleetConfig:
                 admin_email=environ.get("FLEET_ADMIN_EMAIL") or "admin@example.com",
                 admin_password=environ.get("FLEET_ADMIN_PASSWORD") or None,
                 ready_timeout=float(environ.get("FLEET_READY_TIMEOUT", "90")),
+                replicas=_replicas(environ.get("FLEET_REPLICAS", "1")),
                 environ=dict(environ),
             )
         except ValueError as exc:
@@ -165,20 +173,42 @@ class FleetConfig:
         return f"http://127.0.0.1:{self.prometheus_port}"
 
     def ports_by_variable(self) -> dict[str, int]:
-        """Every port the fleet listens on, by the variable that sets it (``GATEWAY_PORT``, ...)."""
+        """Every port the fleet listens on, by the variable that sets it (``GATEWAY_PORT``, ...;
+        a replica's: ``CATALOG_SERVICE_PORT + 100``)."""
+        replicas = {
+            _port_label(service, replica): self.port(service, replica)
+            for service in SERVICES
+            for replica in range(self.replicas)
+        }
         return {
             "GATEWAY_PORT": self.gateway_port,
-            **{service.port_variable: self.port(service) for service in SERVICES},
+            **replicas,
             "FLEET_PG_PORT": self.pg_port,
             "FLEET_NATS_PORT": self.nats_port,
             "FLEET_PROMETHEUS_PORT": self.prometheus_port,
         }
 
-    def port(self, service: Service) -> int:
-        return self.service_ports[service.name]
+    def port(self, service: Service, replica: int = 0) -> int:
+        """The port of a service's replica (from 0: the first listens on the service's port)."""
+        return self.service_ports[service.name] + REPLICA_PORT_STEP * replica
 
-    def url(self, service: Service) -> str:
-        return f"http://127.0.0.1:{self.port(service)}"
+    def url(self, service: Service, replica: int = 0) -> str:
+        return f"http://127.0.0.1:{self.port(service, replica)}"
+
+    def replica_name(self, service: Service, replica: int) -> str:
+        """What the runner's lines call a replica: the service's name, ``-2`` and on with more."""
+        return service.name if self.replicas == 1 else f"{service.name}-{replica + 1}"
+
+
+def _replicas(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_REPLICAS:
+        raise FleetError(f"FLEET_REPLICAS={value!r}: give a number of replicas, 1 to {MAX_REPLICAS}")
+    return int(value)
+
+
+def _port_label(service: Service, replica: int) -> str:
+    step = REPLICA_PORT_STEP * replica
+    return service.port_variable + (f" + {step}" if step else "")
 
 
 # --- databases ----------------------------------------------------------------------------------
@@ -291,8 +321,8 @@ def service_env(
     return env
 
 
-def service_command(config: FleetConfig, service: Service) -> list[str]:
-    """The uvicorn command line of one service (run it with ``cwd=service.workdir``)."""
+def service_command(config: FleetConfig, service: Service, replica: int = 0) -> list[str]:
+    """The uvicorn command line of one service's replica (run it with ``cwd=service.workdir``)."""
     uvicorn = str(service.workdir / ".venv" / "bin" / "uvicorn")
     return [
         uvicorn,
@@ -301,7 +331,7 @@ def service_command(config: FleetConfig, service: Service) -> list[str]:
         "--host",
         "127.0.0.1",
         "--port",
-        str(config.port(service)),
+        str(config.port(service, replica)),
         # Longer than the gateway keeps an idle upstream connection (60 s), so that nginx closes
         # it first, as in each service's Dockerfile.
         "--timeout-keep-alive",
@@ -310,10 +340,13 @@ def service_command(config: FleetConfig, service: Service) -> list[str]:
 
 
 def gateway_env(config: FleetConfig) -> dict[str, str]:
+    """The gateway's listen address, and every replica of each service as a server of its group."""
     env = {"GATEWAY_LISTEN": f"127.0.0.1:{config.gateway_port}"}
     names = ("USER", "CATALOG", "ORDER", "CHAT")
     for name, service in zip(names, SERVICES, strict=True):
-        env[f"{name}_SERVICE_UPSTREAM"] = f"127.0.0.1:{config.port(service)}"
+        env[f"{name}_SERVICE_UPSTREAM"] = ",".join(
+            f"127.0.0.1:{config.port(service, replica)}" for replica in range(config.replicas)
+        )
     return env
 
 
@@ -327,7 +360,12 @@ def answers(url: str) -> bool:
 
 
 def readiness_urls(config: FleetConfig, services: Iterable[Service] = SERVICES) -> list[str]:
-    return [f"{config.url(service)}/ready" for service in services]
+    """The ``/ready`` of every replica of ``services``."""
+    return [
+        f"{config.url(service, replica)}/ready"
+        for service in services
+        for replica in range(config.replicas)
+    ]
 
 
 def wait_until_ready(urls: list[str], *, timeout: float) -> bool:
@@ -389,7 +427,8 @@ def announce_ready(
     say_line(f"  gateway   {base}   (the only entry point for clients)")
     say_line(f"  API reference  {base}/api/docs   (the OpenAPI document: {base}/api/openapi.json)")
     for service in SERVICES:
-        say_line(f"  {service.name:<25} {config.url(service)}  (direct, not for clients)")
+        urls = " ".join(config.url(service, replica) for replica in range(config.replicas))
+        say_line(f"  {service.name:<25} {urls}  (direct, not for clients)")
     say_line(f"  {'NATS (JetStream)':<25} {config.nats_url}  (events between services)")
     say_line(f"  {'Prometheus':<25} {config.prometheus_url}  (metrics, SLO rules and alerts)")
     login = f"{config.admin_email} / {admin_password}"
@@ -448,12 +487,13 @@ def in_use(port: int) -> bool:
 def run_fleet(config: FleetConfig, secrets: Mapping[str, str], supervisor: Supervisor) -> int:
     """The four services and nginx, kept running until we are asked to stop."""
     for service in SERVICES:
-        supervisor.add(
-            service.name,
-            service_command(config, service),
-            env={**config.environ, **service_env(config, service, secrets)},
-            cwd=service.workdir,
-        )
+        for replica in range(config.replicas):
+            supervisor.add(
+                config.replica_name(service, replica),
+                service_command(config, service, replica),
+                env={**config.environ, **service_env(config, service, secrets)},
+                cwd=service.workdir,
+            )
     supervisor.add(
         "gateway",
         [sys.executable, "scripts/run_local.py", "--workdir", str(config.data_dir / "gateway")],
@@ -502,7 +542,10 @@ def up(config: FleetConfig) -> int:
             prepare_databases(config, bindir, secrets)
             # Prometheus is ready about 0.2 s after its start, before the services are; their
             # first scrapes may find them still starting (up == 0 for one interval).
-            service_ports = {service.port_variable: config.port(service) for service in SERVICES}
+            service_ports = {
+                service.port_variable: [config.port(service, r) for r in range(config.replicas)]
+                for service in SERVICES
+            }
             with running_prometheus(
                 config.data_dir, config.prometheus_port, service_ports, supervisor=supervisor
             ):

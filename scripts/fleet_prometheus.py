@@ -14,7 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from string import Template
@@ -44,10 +44,16 @@ def prometheus_binary() -> Path:
     return binary
 
 
-def render_config(ports: Mapping[str, int], *, port: int, template: Path = CONFIG_TEMPLATE) -> str:
-    """The template with the services' ports (by variable: ``USER_SERVICE_PORT``, ...), its own
-    ``port`` (``FLEET_PROMETHEUS_PORT``) and the rules' folder (``RULES_DIR``) filled in."""
-    values = {name: str(value) for name, value in ports.items()}
+def render_config(
+    ports: Mapping[str, Sequence[int]], *, port: int, template: Path = CONFIG_TEMPLATE
+) -> str:
+    """The template with each service's targets (``USER_SERVICE_TARGETS``, ...: every replica's
+    address, from the ports by variable ``USER_SERVICE_PORT``, ...), its own ``port``
+    (``FLEET_PROMETHEUS_PORT``) and the rules' folder (``RULES_DIR``) filled in."""
+    values = {
+        name.removesuffix("_PORT") + "_TARGETS": ", ".join(f'"127.0.0.1:{p}"' for p in replicas)
+        for name, replicas in ports.items()
+    }
     values |= {"FLEET_PROMETHEUS_PORT": str(port), "RULES_DIR": str(RULES_DIR)}
     try:
         return Template(template.read_text()).substitute(values)
@@ -108,11 +114,12 @@ def stop_prometheus(process: subprocess.Popen[bytes], timeout: float = 30) -> No
 def running_prometheus(
     data_dir: Path,
     port: int,
-    ports: Mapping[str, int],
+    ports: Mapping[str, Sequence[int]],
     *,
     supervisor: Supervisor | None = None,
 ) -> Iterator[str]:
-    """Prometheus on 127.0.0.1:``port`` scraping the services on ``ports`` (by variable), its
+    """Prometheus on 127.0.0.1:``port`` scraping the services' replicas on ``ports`` (by
+    variable), its
     TSDB in ``<data_dir>/prometheus``, until the block ends; yields its URL. With a
     ``supervisor``, it is started again when it exits meanwhile."""
     log_path = data_dir / "logs" / "prometheus.log"

@@ -43,7 +43,8 @@ TEMPLATE_SUFFIX = ".template"
 DEFAULTS: dict[str, str] = {
     # Address (host:port, or a port) the gateway listens on.
     "GATEWAY_LISTEN": "127.0.0.1:8080",
-    # host:port of each service; a name resolves when nginx starts.
+    # host:port of each service; a name resolves when nginx starts. Locally (this script only, not
+    # the image's envsubst) a comma-separated list: replicas side by side (FLEET_REPLICAS).
     "USER_SERVICE_UPSTREAM": "127.0.0.1:8001",
     "CATALOG_SERVICE_UPSTREAM": "127.0.0.1:8002",
     "ORDER_SERVICE_UPSTREAM": "127.0.0.1:8003",
@@ -81,6 +82,11 @@ _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_STYLE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 # Every template variable is one nginx token: no whitespace, quotes, braces, ';' or '$'.
 _SINGLE_TOKEN = re.compile(r"[^\s;{}'\"$#\\]+")
+# A template line that makes one service address a server of an upstream group. Rendered here with
+# a comma-separated list of addresses, it becomes one such line per address.
+_SERVER_LINE = re.compile(
+    r"^(?P<indent>[ \t]*)server \$\{(?P<name>[A-Z]+_SERVICE_UPSTREAM)\}(?P<rest>.*)$", re.MULTILINE
+)
 # Settings whose empty value means "off".
 _MAY_BE_EMPTY = frozenset({"GATEWAY_CORS_ORIGINS"})
 
@@ -158,7 +164,23 @@ def effective_environment(
 def render_template_text(
     text: str, variables: Mapping[str, str], *, source: str = "template"
 ) -> str:
-    """Replace each ``${NAME}`` whose NAME is in ``variables``; leave every other ``$`` alone."""
+    """Replace each ``${NAME}`` whose NAME is in ``variables``; leave every other ``$`` alone.
+
+    A ``server ${<NAME>_SERVICE_UPSTREAM} ...;`` line whose value lists addresses separated by
+    commas is repeated once per address.
+    """
+
+    def servers(match: re.Match[str]) -> str:
+        name = match["name"]
+        addresses = variables.get(name, "").split(",")
+        if len(addresses) < 2:
+            return match.group(0)
+        for address in addresses:
+            if _SINGLE_TOKEN.fullmatch(address) is None:
+                raise RenderError(f"{source}: {name}: {address!r} is not a host:port")
+        return "\n".join(
+            f"{match['indent']}server {address}{match['rest']}" for address in addresses
+        )
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -171,7 +193,7 @@ def render_template_text(
             raise RenderError(f"{source}: {name}={value!r} is not a single nginx token")
         return value
 
-    rendered = _REFERENCE.sub(substitute, text)
+    rendered = _REFERENCE.sub(substitute, _SERVER_LINE.sub(servers, text))
     unresolved = sorted(
         {name for name in _REFERENCE.findall(rendered) if _ENV_STYLE_NAME.fullmatch(name)}
     )

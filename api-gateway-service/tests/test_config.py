@@ -73,6 +73,26 @@ def test_container_style_settings_pass_nginx_t(tmp_path: Path) -> None:
     assert "client_max_body_size 512k;" in rendered
 
 
+def test_a_list_of_service_addresses_makes_each_a_server_of_both_groups(tmp_path: Path) -> None:
+    replicas = "127.0.0.1:9001,127.0.0.1:9101,127.0.0.1:9201"
+
+    result = _check(tmp_path, gateway_environment({"user": replicas}))
+
+    assert result.returncode == 0, result.stderr
+    servers = re.findall(r"server (127\.0\.0\.1:9[0-9]01) max_fails=3", _rendered(tmp_path))
+    # Each replica in the kept-alive group and in the group of fresh connections.
+    assert sorted(servers) == sorted(replicas.split(",") * 2)
+
+
+def test_a_list_with_an_empty_or_unsafe_address_is_refused(tmp_path: Path) -> None:
+    for replicas in ("127.0.0.1:9001,", "127.0.0.1:9001,x;include /y"):
+        result = _check(tmp_path, gateway_environment({"catalog": replicas}))
+
+        assert result.returncode == 1
+        assert "CATALOG_SERVICE_UPSTREAM: " in result.stderr
+        assert "is not a host:port" in result.stderr
+
+
 def test_a_setting_that_is_not_one_token_is_refused(tmp_path: Path) -> None:
     result = _check(tmp_path, gateway_environment({}, {"GATEWAY_MAX_BODY_SIZE": "1m; include /x"}))
 

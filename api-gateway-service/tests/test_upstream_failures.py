@@ -47,6 +47,25 @@ def degraded_client(degraded_gateway: Gateway) -> Iterator[httpx.Client]:
         yield http
 
 
+def test_with_one_replica_down_every_get_is_answered_by_another(
+    make_gateway: GatewayFactory, stubs: dict[str, Stub]
+) -> None:
+    # Replicas side by side: one address where nothing listens, and the catalog stub.
+    gateway = make_gateway(
+        name="gateway-replicas",
+        upstreams={
+            "user": stubs["user"].address,
+            "catalog": f"127.0.0.1:{free_port()},{stubs['catalog'].address}",
+            "order": stubs["order"].address,
+            "chat": stubs["chat"].address,
+        },
+    )
+    with httpx.Client(base_url=gateway.url, timeout=10.0) as http:
+        statuses = [http.get("/api/products").status_code for _ in range(20)]
+
+    assert statuses == [200] * 20
+
+
 @pytest.mark.parametrize(
     ("method", "path"), [("GET", "/api/users/me"), ("POST", "/api/auth/token")]
 )

@@ -184,17 +184,30 @@ class Fleet:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+# Replica k (from 1) of a service listens on the service's port + 100 * (k - 1) (scripts/fleet.py).
+REPLICA_PORT_STEP = 100
+
+
+def _free_port_for(replicas: int) -> int:
+    """A free port whose replicas' ports (every REPLICA_PORT_STEP above it) are free too."""
+    while True:
+        port = free_port()
+        if not any(port_open(port + REPLICA_PORT_STEP * k) for k in range(1, replicas)):
+            return port
+
+
 def new_fleet(extra_env: dict[str, str] | None = None, data_dir: Path | None = None) -> Fleet:
     """A fleet description with free ports and a fresh data folder (or ``data_dir``), not started.
 
     ``extra_env`` is added to the environment ``fleet.py up`` runs with, as a developer would
-    export variables before ``make up``.
+    export variables before ``make up`` (``FLEET_REPLICAS`` too: the replicas' ports are free).
     """
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="fleet-e2e-"))
         # PostgreSQL runs as the unprivileged 'postgres' account when the tests run as root.
         data_dir.chmod(0o755)
-    ports = {name: free_port() for name in PORT_VARIABLES}
+    replicas = int((extra_env or {}).get("FLEET_REPLICAS", "1"))
+    ports = {name: _free_port_for(replicas) for name in PORT_VARIABLES}
     env = {**os.environ, "FLEET_DATA_DIR": str(data_dir), **(extra_env or {})}
     env.update({name: str(port) for name, port in ports.items()})
     return Fleet(data_dir=data_dir, ports=ports, env=env)

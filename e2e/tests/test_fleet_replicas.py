@@ -1,0 +1,199 @@
+"""`make up` with FLEET_REPLICAS=2: two processes of each service behind the gateway, which spreads
+requests over them and sends a request a dead replica never received to the other."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from functools import partial
+
+import httpx
+import pytest
+from common_libs.testing import wait_until
+
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.fleet import REPLICA_PORT_STEP, Fleet, new_fleet
+from tests.support.shop import Account, Endpoints, Shop, unique
+
+SERVICE_PORTS = {
+    "user-service": "USER_SERVICE_PORT",
+    "product-catalog-service": "CATALOG_SERVICE_PORT",
+    "order-processing-service": "ORDER_SERVICE_PORT",
+    "chat-llm-service": "CHAT_SERVICE_PORT",
+}
+_PRODUCT_LISTS = re.compile(
+    r'^http_request_duration_seconds_count\{(?=[^}]*method="GET")(?=[^}]*route="/products")'
+    r"[^}]*\} (?P<count>[0-9.e+]+)$",
+    re.MULTILINE,
+)
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    running = new_fleet(
+        {
+            "FLEET_REPLICAS": "2",
+            "FLEET_ADMIN_EMAIL": ADMIN_EMAIL,
+            "FLEET_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            # A browsing loop below asks as fast as it can: no 429 from the gateway.
+            "GATEWAY_RATE_LIMIT": "100000r/s",
+            "GATEWAY_RATE_BURST": "100000",
+        }
+    )
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+        running.remove()
+
+
+@pytest.fixture(scope="module")
+def shop(fleet: Fleet) -> Iterator[Shop]:
+    with httpx.Client(timeout=30) as client:
+        yield Shop(Endpoints.through_gateway(fleet.gateway), client)
+
+
+def _url(fleet: Fleet, service: str, replica: int) -> str:
+    return f"http://127.0.0.1:{fleet.ports[SERVICE_PORTS[service]] + REPLICA_PORT_STEP * replica}"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _product_lists_served(fleet: Fleet, replica: int) -> float:
+    metrics = httpx.get(f"{_url(fleet, 'product-catalog-service', replica)}/metrics").text
+    return sum(float(match["count"]) for match in _PRODUCT_LISTS.finditer(metrics))
+
+
+def _await_restart(fleet: Fleet, name: str, service: str, replica: int) -> None:
+    wait_until(
+        lambda: any(line.startswith("started again (pid=") for line in fleet.lines_of(name)),
+        timeout=30,
+        message=f"{name} started again",
+    )
+    wait_until(
+        lambda: _answers(f"{_url(fleet, service, replica)}/ready"),
+        timeout=60,
+        message=f"{name} ready again",
+    )
+
+
+def test_each_service_runs_twice_and_the_gateway_spreads_requests_over_both(
+    fleet: Fleet, shop: Shop
+) -> None:
+    for service in SERVICE_PORTS:
+        for replica in (0, 1):
+            assert fleet.lines_of(f"{service}-{replica + 1}")[0].startswith("started (pid=")
+            wait_until(
+                partial(_answers, f"{_url(fleet, service, replica)}/ready"),
+                timeout=60,
+                message=f"{service} replica {replica + 1} ready",
+            )
+    before = [_product_lists_served(fleet, replica) for replica in (0, 1)]
+    statuses: list[int] = []
+
+    def both_served() -> bool:
+        statuses.append(shop.client.get(f"{fleet.gateway}/api/products").status_code)
+        served = [_product_lists_served(fleet, replica) for replica in (0, 1)]
+        assert sum(served) - sum(before) == len(statuses)
+        return all(now > then for now, then in zip(served, before, strict=True))
+
+    # Round-robin; a replica killed by another test just before may be out for fail_timeout.
+    wait_until(both_served, timeout=30, message="each replica served a request")
+    assert set(statuses) == {200}
+
+
+def test_no_get_is_lost_while_a_catalog_replica_is_killed_and_restarted(
+    fleet: Fleet, shop: Shop
+) -> None:
+    answers: list[int | str] = []
+    done = threading.Event()
+
+    def browse() -> None:
+        with httpx.Client(base_url=fleet.gateway, timeout=10) as client:
+            while not done.is_set():
+                try:
+                    answers.append(client.get("/api/products").status_code)
+                except httpx.HTTPError as exc:
+                    answers.append(type(exc).__name__)
+
+    browser = threading.Thread(target=browse)
+    browser.start()
+    try:
+        wait_until(lambda: len(answers) >= 20, timeout=30, message="browsing")
+        os.kill(fleet.pid_of("product-catalog-service-2"), signal.SIGKILL)
+        _await_restart(fleet, "product-catalog-service-2", "product-catalog-service", 1)
+        seen = len(answers)
+        wait_until(lambda: len(answers) >= seen + 20, timeout=30, message="browsing on")
+    finally:
+        done.set()
+        browser.join(30)
+
+    assert Counter(answers) == Counter({200: len(answers)})
+
+
+def _place(shop: Shop, customer: Account, product_id: str, key: str) -> dict[str, object]:
+    """Place an order as a careful client does: on a 5xx, a lost connection or a 409 (the same
+    key still in flight), ask again with the same key until it is answered 201."""
+    answered: list[httpx.Response] = []
+
+    def placed() -> bool:
+        try:
+            answered.append(shop.place_order(customer, (product_id, 1), key=key))
+        except httpx.HTTPError:
+            return False
+        response = answered[-1]
+        assert response.status_code in (201, 409) or response.status_code >= 500, response.text
+        return response.status_code == 201
+
+    wait_until(placed, timeout=60, message=f"order {key} placed")
+    order: dict[str, object] = answered[-1].json()
+    return order
+
+
+def test_no_order_is_lost_or_doubled_while_an_orders_replica_is_killed(
+    fleet: Fleet, shop: Shop
+) -> None:
+    admin = shop.account(ADMIN_EMAIL, ADMIN_PASSWORD)
+    product = shop.add_product(admin, stock=20)
+    customer = shop.new_customer()
+    keys = [unique("key") for _ in range(6)]
+
+    orders = []
+    for index, key in enumerate(keys):
+        if index == 2:
+            os.kill(fleet.pid_of("order-processing-service-2"), signal.SIGKILL)
+        orders.append(_place(shop, customer, product["id"], key))
+
+    assert len({order["id"] for order in orders}) == len(keys)
+    assert {order["status"] for order in orders} == {"confirmed"}
+    listed = shop.client.get(
+        f"{fleet.gateway}/api/orders", headers={"Authorization": f"Bearer {customer.access_token}"}
+    ).json()
+    assert sorted(order["id"] for order in listed["items"]) == sorted(str(o["id"]) for o in orders)
+    assert shop.product(product["id"])["stock_available"] == 20 - len(keys)
+    _await_restart(fleet, "order-processing-service-2", "order-processing-service", 1)
+
+
+@pytest.mark.parametrize("value", ["0", "9", "two"])
+def test_a_replica_count_out_of_range_is_refused_and_nothing_starts(value: str) -> None:
+    refused = new_fleet()
+    refused.env["FLEET_REPLICAS"] = value
+    try:
+        result = refused.run_fleet_command("up")
+
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"fleet: FLEET_REPLICAS={value!r}: give a number of replicas, 1 to 8\n"
+        )
+        assert not (refused.data_dir / "pgdata").exists()
+    finally:
+        refused.remove()
