@@ -116,6 +116,23 @@ def test_each_service_runs_twice_and_the_gateway_spreads_requests_over_both(
     assert set(statuses) == {200}
 
 
+def test_user_service_replicas_sign_with_one_key(fleet: Fleet, shop: Shop) -> None:
+    keys = [
+        httpx.get(f"{_url(fleet, 'user-service', replica)}/auth/jwks").json()["keys"]
+        for replica in (0, 1)
+    ]
+    assert keys[0] == keys[1]
+    assert len(keys[0]) >= 1
+    # Whichever replica signed it, each replica takes the token.
+    customer = shop.new_customer()
+    for replica in (0, 1):
+        me = httpx.get(
+            f"{_url(fleet, 'user-service', replica)}/users/me",
+            headers={"Authorization": f"Bearer {customer.access_token}"},
+        )
+        assert me.status_code == 200, me.text
+
+
 def test_no_get_is_lost_while_a_catalog_replica_is_killed_and_restarted(
     fleet: Fleet, shop: Shop
 ) -> None:
