@@ -19,6 +19,7 @@ from common_libs.testing import LlmServer
 from common_libs.testing.otlp import OtlpReceiver
 
 from tests.fleet import Fleet, new_fleet
+from tests.support import chaos
 from tests.support.shop import Account, Endpoints, Shop
 
 ADMIN_EMAIL = "shop-admin@example.com"
@@ -111,3 +112,11 @@ def first_order(shop: Shop, admin: Account) -> TracedOrder:
     response = shop.place_order(customer, (product["id"], 1), request_id=request_id)
     assert response.status_code == 201, response.text
     return TracedOrder(request_id=request_id, order=response.json())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The chaos suite's table (tests/test_chaos.py), when its faults ran."""
+    if rows := chaos.table():
+        terminalreporter.section("chaos: what the load saw of each fault")
+        for row in rows:
+            terminalreporter.write_line(row)

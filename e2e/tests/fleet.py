@@ -33,6 +33,8 @@ PORT_VARIABLES = (
 )
 _SERVICE_OF = {"gateway": "api-gateway-service"}
 _STARTED = re.compile(r"started \(pid=(\d+)\)")
+_STARTED_OR_AGAIN = re.compile(r"started(?: again)? \(pid=(\d+)")
+_PID = re.compile(r"\(pid=(\d+)")
 
 
 def port_open(port: int) -> bool:
@@ -162,10 +164,23 @@ class Fleet:
         assert len(pids) == 1, f"{process} started {len(pids)} times"
         return pids[0]
 
+    def current_pid(self, process: str) -> int:
+        """The pid of a supervised process's latest start (``started`` or ``started again``)."""
+        started = [line for line in self.lines_of(process) if line.startswith("started")]
+        return int(_PID.findall(started[-1])[0])
+
+    def restarts(self, process: str) -> int:
+        """How many times the supervisor started ``process`` again."""
+        return sum(line.startswith("started again (") for line in self.lines_of(process))
+
+    def replica_url(self, port_variable: str, replica: int) -> str:
+        """A service replica's address (from 0), by its port variable (``ORDER_SERVICE_PORT``)."""
+        return f"http://127.0.0.1:{self.ports[port_variable] + REPLICA_PORT_STEP * replica}"
+
     def pids(self) -> list[int]:
         """Every process the fleet started: supervised children, NATS, Prometheus, PostgreSQL's
-        postmaster."""
-        pids = [int(pid) for pid in _STARTED.findall(self.log())]
+        postmaster, and each one started again after it exited."""
+        pids = [int(pid) for pid in _STARTED_OR_AGAIN.findall(self.log())]
         postmaster = self.data_dir / "pgdata" / "postmaster.pid"
         if postmaster.exists():
             pids.append(int(postmaster.read_text().split()[0]))

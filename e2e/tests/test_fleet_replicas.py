@@ -17,7 +17,7 @@ import pytest
 from common_libs.testing import wait_until
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.fleet import REPLICA_PORT_STEP, Fleet, new_fleet
+from tests.fleet import Fleet, new_fleet
 from tests.support.shop import Account, Endpoints, Shop, order_body, unique
 
 SERVICE_PORTS = {
@@ -63,7 +63,7 @@ def shop(fleet: Fleet) -> Iterator[Shop]:
 
 
 def _url(fleet: Fleet, service: str, replica: int) -> str:
-    return f"http://127.0.0.1:{fleet.ports[SERVICE_PORTS[service]] + REPLICA_PORT_STEP * replica}"
+    return fleet.replica_url(SERVICE_PORTS[service], replica)
 
 
 def _answers(url: str) -> bool:
@@ -157,7 +157,7 @@ def test_no_get_is_lost_while_a_catalog_replica_is_killed_and_restarted(
     browser.start()
     try:
         wait_until(lambda: len(answers) >= 20, timeout=30, message="browsing")
-        os.kill(_current_pid(fleet, "product-catalog-service-2"), signal.SIGKILL)
+        os.kill(fleet.current_pid("product-catalog-service-2"), signal.SIGKILL)
         _await_restart(fleet, "product-catalog-service-2", "product-catalog-service", 1)
         seen = len(answers)
         wait_until(lambda: len(answers) >= seen + 20, timeout=30, message="browsing on")
@@ -202,7 +202,7 @@ def test_no_order_is_lost_or_doubled_while_an_orders_replica_is_killed(
     orders = []
     for index, key in enumerate(keys):
         if index == 2:
-            os.kill(_current_pid(fleet, "order-processing-service-2"), signal.SIGKILL)
+            os.kill(fleet.current_pid("order-processing-service-2"), signal.SIGKILL)
         orders.append(_place(shop, customer, product["id"], key))
 
     assert len({order["id"] for order in orders}) == len(keys)
@@ -213,11 +213,6 @@ def test_no_order_is_lost_or_doubled_while_an_orders_replica_is_killed(
     assert sorted(order["id"] for order in listed["items"]) == sorted(str(o["id"]) for o in orders)
     assert shop.product(product["id"])["stock_available"] == 20 - len(keys)
     _await_restart(fleet, "order-processing-service-2", "order-processing-service", 1)
-
-
-def _current_pid(fleet: Fleet, name: str) -> int:
-    started = [line for line in fleet.lines_of(name) if line.startswith("started")]
-    return int(re.findall(r"pid=(\d+)", started[-1])[0])
 
 
 def test_a_replica_stopped_with_sigterm_finishes_its_20_requests_in_flight_then_exits(
@@ -249,7 +244,7 @@ def test_a_replica_stopped_with_sigterm_finishes_its_20_requests_in_flight_then_
             timeout=30,
             message="20 orders in flight at the replica",
         )
-        os.kill(_current_pid(fleet, name), signal.SIGTERM)
+        os.kill(fleet.current_pid(name), signal.SIGTERM)
         responses = [answer.result() for answer in answers]
 
     assert [response.status_code for response in responses] == [201] * 20
