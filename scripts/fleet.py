@@ -195,6 +195,11 @@ class FleetConfig:
     def url(self, service: Service, replica: int = 0) -> str:
         return f"http://127.0.0.1:{self.port(service, replica)}"
 
+    def peer_url(self, service: Service, path: str = "") -> str:
+        """How the other services reach ``service`` (at ``path``): every replica's URL,
+        comma-separated (their clients call each in turn, the next when one refuses)."""
+        return ",".join(self.url(service, replica) + path for replica in range(self.replicas))
+
     def replica_name(self, service: Service, replica: int) -> str:
         """What the runner's lines call a replica: the service's name, ``-2`` and on with more."""
         return service.name if self.replicas == 1 else f"{service.name}-{replica + 1}"
@@ -298,7 +303,7 @@ def service_env(
         f"{prefix}DATABASE_URL": database_url(config, service),
         # Unprefixed: every service reads the same variable for the one broker.
         "NATS_URL": config.nats_url,
-        f"{prefix}JWKS_URL": f"{config.url(USERS)}/auth/jwks",
+        f"{prefix}JWKS_URL": config.peer_url(USERS, "/auth/jwks"),
         f"{prefix}ENVIRONMENT": "development",
         # Each service's spans under its own name, whatever OTEL_SERVICE_NAME the caller exported.
         "OTEL_SERVICE_NAME": service.name,
@@ -313,13 +318,13 @@ def service_env(
             {"order-processing-service": secrets["orders_client_secret_hash"]}
         )
     elif service is ORDERS:
-        env["ORDERS_CATALOG_URL"] = config.url(CATALOG)
-        env["ORDERS_USERS_URL"] = config.url(USERS)
+        env["ORDERS_CATALOG_URL"] = config.peer_url(CATALOG)
+        env["ORDERS_USERS_URL"] = config.peer_url(USERS)
         env["ORDERS_SERVICE_CLIENT_ID"] = "order-processing-service"
         env["ORDERS_SERVICE_CLIENT_SECRET"] = secrets["orders_client_secret"]
     elif service is CHAT:
-        env["CHAT_CATALOG_URL"] = config.url(CATALOG)
-        env["CHAT_ORDERS_URL"] = config.url(ORDERS)
+        env["CHAT_CATALOG_URL"] = config.peer_url(CATALOG)
+        env["CHAT_ORDERS_URL"] = config.peer_url(ORDERS)
     return env
 
 

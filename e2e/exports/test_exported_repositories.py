@@ -38,7 +38,7 @@ SERVICES = (
     "order-processing-service",
     "chat-llm-service",
 )
-WHEEL = ROOT / ".wheels" / "common_libs-3.1.1-py3-none-any.whl"
+WHEEL = ROOT / ".wheels" / "common_libs-3.2.0-py3-none-any.whl"
 UV = os.environ.get("UV", "uv")
 _CHECKOUT_VARIABLES = frozenset(
     {

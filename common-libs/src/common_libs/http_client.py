@@ -1,5 +1,5 @@
 """Outgoing HTTP: httpx's API over the aiohttp transport, explicit timeouts, request id and
-trace context forwarded.
+trace context forwarded, and a peer reached at several addresses (its replicas) when given them.
 
 Plain ``httpx.AsyncClient`` is slow under concurrency (encode/httpx#3215); the aiohttp transport
 keeps the httpx API at about three times the throughput on one inter-service hop. ``PeerClient``
@@ -8,16 +8,18 @@ then drops two per-request costs a client for one peer service does not need (se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
 from common_libs.telemetry import TracingTransport
 
-__all__ = ["PeerClient", "create_http_client", "forward_request_id"]
+__all__ = ["FailoverTransport", "PeerClient", "create_http_client", "forward_request_id"]
 
 
 _NO_JAR = "a PeerClient keeps no cookies (send a Cookie header with the request that needs one)"
@@ -90,6 +92,73 @@ async def forward_request_id(request: httpx.Request) -> None:
         request.headers[REQUEST_ID_HEADER] = request_id
 
 
+class FailoverTransport(httpx.AsyncBaseTransport):
+    """One peer service at several origins (``http://host:port``, its replicas): each request goes
+    to the next origin in turn, and to the one after when its connection could not be made.
+
+    Only a connection that could not be made (refused, unreachable, or not made in time: nothing
+    of the request was sent) moves a request on, whatever its method; any other error (a
+    connection dropped or a timeout after the request went out) is raised as it came, so a
+    request is never sent twice. (The aiohttp transport raises ``httpx.ConnectTimeout`` for a
+    refused connection and for one dropped after the request went out alike; the aiohttp error
+    it comes from tells them apart.) When no origin takes the connection, ``httpx.ConnectError``
+    is raised (from the last error). This is what a Kubernetes Service does for a client in a
+    cluster, where one address is enough; locally, replicas of a service listen on ports of their
+    own.
+    """
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, origins: Sequence[httpx.URL]) -> None:
+        if not origins:
+            raise ValueError("FailoverTransport needs at least one origin")
+        self._transport = transport
+        self._origins = tuple(origins)
+        self._turn = itertools.count()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        count = len(self._origins)
+        first = next(self._turn)
+        refused: httpx.TransportError | None = None
+        for step in range(count):
+            origin = self._origins[(first + step) % count]
+            request.url = request.url.copy_with(
+                scheme=origin.scheme, host=origin.host, port=origin.port
+            )
+            request.headers["Host"] = origin.netloc.decode("ascii")
+            try:
+                return await self._transport.handle_async_request(request)
+            except httpx.TransportError as exc:
+                if not _never_connected(exc):
+                    raise
+                refused = exc
+        origins = ", ".join(str(origin) for origin in self._origins)
+        raise httpx.ConnectError(
+            f"no replica took the connection: {origins}", request=request
+        ) from refused
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+def _never_connected(exc: httpx.TransportError) -> bool:
+    """Whether the request failed before its connection was made (so it was never sent)."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return True
+    return cause is None and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+def _origins(base_url: str) -> list[httpx.URL]:
+    """The URLs of a comma-separated ``base_url`` (several: each names an origin, one path)."""
+    if "," not in base_url:
+        return [httpx.URL(base_url)]
+    urls = [httpx.URL(part.strip()) for part in base_url.split(",")]
+    if any(not url.host for url in urls) or len({url.raw_path for url in urls}) > 1:
+        raise ValueError(
+            f"base_url {base_url!r}: give one URL, or several that differ only in host and port"
+        )
+    return urls
+
+
 def create_http_client(
     *,
     base_url: str,
@@ -105,15 +174,24 @@ def create_http_client(
 
     ``keepalive_expiry`` stays below uvicorn's default keep-alive (5 s) so that the client never
     reuses a connection the server is about to close.
+
+    ``base_url`` may list several URLs, comma-separated, that differ only in host and port (the
+    replicas of one service, as ``make up`` runs them): calls then go to each in turn, and one
+    whose connection is refused goes to the next (:class:`FailoverTransport`).
     """
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=keepalive_expiry,
     )
+    origins = _origins(base_url)
+    transport: httpx.AsyncBaseTransport = TracingTransport(AiohttpTransport(limits=limits))
+    if len(origins) > 1:
+        # Outside the tracing: each attempt is a client span of its own, a refused one an error.
+        transport = FailoverTransport(transport, origins)
     return PeerClient(
-        base_url=base_url,
-        transport=TracingTransport(AiohttpTransport(limits=limits)),
+        base_url=origins[0],
+        transport=transport,
         timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
         headers=dict(headers or {}),
         event_hooks={"request": [forward_request_id]},

@@ -201,8 +201,10 @@ def open_token_verifier(
         deny_list = start_deny_list(
             stack, broker=broker, keep_seconds=settings.deny_list_keep_seconds
         )
+    # Several URLs (user-service's replicas): the client sends each fetch to the next of them, and
+    # a refused one to the one after; the key source asks for the first, the client moves it on.
     return TokenVerifier(
-        RemoteKeySource(settings.jwks_url, client=client),
+        RemoteKeySource(settings.jwks_url.split(",")[0].strip(), client=client),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         deny_list=deny_list,

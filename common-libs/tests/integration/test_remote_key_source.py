@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,7 @@ from common_libs.auth import CurrentPrincipal, RemoteKeySource, TokenVerifier
 from common_libs.errors import ServiceUnavailable
 from common_libs.http_client import create_http_client
 from common_libs.problems import PROBLEM_CONTENT_TYPE, install_problem_handlers
+from common_libs.service_app import open_token_verifier
 from common_libs.testing import free_port
 
 MAX_AGE = 300.0
@@ -246,6 +249,33 @@ async def test_verifier_accepts_tokens_signed_by_a_rotated_in_key(
         principal = await verifier.verify(mint(rotated))
 
     assert principal.role == "customer"
+
+
+@dataclass(frozen=True)
+class ReplicatedIssuerSettings:
+    """``open_token_verifier``'s settings, user-service at two replicas' addresses."""
+
+    jwks_url: str
+    jwt_issuer: str = ISSUER
+    jwt_audience: str = AUDIENCE
+    http_timeout_seconds: float = 5.0
+    deny_list_keep_seconds: float = 60.0
+
+
+async def test_the_verifier_fetches_keys_from_a_replica_that_answers(
+    issuer: Issuer, ed25519_signing_key: SigningKey
+) -> None:
+    await issuer.publish(ed25519_signing_key)
+    dead = issuer.url.replace(issuer.url.split("/")[2], f"127.0.0.1:{free_port()}")
+    async with AsyncExitStack() as stack:
+        verifier = open_token_verifier(
+            stack, ReplicatedIssuerSettings(jwks_url=f"{dead},{issuer.url}")
+        )
+        # The first fetch's turn is the dead replica's: it goes on to the live one.
+        principal = await verifier.verify(mint(ed25519_signing_key))
+
+    assert principal.role == "customer"
+    assert await issuer.fetches() == 1
 
 
 async def test_api_answers_503_problem_while_the_issuer_is_unreachable(

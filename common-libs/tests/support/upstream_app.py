@@ -1,7 +1,8 @@
 """A small upstream service run by uvicorn in the integration tests.
 
 It plays the token issuer (a JWKS per name that tests publish, with a count of fetches) and a
-service that other services call (echoing the headers it received, answering slowly on request).
+service that other services call (echoing the headers it received, answering slowly on request,
+counting the POSTs it received).
 """
 
 from __future__ import annotations
@@ -82,3 +83,19 @@ async def set_cookie() -> Response:
 async def slow(seconds: float) -> dict[str, str]:
     await asyncio.sleep(seconds)
     return {"status": "late"}
+
+
+_posts: Counter[str] = Counter()
+
+
+@app.post("/posts/{name}")
+async def receive_post(name: str, seconds: float = 0) -> dict[str, int]:
+    """Count a POST as received, then answer after ``seconds``."""
+    _posts[name] += 1
+    await asyncio.sleep(seconds)
+    return {"count": _posts[name]}
+
+
+@app.get("/posts/{name}")
+async def count_posts(name: str) -> dict[str, int]:
+    return {"count": _posts[name]}
