@@ -352,3 +352,86 @@ def test_a_consumer_needs_at_least_one_delivery(engine: AsyncEngine, domain: Dom
             handler=recording("x"),
             max_deliveries=0,
         )
+
+
+def held_back(name: str, started: asyncio.Event, release: asyncio.Event) -> Any:
+    """A handler that writes its effect, then waits until ``release`` before it returns."""
+    record = recording(name)
+
+    async def handler(connection: AsyncConnection, event: AnyEvent) -> None:
+        await record(connection, event)
+        started.set()
+        await release.wait()
+
+    return handler
+
+
+async def consumer_state(broker: Broker, domain: Domain, name: str) -> tuple[int, int]:
+    """The broker's view of a durable consumer: (deliveries made, not yet acknowledged)."""
+    js = await broker.jetstream()
+    info = await js.consumer_info(domain.stream.name, name)
+    return info.delivered.consumer_seq, info.num_ack_pending
+
+
+async def test_a_consumer_stopped_while_handling_finishes_the_message_first(
+    effects: AsyncEngine, broker: Broker, domain: Domain
+) -> None:
+    name = f"c{uuid.uuid4().hex[:8]}"
+    started, release = asyncio.Event(), asyncio.Event()
+    consumer = EventConsumer(
+        name=name,
+        stream=domain.stream,
+        subject=domain.stream.subjects[0],
+        engine=effects,
+        broker=broker,
+        handler=held_back(name, started, release),
+        fetch_timeout=0.2,
+        registry=CollectorRegistry(),
+    )
+    subject = str(uuid.uuid4())
+    await publish(broker, domain, envelope(domain, subject, 1))
+    task = await running(consumer)
+    await asyncio.wait_for(started.wait(), 10)
+
+    task.cancel()  # the service stops (SIGTERM) while the handler runs
+    await asyncio.sleep(0)
+    assert not task.done()  # it waits for the handler
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert await applied(effects, name) == [(subject, 1)]
+
+    async def acknowledged() -> bool:
+        return await consumer_state(broker, domain, name) == (1, 0)
+
+    # An acknowledgement is sent without waiting for the broker's answer.
+    await eventually(acknowledged, message="the message acknowledged")
+
+
+async def test_a_handler_that_does_not_finish_in_time_is_rolled_back_and_left_for_redelivery(
+    effects: AsyncEngine, broker: Broker, domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("common_libs.events.consumer.DRAIN_SECONDS", 0.2)
+    name = f"c{uuid.uuid4().hex[:8]}"
+    started = asyncio.Event()
+    consumer = EventConsumer(
+        name=name,
+        stream=domain.stream,
+        subject=domain.stream.subjects[0],
+        engine=effects,
+        broker=broker,
+        handler=held_back(name, started, asyncio.Event()),  # never released
+        fetch_timeout=0.2,
+        registry=CollectorRegistry(),
+    )
+    await publish(broker, domain, envelope(domain, str(uuid.uuid4()), 1))
+    task = await running(consumer)
+    await asyncio.wait_for(started.wait(), 10)
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+
+    assert await applied(effects, name) == []
+    assert (await consumer_state(broker, domain, name))[1] == 1

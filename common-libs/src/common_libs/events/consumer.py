@@ -8,6 +8,10 @@ message is redelivered after a growing delay, and after ``max_deliveries`` attem
 the ``DEADLETTER`` stream with the reason and terminated, while the messages after it go on.
 A message that is not a valid envelope can never succeed and is dead-lettered at once.
 
+Stopping (the service's lifespan cancels ``run`` on SIGTERM): a consumer waiting for a message
+stops at once; one handling a message finishes it first, commit and acknowledgement included, for
+up to ``DRAIN_SECONDS`` (then it is cancelled, rolled back, and redelivered to another replica).
+
 All of it runs in a consumer span ``process <subject>``, a child of the producer span whose
 trace context the message carries (:mod:`common_libs.events.tracing`): the handler's database
 work and log lines belong to the trace of the change. The span records the outcome
@@ -74,6 +78,9 @@ _PRUNE = text(
 )
 _REASON_LIMIT = 500
 _PRUNE_EVERY_SECONDS = 3600.0
+# How long a message being handled when the consumer is cancelled may take to finish: within the
+# services' graceful shutdown (uvicorn's --timeout-graceful-shutdown, 8 s locally, 20 s in images).
+DRAIN_SECONDS = 5.0
 
 
 def _is_outage(exc: BaseException) -> bool:
@@ -169,7 +176,7 @@ class EventConsumer:
                     except FetchTimeout:
                         continue  # nothing new; a lost connection raises an error of its own
                     for message in messages:
-                        await self.handle(message)
+                        await self._handle_to_the_end(message)
             except Exception as exc:
                 raise_if_cancelled()
                 failures += 1
@@ -178,6 +185,23 @@ class EventConsumer:
                     "consumer %s: %s; retrying in %.1f s", self.name, type(exc).__name__, delay
                 )
                 await asyncio.sleep(delay)
+
+    async def _handle_to_the_end(self, message: Msg) -> None:
+        """``handle``; cancelled meanwhile (the service stops), it finishes first, within
+        ``DRAIN_SECONDS``, and the cancellation goes on."""
+        handling = asyncio.ensure_future(self.handle(message))
+        try:
+            await asyncio.shield(handling)
+        except asyncio.CancelledError:
+            try:
+                await asyncio.wait_for(handling, DRAIN_SECONDS)
+            except TimeoutError:
+                _logger.warning(
+                    "consumer %s: a message still in hand after %g s; it will be redelivered",
+                    self.name,
+                    DRAIN_SECONDS,
+                )
+            raise
 
     async def _subscribe(self) -> Any:
         js = await self.broker.jetstream()
