@@ -10,7 +10,7 @@ import httpx
 import pytest
 from support.upstream_app import upstream_server
 
-from common_libs.http_client import create_http_client
+from common_libs.http_client import FailoverTransport, create_http_client
 from common_libs.testing import free_port
 
 
@@ -74,3 +74,8 @@ async def test_with_no_replica_taking_the_connection_the_last_error_is_raised() 
 def test_replicas_must_differ_only_in_host_and_port(base_url: str) -> None:
     with pytest.raises(ValueError, match="differ only in host and port"):
         create_http_client(base_url=base_url)
+
+
+def test_a_failover_transport_needs_an_origin() -> None:
+    with pytest.raises(ValueError, match="at least one origin"):
+        FailoverTransport(httpx.AsyncHTTPTransport(), [])
