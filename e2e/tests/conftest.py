@@ -61,6 +61,20 @@ def fleet_environment(llm: LlmServer, otlp: OtlpReceiver) -> dict[str, str]:
     }
 
 
+def replicated_fleet_environment(**extra: str) -> dict[str, str]:
+    """``make up`` with FLEET_REPLICAS=2 and the session's admin, for the tests that load a fleet
+    and kill its processes: the gateway's rate limit and the per-user order limit out of the way."""
+    return {
+        "FLEET_REPLICAS": "2",
+        "FLEET_ADMIN_EMAIL": ADMIN_EMAIL,
+        "FLEET_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "GATEWAY_RATE_LIMIT": "100000r/s",
+        "GATEWAY_RATE_BURST": "100000",
+        "ORDERS_PLACE_ORDER_LIMIT": "100000",
+        **extra,
+    }
+
+
 @pytest.fixture(scope="session")
 def fleet(fake_llm: LlmServer, otlp: OtlpReceiver) -> Iterator[Fleet]:
     """The whole fleet, started once for the session and stopped (Ctrl-C) afterwards."""

@@ -35,7 +35,7 @@ import pytest
 from common_libs.testing import LlmServer, wait_until
 from common_libs.testing.events import stream_events
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LLM_API_KEY
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LLM_API_KEY, replicated_fleet_environment
 from tests.fleet import Fleet, new_fleet, pid_alive, port_open
 from tests.support.chaos import REPORT, Attempt, Load, Namespace, Relay, Window
 from tests.support.shop import Account, Endpoints, Shop, bearer
@@ -76,23 +76,17 @@ class Stage:
 @pytest.fixture(scope="module")
 def fleet(fake_llm: LlmServer) -> Iterator[Fleet]:
     running = new_fleet(
-        {
-            "FLEET_REPLICAS": "2",
-            "FLEET_ADMIN_EMAIL": ADMIN_EMAIL,
-            "FLEET_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "OPENAI_BASE_URL": fake_llm.base_url,
-            "OPENAI_API_KEY": LLM_API_KEY,
-            # The load asks faster than the gateway lets one address do by default.
-            "GATEWAY_RATE_LIMIT": "100000r/s",
-            "GATEWAY_RATE_BURST": "100000",
-            "GATEWAY_AUTH_RATE_LIMIT": "100000r/s",
-            "GATEWAY_AUTH_RATE_BURST": "100000",
-            "GATEWAY_ORDER_RATE_LIMIT": "100000r/s",
-            "GATEWAY_ORDER_RATE_BURST": "100000",
-            "ORDERS_PLACE_ORDER_LIMIT": "100000",
-            "CHAT_DAILY_TOKEN_QUOTA": "100000000",
+        replicated_fleet_environment(
+            OPENAI_BASE_URL=fake_llm.base_url,
+            OPENAI_API_KEY=LLM_API_KEY,
+            # Logins and orders too ask faster than the gateway lets one address do by default.
+            GATEWAY_AUTH_RATE_LIMIT="100000r/s",
+            GATEWAY_AUTH_RATE_BURST="100000",
+            GATEWAY_ORDER_RATE_LIMIT="100000r/s",
+            GATEWAY_ORDER_RATE_BURST="100000",
+            CHAT_DAILY_TOKEN_QUOTA="100000000",
             **ORDERS_SETTINGS,
-        }
+        )
     )
     try:
         yield running.start()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from common_libs.testing import wait_until
 
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, replicated_fleet_environment
 from tests.fleet import Fleet, new_fleet
 from tests.support.shop import Account, Endpoints, Shop, order_body, unique
 
@@ -35,20 +35,9 @@ _PRODUCT_LISTS = re.compile(
 
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
-    running = new_fleet(
-        {
-            "FLEET_REPLICAS": "2",
-            "FLEET_ADMIN_EMAIL": ADMIN_EMAIL,
-            "FLEET_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            # A browsing loop below asks as fast as it can: no 429 from the gateway.
-            "GATEWAY_RATE_LIMIT": "100000r/s",
-            "GATEWAY_RATE_BURST": "100000",
-            # Each order waits 1 s once its stock is held, so that requests are in flight when a
-            # replica stops; one customer may place them all.
-            "ORDERS_TEST_PAUSE_AFTER_RESERVE_SECONDS": "1",
-            "ORDERS_PLACE_ORDER_LIMIT": "1000",
-        }
-    )
+    # A browsing loop below asks as fast as it can: no 429 from the gateway. Each order waits 1 s
+    # once its stock is held, so that requests are in flight when a replica stops.
+    running = new_fleet(replicated_fleet_environment(ORDERS_TEST_PAUSE_AFTER_RESERVE_SECONDS="1"))
     try:
         yield running.start()
     finally:

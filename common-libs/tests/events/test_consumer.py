@@ -376,6 +376,22 @@ def held_back(name: str, started: asyncio.Event, release: asyncio.Event) -> Any:
     return handler
 
 
+def quick_consumer(
+    name: str, engine: AsyncEngine, broker: Broker, domain: Domain, handler: Any
+) -> EventConsumer:
+    """A consumer of ``domain``'s stream that asks for a message every 0.2 s."""
+    return EventConsumer(
+        name=name,
+        stream=domain.stream,
+        subject=domain.stream.subjects[0],
+        engine=engine,
+        broker=broker,
+        handler=handler,
+        fetch_timeout=0.2,
+        registry=CollectorRegistry(),
+    )
+
+
 async def consumer_state(broker: Broker, domain: Domain, name: str) -> tuple[int, int]:
     """The broker's view of a durable consumer: (deliveries made, not yet acknowledged)."""
     js = await broker.jetstream()
@@ -388,16 +404,7 @@ async def test_a_consumer_stopped_while_handling_finishes_the_message_first(
 ) -> None:
     name = f"c{uuid.uuid4().hex[:8]}"
     started, release = asyncio.Event(), asyncio.Event()
-    consumer = EventConsumer(
-        name=name,
-        stream=domain.stream,
-        subject=domain.stream.subjects[0],
-        engine=effects,
-        broker=broker,
-        handler=held_back(name, started, release),
-        fetch_timeout=0.2,
-        registry=CollectorRegistry(),
-    )
+    consumer = quick_consumer(name, effects, broker, domain, held_back(name, started, release))
     subject = str(uuid.uuid4())
     await publish(broker, domain, envelope(domain, subject, 1))
     task = await running(consumer)
@@ -425,16 +432,8 @@ async def test_a_handler_that_does_not_finish_in_time_is_rolled_back_and_left_fo
     monkeypatch.setattr("common_libs.events.consumer.DRAIN_SECONDS", 0.2)
     name = f"c{uuid.uuid4().hex[:8]}"
     started = asyncio.Event()
-    consumer = EventConsumer(
-        name=name,
-        stream=domain.stream,
-        subject=domain.stream.subjects[0],
-        engine=effects,
-        broker=broker,
-        handler=held_back(name, started, asyncio.Event()),  # never released
-        fetch_timeout=0.2,
-        registry=CollectorRegistry(),
-    )
+    never = asyncio.Event()
+    consumer = quick_consumer(name, effects, broker, domain, held_back(name, started, never))
     await publish(broker, domain, envelope(domain, str(uuid.uuid4()), 1))
     task = await running(consumer)
     await asyncio.wait_for(started.wait(), 10)
