@@ -184,7 +184,10 @@ async def test_the_purge_deletes_ended_windows_in_batches_and_keeps_running_ones
         await eventually(lambda: _no_rows(engine, "purge-ended"), message="ended rows purged")
 
     assert await _rows(engine, "purge-running") == 5
-    assert await purge_expired_counters(engine) == 0
+    # Another purge keeps the running windows. (What it deletes is not asserted: the table is
+    # the session's, and another test's 1 s window may end at any moment.)
+    await purge_expired_counters(engine)
+    assert await _rows(engine, "purge-running") == 5
 
 
 async def _no_rows(engine: AsyncEngine, policy: str) -> bool:
