@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -32,6 +33,8 @@ import pytest
 import run_suites
 from common_libs.testing.processes import free_port, wait_until
 
+from exports.conftest import SUITE_SECONDS
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = (
     "user-service",
@@ -39,7 +42,7 @@ SERVICES = (
     "order-processing-service",
     "chat-llm-service",
 )
-WHEEL = ROOT / ".wheels" / "common_libs-3.2.0-py3-none-any.whl"
+WHEEL = ROOT / ".wheels" / "common_libs-3.3.0-py3-none-any.whl"
 UV = os.environ.get("UV", "uv")
 _CHECKOUT_VARIABLES = frozenset(
     {
@@ -105,6 +108,7 @@ def _passed_every_summary(output: str) -> None:
 
 
 def _run_documented_commands(workdir: Path) -> str:
+    started = time.monotonic()
     result = subprocess.run(
         ["make", "venv", "test", f"UV={UV}"],
         cwd=workdir,
@@ -114,6 +118,7 @@ def _run_documented_commands(workdir: Path) -> str:
         timeout=900,
         check=False,
     )
+    SUITE_SECONDS[workdir.name] = time.monotonic() - started
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     return output

@@ -18,7 +18,7 @@ import pytest
 from common_libs.testing import LlmServer
 from common_libs.testing.otlp import OtlpReceiver
 
-from tests.fleet import Fleet, new_fleet
+from tests.fleet import Fleet, running_fleet
 from tests.support import chaos
 from tests.support.shop import Account, Endpoints, Shop
 
@@ -78,12 +78,8 @@ def replicated_fleet_environment(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def fleet(fake_llm: LlmServer, otlp: OtlpReceiver) -> Iterator[Fleet]:
     """The whole fleet, started once for the session and stopped (Ctrl-C) afterwards."""
-    running = new_fleet(fleet_environment(fake_llm, otlp))
-    try:
-        yield running.start()
-    finally:
-        running.stop()
-        running.remove()
+    with running_fleet(fleet_environment(fake_llm, otlp)) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

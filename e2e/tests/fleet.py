@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,6 +228,18 @@ def new_fleet(extra_env: dict[str, str] | None = None, data_dir: Path | None = N
     env = {**os.environ, "FLEET_DATA_DIR": str(data_dir), **(extra_env or {})}
     env.update({name: str(port) for name, port in ports.items()})
     return Fleet(data_dir=data_dir, ports=ports, env=env)
+
+
+@contextmanager
+def running_fleet(extra_env: dict[str, str] | None = None) -> Iterator[Fleet]:
+    """A new fleet (:func:`new_fleet`), started; stopped and its data folder removed afterwards,
+    whatever happened in the block."""
+    fleet = new_fleet(extra_env)
+    try:
+        yield fleet.start()
+    finally:
+        fleet.stop()
+        fleet.remove()
 
 
 async def fetch_rows(pg_port: int, database: str, query: str, *args: object) -> list[Any]:

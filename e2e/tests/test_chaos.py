@@ -36,7 +36,7 @@ from common_libs.testing import LlmServer, wait_until
 from common_libs.testing.events import stream_events
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, LLM_API_KEY, replicated_fleet_environment
-from tests.fleet import Fleet, new_fleet, pid_alive, port_open
+from tests.fleet import Fleet, pid_alive, port_open, running_fleet
 from tests.support.chaos import REPORT, Attempt, Load, Namespace, Relay, Window
 from tests.support.shop import Account, Endpoints, Shop, bearer
 
@@ -75,7 +75,7 @@ class Stage:
 
 @pytest.fixture(scope="module")
 def fleet(fake_llm: LlmServer) -> Iterator[Fleet]:
-    running = new_fleet(
+    with running_fleet(
         replicated_fleet_environment(
             OPENAI_BASE_URL=fake_llm.base_url,
             OPENAI_API_KEY=LLM_API_KEY,
@@ -87,9 +87,8 @@ def fleet(fake_llm: LlmServer) -> Iterator[Fleet]:
             CHAT_DAILY_TOKEN_QUOTA="100000000",
             **ORDERS_SETTINGS,
         )
-    )
-    try:
-        yield running.start()
+    ) as running:
+        yield running
         # Ctrl-C stops every process the fleet started, those it started again too, and frees
         # every port.
         pids = running.pids()
@@ -100,9 +99,6 @@ def fleet(fake_llm: LlmServer) -> Iterator[Fleet]:
             message="every process the fleet started exits",
         )
         assert [port for port in running.ports.values() if port_open(port)] == []
-    finally:
-        running.stop()
-        running.remove()
 
 
 @pytest.fixture(scope="module")

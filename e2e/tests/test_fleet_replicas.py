@@ -17,7 +17,7 @@ import pytest
 from common_libs.testing import wait_until
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, replicated_fleet_environment
-from tests.fleet import Fleet, new_fleet
+from tests.fleet import Fleet, new_fleet, running_fleet
 from tests.support.shop import Account, Endpoints, Shop, order_body, unique
 
 SERVICE_PORTS = {
@@ -37,12 +37,10 @@ _PRODUCT_LISTS = re.compile(
 def fleet() -> Iterator[Fleet]:
     # A browsing loop below asks as fast as it can: no 429 from the gateway. Each order waits 1 s
     # once its stock is held, so that requests are in flight when a replica stops.
-    running = new_fleet(replicated_fleet_environment(ORDERS_TEST_PAUSE_AFTER_RESERVE_SECONDS="1"))
-    try:
-        yield running.start()
-    finally:
-        running.stop()
-        running.remove()
+    with running_fleet(
+        replicated_fleet_environment(ORDERS_TEST_PAUSE_AFTER_RESERVE_SECONDS="1")
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

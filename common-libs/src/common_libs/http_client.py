@@ -19,7 +19,13 @@ from httpx_aiohttp import AiohttpTransport
 from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
 from common_libs.telemetry import TracingTransport
 
-__all__ = ["FailoverTransport", "PeerClient", "create_http_client", "forward_request_id"]
+__all__ = [
+    "FailoverTransport",
+    "PeerClient",
+    "create_http_client",
+    "forward_request_id",
+    "origin_urls",
+]
 
 
 _NO_JAR = "a PeerClient keeps no cookies (send a Cookie header with the request that needs one)"
@@ -147,7 +153,7 @@ def _never_connected(exc: httpx.TransportError) -> bool:
     return cause is None and isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
 
 
-def _origins(base_url: str) -> list[httpx.URL]:
+def origin_urls(base_url: str) -> list[httpx.URL]:
     """The URLs of a comma-separated ``base_url`` (several: each names an origin, one path)."""
     if "," not in base_url:
         return [httpx.URL(base_url)]
@@ -184,7 +190,7 @@ def create_http_client(
         max_keepalive_connections=max_connections,
         keepalive_expiry=keepalive_expiry,
     )
-    origins = _origins(base_url)
+    origins = origin_urls(base_url)
     transport: httpx.AsyncBaseTransport = TracingTransport(AiohttpTransport(limits=limits))
     if len(origins) > 1:
         # Outside the tracing: each attempt is a client span of its own, a refused one an error.

@@ -190,7 +190,7 @@ def open_token_verifier(
     """
     # Imported here: the HTTP client brings aiohttp (about 7 MiB and a tenth of a second at
     # start), which user-service, the issuer that verifies its own tokens, never needs.
-    from common_libs.http_client import create_http_client
+    from common_libs.http_client import create_http_client, origin_urls
 
     client = create_http_client(base_url=settings.jwks_url, timeout=settings.http_timeout_seconds)
     stack.push_async_callback(client.aclose)
@@ -204,7 +204,7 @@ def open_token_verifier(
     # Several URLs (user-service's replicas): the client sends each fetch to the next of them, and
     # a refused one to the one after; the key source asks for the first, the client moves it on.
     return TokenVerifier(
-        RemoteKeySource(settings.jwks_url.split(",")[0].strip(), client=client),
+        RemoteKeySource(str(origin_urls(settings.jwks_url)[0]), client=client),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         deny_list=deny_list,

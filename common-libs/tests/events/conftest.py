@@ -8,18 +8,20 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common_libs.db import create_engine
-from common_libs.events import Broker, EventSource, EventType, StreamSpec
+from common_libs.events import Broker, EventConsumer, EventSource, EventType, StreamSpec
 from common_libs.events.schema import create_inbox_tables, create_outbox_tables
 from common_libs.testing import PostgresServer, create_database
 from common_libs.testing.nats import NatsServer
@@ -66,6 +68,28 @@ def create_events_database(postgres_server: PostgresServer, name: str, *statemen
 
     asyncio.run(migrate())
     return url
+
+
+def quick_consumer(
+    engine: AsyncEngine,
+    broker: Broker,
+    domain: Domain,
+    handler: Any,
+    *,
+    name: str | None = None,
+    **options: Any,
+) -> EventConsumer:
+    """A consumer of ``domain``'s stream (a name of its own unless given) that asks for a message
+    every 0.2 s and counts into a registry of its own; ``options`` are the consumer's others."""
+    return EventConsumer(
+        name=name or f"c{uuid.uuid4().hex[:8]}",
+        stream=domain.stream,
+        subject=domain.stream.subjects[0],
+        engine=engine,
+        broker=broker,
+        handler=handler,
+        **{"fetch_timeout": 0.2, "registry": CollectorRegistry(), **options},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from common_libs.testing import eventually, free_port
 from common_libs.testing.events import wait_for_stream_events
 from common_libs.testing.nats import NatsServer, start_nats
 
-from .conftest import Domain
+from .conftest import Domain, quick_consumer
 
 
 def envelope(domain: Domain, subject: str, version: int, **data: Any) -> dict[str, Any]:
@@ -112,15 +112,8 @@ async def test_each_event_is_applied_once_and_stale_versions_change_nothing(
 ) -> None:
     registry = CollectorRegistry()
     name = f"c{uuid.uuid4().hex[:8]}"
-    consumer = EventConsumer(
-        name=name,
-        stream=domain.stream,
-        subject=f"{domain.stream.subjects[0]}",
-        engine=effects,
-        broker=broker,
-        handler=recording(name),
-        fetch_timeout=0.2,
-        registry=registry,
+    consumer = quick_consumer(
+        effects, broker, domain, recording(name), name=name, registry=registry
     )
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     a1 = envelope(domain, a, 1)
@@ -160,13 +153,12 @@ async def test_a_failing_message_is_redelivered_with_backoff_then_dead_lettered_
     name = f"c{uuid.uuid4().hex[:8]}"
     poison, after = str(uuid.uuid4()), str(uuid.uuid4())
     attempts: list[float] = []
-    consumer = EventConsumer(
+    consumer = quick_consumer(
+        effects,
+        broker,
+        domain,
+        recording(name, fail_for=poison, attempts=attempts),
         name=name,
-        stream=domain.stream,
-        subject=domain.stream.subjects[0],
-        engine=effects,
-        broker=broker,
-        handler=recording(name, fail_for=poison, attempts=attempts),
         max_deliveries=3,
         backoff_seconds=(0.3, 0.6),
         # A pull request lingers up to fetch_timeout, and each redelivery arrives in one. A short
@@ -211,16 +203,7 @@ async def test_a_message_that_is_no_envelope_is_dead_lettered_at_once(
     effects: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
 ) -> None:
     name = f"c{uuid.uuid4().hex[:8]}"
-    consumer = EventConsumer(
-        name=name,
-        stream=domain.stream,
-        subject=domain.stream.subjects[0],
-        engine=effects,
-        broker=broker,
-        handler=recording(name),
-        fetch_timeout=0.2,
-        registry=CollectorRegistry(),
-    )
+    consumer = quick_consumer(effects, broker, domain, recording(name), name=name)
     await publish(broker, domain, b'{"not": "an envelope"}')
     task = await running(consumer)
     try:
@@ -261,16 +244,14 @@ async def test_while_the_database_is_away_a_message_waits_and_is_never_dead_lett
     registry = CollectorRegistry()
     name = f"c{uuid.uuid4().hex[:8]}"
     nowhere = create_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
-    consumer = EventConsumer(
+    consumer = quick_consumer(
+        nowhere,
+        broker,
+        domain,
+        recording(name),
         name=name,
-        stream=domain.stream,
-        subject=domain.stream.subjects[0],
-        engine=nowhere,
-        broker=broker,
-        handler=recording(name),
         max_deliveries=1,
         backoff_seconds=(0.05,),
-        fetch_timeout=0.2,
         registry=registry,
     )
     await publish(broker, domain, envelope(domain, str(uuid.uuid4()), 1))
@@ -301,16 +282,7 @@ async def test_the_consumer_comes_back_with_the_broker_and_prunes_its_inbox(
     port = free_port()
     store = tmp_path / "store"
     broker = Broker(f"nats://127.0.0.1:{port}", name="comes-back", connect_timeout=0.5)
-    consumer = EventConsumer(
-        name=name,
-        stream=domain.stream,
-        subject=domain.stream.subjects[0],
-        engine=effects,
-        broker=broker,
-        handler=recording(name),
-        fetch_timeout=0.2,
-        registry=CollectorRegistry(),
-    )
+    consumer = quick_consumer(effects, broker, domain, recording(name), name=name)
     subject = str(uuid.uuid4())
     try:
         with start_nats(port=port, store_dir=store):
@@ -376,22 +348,6 @@ def held_back(name: str, started: asyncio.Event, release: asyncio.Event) -> Any:
     return handler
 
 
-def quick_consumer(
-    name: str, engine: AsyncEngine, broker: Broker, domain: Domain, handler: Any
-) -> EventConsumer:
-    """A consumer of ``domain``'s stream that asks for a message every 0.2 s."""
-    return EventConsumer(
-        name=name,
-        stream=domain.stream,
-        subject=domain.stream.subjects[0],
-        engine=engine,
-        broker=broker,
-        handler=handler,
-        fetch_timeout=0.2,
-        registry=CollectorRegistry(),
-    )
-
-
 async def consumer_state(broker: Broker, domain: Domain, name: str) -> tuple[int, int]:
     """The broker's view of a durable consumer: (deliveries made, not yet acknowledged)."""
     js = await broker.jetstream()
@@ -404,7 +360,7 @@ async def test_a_consumer_stopped_while_handling_finishes_the_message_first(
 ) -> None:
     name = f"c{uuid.uuid4().hex[:8]}"
     started, release = asyncio.Event(), asyncio.Event()
-    consumer = quick_consumer(name, effects, broker, domain, held_back(name, started, release))
+    consumer = quick_consumer(effects, broker, domain, held_back(name, started, release), name=name)
     subject = str(uuid.uuid4())
     await publish(broker, domain, envelope(domain, subject, 1))
     task = await running(consumer)
@@ -433,7 +389,7 @@ async def test_a_handler_that_does_not_finish_in_time_is_rolled_back_and_left_fo
     name = f"c{uuid.uuid4().hex[:8]}"
     started = asyncio.Event()
     never = asyncio.Event()
-    consumer = quick_consumer(name, effects, broker, domain, held_back(name, started, never))
+    consumer = quick_consumer(effects, broker, domain, held_back(name, started, never), name=name)
     await publish(broker, domain, envelope(domain, str(uuid.uuid4()), 1))
     task = await running(consumer)
     await asyncio.wait_for(started.wait(), 10)

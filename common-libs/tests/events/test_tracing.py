@@ -38,7 +38,14 @@ from common_libs.testing import ServerProcess, eventually
 from common_libs.testing.events import stream_events, wait_for_stream_events
 from common_libs.testing.nats import NatsServer
 
-from .conftest import Domain, Thing, consumer_spans, producer_spans, traceparent_of
+from .conftest import (
+    Domain,
+    Thing,
+    consumer_spans,
+    producer_spans,
+    quick_consumer,
+    traceparent_of,
+)
 
 SUPPORT = Path(__file__).parent.parent / "support"
 # A request that arrived with a trace context of its caller's.
@@ -52,22 +59,6 @@ tracer = trace.get_tracer("tests.events")
 def relay_for(engine: AsyncEngine, broker: Broker, domain: Domain) -> OutboxRelay:
     return OutboxRelay(
         engine=engine, broker=broker, stream=domain.stream, registry=CollectorRegistry()
-    )
-
-
-def consumer_for(
-    engine: AsyncEngine, broker: Broker, domain: Domain, handler: Any, **options: Any
-) -> EventConsumer:
-    return EventConsumer(
-        name=f"c{uuid.uuid4().hex[:8]}",
-        stream=domain.stream,
-        subject=domain.stream.subjects[0],
-        engine=engine,
-        broker=broker,
-        handler=handler,
-        fetch_timeout=0.2,
-        registry=CollectorRegistry(),
-        **options,
     )
 
 
@@ -164,7 +155,7 @@ async def test_an_event_carries_the_trace_of_its_change_through_the_broker_to_it
         await connection.execute(text("SELECT 1"))
         current.append(trace.get_current_span().get_span_context())
 
-    consumer = consumer_for(engine, broker, domain, handler)
+    consumer = quick_consumer(engine, broker, domain, handler)
     await consume_until(
         consumer,
         lambda: consumer_spans(spans, domain.changed.name),
@@ -204,7 +195,7 @@ async def test_each_consumer_span_records_whether_the_event_was_handled_duplicat
     await publish(broker, domain, first, **{"Nats-Msg-Id": first["id"], "traceparent": INCOMING})
     await publish(broker, domain, first, **{"Nats-Msg-Id": "published again, later"})
     await publish(broker, domain, envelope(domain, subject, 1))  # no headers at all
-    consumer = consumer_for(engine, broker, domain, does_nothing)
+    consumer = quick_consumer(engine, broker, domain, does_nothing)
     await consume_until(
         consumer,
         lambda: len(consumer_spans(spans, domain.changed.name)) == 3,
@@ -224,7 +215,7 @@ async def test_a_message_redelivered_after_its_effect_committed_is_a_duplicate_i
     engine: AsyncEngine, domain: Domain, nats_server: NatsServer, spans: InMemorySpanExporter
 ) -> None:
     broker = Broker(nats_server.url, name="loses-the-ack")
-    consumer = consumer_for(engine, broker, domain, does_nothing, ack_wait_seconds=0.5)
+    consumer = quick_consumer(engine, broker, domain, does_nothing, ack_wait_seconds=0.5)
     event = envelope(domain, str(uuid.uuid4()), 1)
     try:
         await publish(
@@ -283,7 +274,7 @@ async def test_a_failing_handler_fails_its_span_and_its_log_lines_and_dead_lette
     async def handler(connection: AsyncConnection, event: AnyEvent) -> None:
         raise RuntimeError("the text of this error stays out of the span")
 
-    consumer = consumer_for(
+    consumer = quick_consumer(
         engine, broker, domain, handler, max_deliveries=2, backoff_seconds=(0.05,)
     )
     event = envelope(domain, str(uuid.uuid4()), 1)
