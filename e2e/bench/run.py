@@ -1,6 +1,6 @@
 """Run every measurement once, in an order that keeps them apart, and write the results.
 
-Items 1-3 (reads) first, while the fleet's processes are fresh; then 4 (orders) and 6 (chat);
+Items 1-3 and 9 (reads) first, while the fleet's processes are fresh; then 4 (orders) and 6 (chat);
 then the services' RSS (7, after that load); then 5 (catalog scale, with processes and data of
 its own); then start-to-ready (7); then 8 (tracing cost, with processes of its own). A
 measurement that fails becomes an ``error`` row and the others still run. Results go to
@@ -29,6 +29,7 @@ from bench.measure_processes import measure_ready, measure_rss
 from bench.measure_reads import bench_apps, measure_floor, measure_gateway, measure_hop
 from bench.measure_scale import measure_scale
 from bench.measure_tracing import measure_tracing
+from bench.measure_users import measure_users
 from bench.report import Row, say, write_results
 from bench.runs import Settings
 from bench.wrk import require_wrk, summary_script
@@ -77,6 +78,12 @@ def _measure_all(target: Target, settings: Settings, workdir: Path) -> list[Row]
                 "One hop vs local",
                 lambda: measure_hop(apps, fixtures, settings, script),
             )
+    rows += _attempt(
+        settings,
+        9,
+        "Users: authenticated read",
+        lambda: measure_users(target, fixtures, settings, workdir),
+    )
     rows += _attempt(
         settings, 4, "Orders", lambda: measure_orders(target, fixtures, settings, workdir)
     )

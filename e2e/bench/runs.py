@@ -34,7 +34,7 @@ class Settings:
     customers: int = 32
     chat_requests: int = 10
     lag_samples: int = 200
-    items: frozenset[int] = frozenset(range(1, 9))
+    items: frozenset[int] = frozenset(range(1, 10))
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -55,8 +55,8 @@ class Settings:
 
 def _items(text: str) -> frozenset[int]:
     items = frozenset(int(part) for part in text.replace(",", " ").split())
-    if not items <= frozenset(range(1, 9)):
-        raise ValueError(f"BENCH_ITEMS names items 1 to 8, not {text!r}")
+    if not items <= frozenset(range(1, 10)):
+        raise ValueError(f"BENCH_ITEMS names items 1 to 9, not {text!r}")
     return items
 
 

@@ -15,7 +15,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["WrkResult", "order_script", "require_wrk", "run_wrk", "summary_script"]
+__all__ = [
+    "WrkResult",
+    "bearer_script",
+    "order_script",
+    "require_wrk",
+    "run_wrk",
+    "summary_script",
+]
 
 _MARK = "BENCH_SUMMARY "
 _ERROR_MARK = "BENCH_FIRST_ERROR "
@@ -77,7 +84,22 @@ function request()
   }
   return wrk.format("POST", nil, headers, body)
 end
+"""
 
+# A GET with a token from a list per request (user-service's GET /users/me).
+_BEARER_LUA = r"""
+local tokens = {__TOKENS__}
+local counter = 0
+codes = {}
+
+function request()
+  counter = counter + 1
+  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. tokens[(counter % #tokens) + 1]})
+end
+"""
+
+# Counts the answers by status and keeps the first failed one (the scripts with a token).
+_COUNTING_LUA = r"""
 function response(status, headers, body)
   codes[status] = (codes[status] or 0) + 1
   if (status < 200 or status > 299) and first_error == nil then
@@ -158,7 +180,15 @@ def order_script(workdir: Path, *, tokens: list[str], body: str) -> Path:
         .replace("__NONCE__", nonce)
     )
     path = workdir / f"orders-{nonce}.lua"
-    path.write_text(script + _SUMMARY_LUA)
+    path.write_text(script + _COUNTING_LUA + _SUMMARY_LUA)
+    return path
+
+
+def bearer_script(workdir: Path, *, tokens: list[str]) -> Path:
+    """A ``GET`` script rotating ``tokens``, one per request, that counts answers by status."""
+    script = _BEARER_LUA.replace("__TOKENS__", ", ".join(json.dumps(token) for token in tokens))
+    path = workdir / f"bearer-{uuid.uuid4().hex[:12]}.lua"
+    path.write_text(script + _COUNTING_LUA + _SUMMARY_LUA)
     return path
 
 
