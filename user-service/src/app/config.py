@@ -34,7 +34,6 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="USERS_")
 
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/users")
-    database_pool_size: int = Field(default=10, ge=1, le=100)
 
     # jwt_issuer and jwt_audience (ServiceSettings) name this service's own tokens here. The
     # lifetime may not exceed access_token_max_lifetime_seconds (ServiceSettings), which every

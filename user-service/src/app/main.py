@@ -18,7 +18,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import SERVICE_NAME, InsecureSettingsError, Settings, get_settings
-from app.db.session import create_engine, create_limits_engine, unit_of_work
+from app.db.session import (
+    create_engine,
+    create_limits_engine,
+    read_only_engine,
+    unit_of_work,
+)
 from app.routers import auth_routes, provider_state_routes, user_routes
 from app.security.memory import pin_malloc_mmap_threshold
 from app.security.passwords import Argon2Parameters, PasswordHashing
@@ -88,6 +93,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
+        app.state.read_engine = read_only_engine(engine)
         # Publishes the committed events of app.events to NATS; /ready does not depend on it
         # (writes go on while the broker is away, and the outbox backlog on /metrics says so).
         broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)

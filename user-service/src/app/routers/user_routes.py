@@ -19,6 +19,7 @@ from app.dependencies import (
     CURRENT_PRINCIPAL_PROBLEMS,
     AdminPrincipal,
     CurrentPrincipal,
+    DbReadConnection,
     DbSession,
     Passwords,
 )
@@ -69,9 +70,9 @@ async def register_user(
     responses=problem_responses(*_CALLER_PROBLEMS, descriptions=_PROBLEMS),
     summary="Your account",
 )
-async def read_me(session: DbSession, principal: CurrentPrincipal) -> UserOut:
+async def read_me(db: DbReadConnection, principal: CurrentPrincipal) -> UserOut:
     """The caller's account."""
-    return await user_manager.get_own_user(session=session, principal=principal)
+    return await user_manager.get_own_user(db=db, principal=principal)
 
 
 @router.patch(
@@ -111,9 +112,11 @@ async def delete_me(session: DbSession, principal: CurrentPrincipal) -> None:
     responses=problem_responses(*_CALLER_PROBLEMS, VALIDATION_FAILED, descriptions=_PROBLEMS),
     summary="A user (yourself, or anyone for an admin)",
 )
-async def read_user(user_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal) -> UserOut:
+async def read_user(
+    user_id: uuid.UUID, db: DbReadConnection, principal: CurrentPrincipal
+) -> UserOut:
     """One user; anyone but yourself answers 404 unless you are an admin."""
-    return await user_manager.get_user(session=session, principal=principal, user_id=user_id)
+    return await user_manager.get_user(db=db, principal=principal, user_id=user_id)
 
 
 @router.get(
@@ -132,6 +135,6 @@ async def read_user(user_id: uuid.UUID, session: DbSession, principal: CurrentPr
     ),
     summary="All users, newest first (admin)",
 )
-async def list_users(session: DbSession, _: AdminPrincipal, page: PageQuery) -> Page[UserOut]:
+async def list_users(db: DbReadConnection, _: AdminPrincipal, page: PageQuery) -> Page[UserOut]:
     """A page of users; pass ``next_cursor`` back as ``cursor`` for the next one."""
-    return await user_manager.list_users(session=session, page=page)
+    return await user_manager.list_users(db=db, page=page)

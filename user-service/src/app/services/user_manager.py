@@ -16,6 +16,7 @@ from common_libs.pagination import InvalidCursor, Page, PageParams, encode_curso
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import refresh_token_repository, user_repository
+from app.db.session import Reader
 from app.db.user_repository import UserRecord
 from app.events import USER_DELETED, USER_REGISTERED, UserEventData
 from app.models.email_address import normalize_email
@@ -64,19 +65,19 @@ async def register_user(
     return _out(record)
 
 
-async def get_own_user(*, session: AsyncSession, principal: Principal) -> UserOut:
+async def get_own_user(*, db: Reader, principal: Principal) -> UserOut:
     """The caller's own account."""
-    record = await user_repository.get_user(session, _own_id(principal))
+    record = await user_repository.get_user(db, _own_id(principal))
     if record is None:
         raise UserNotFound
     return _out(record)
 
 
-async def get_user(*, session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> UserOut:
+async def get_user(*, db: Reader, principal: Principal, user_id: uuid.UUID) -> UserOut:
     """A user the caller may see: itself, or anyone for an admin (others look missing)."""
     if not principal.is_admin and (principal.is_service or principal.subject != str(user_id)):
         raise UserNotFound
-    record = await user_repository.get_user(session, user_id)
+    record = await user_repository.get_user(db, user_id)
     if record is None:
         raise UserNotFound
     return _out(record)
@@ -132,10 +133,10 @@ def _keyset(cursor: dict[str, object] | None) -> tuple[datetime, uuid.UUID] | No
         raise InvalidCursor from None
 
 
-async def list_users(*, session: AsyncSession, page: PageParams) -> Page[UserOut]:
+async def list_users(*, db: Reader, page: PageParams) -> Page[UserOut]:
     """One page of users, newest first, keyset-paginated on ``(created_at, id)``."""
     records = await user_repository.list_users(
-        session, limit=page.limit + 1, before=_keyset(page.cursor)
+        db, limit=page.limit + 1, before=_keyset(page.cursor)
     )
     items, more = records[: page.limit], len(records) > page.limit
     next_cursor = None

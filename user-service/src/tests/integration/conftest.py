@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.db.session import get_db_session, unit_of_work
+from app.db.session import get_db_session, get_read_connection, unit_of_work
 from app.main import create_app
 from app.security.hash_secret import hash_secret
 from app.security.signing_keys import private_key_pem
@@ -111,6 +111,7 @@ def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
             yield session
 
     app.dependency_overrides[get_db_session] = session_on_savepoint
+    app.dependency_overrides[get_read_connection] = session_on_savepoint
 
 
 @pytest.fixture
