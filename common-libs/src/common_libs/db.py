@@ -5,6 +5,8 @@
 - :func:`ping_database`: the readiness check.
 - :func:`unit_of_work`: an explicit short transaction of its own (Core, on an ``AsyncConnection``).
 - :func:`get_db_connection`: the request's transaction as a FastAPI dependency.
+- :func:`driver_fetch`: one statement through asyncpg itself on a pooled connection (hot reads),
+  with :data:`DRIVER_ERRORS`, what it raises.
 - :data:`NAMING_CONVENTION`: deterministic constraint names for every service's ``MetaData``.
 """
 
@@ -13,8 +15,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+import anyio
+import asyncpg  # type: ignore[import-untyped]
 from pydantic import SecretStr
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import ExceptionContext
@@ -25,9 +29,11 @@ from starlette.requests import Request
 from common_libs.telemetry import trace_statements
 
 __all__ = [
+    "DRIVER_ERRORS",
     "NAMING_CONVENTION",
     "DatabaseSettings",
     "create_engine",
+    "driver_fetch",
     "engine_from_settings",
     "get_db_connection",
     "ping_database",
@@ -177,3 +183,36 @@ async def get_db_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     engine: AsyncEngine = request.app.state.engine
     async with engine.begin() as connection:
         yield connection
+
+
+DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+"""What :func:`driver_fetch` raises when a statement or its connection fails (SQLAlchemy does not
+wrap them). ``InternalClientError``: a connection the server closed while asyncpg had not
+noticed yet can fail with it."""
+
+
+async def driver_fetch(connection: AsyncConnection, statement: str, *arguments: Any) -> list[Any]:
+    """The rows (``asyncpg.Record``) of ``statement`` with its ``$n`` arguments, run by asyncpg
+    itself on ``connection`` (from the pool): no SQLAlchemy execution context, parameter or result
+    processing, for the few hot statements where that costs more than the statement.
+
+    Outside a transaction SQLAlchemy began, the statement is a transaction of its own. When the
+    connection itself failed (the server ended it, or the call was cancelled midway and left it in
+    the middle of an operation), it is invalidated, as SQLAlchemy does when a connection fails
+    under its own statements: the pool discards it instead of handing it to the next request. An
+    error PostgreSQL reports for the statement leaves a working connection.
+    """
+    pooled = await connection.get_raw_connection()
+    driver: Any = pooled.driver_connection  # an asyncpg.Connection (asyncpg has no type hints)
+    try:
+        return cast(list[Any], await driver.fetch(statement, *arguments))
+    except BaseException as error:
+        if not isinstance(error, asyncpg.PostgresError) or driver.is_closed():
+            with anyio.CancelScope(shield=True):
+                await connection.invalidate(error if isinstance(error, Exception) else None)
+        raise

@@ -31,6 +31,7 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     exc.TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     OSError,
 )
 """What a route can raise from the database: SQLAlchemy's errors, asyncpg's own for the
@@ -89,6 +90,10 @@ def is_database_unavailable(error: BaseException) -> bool:
         # What asyncpg raises for a connection the server closed while it sat idle (the test
         # SQLAlchemy's own asyncpg dialect makes).
         if type(cause) is asyncpg.InterfaceError and "connection is closed" in str(cause):
+            return True
+        # A connection the server closed under asyncpg before it noticed, met in the middle of
+        # an operation ("cannot switch to state ..."): unusable, as a lost one is.
+        if isinstance(cause, asyncpg.InternalClientError):
             return True
         # A network failure, as the driver met it (not a file a program failed to open).
         if isinstance(cause, OSError) and _raised_in_driver(cause):

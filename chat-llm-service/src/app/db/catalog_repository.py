@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
+from common_libs.db import driver_fetch
 from sqlalchemy import (
     ColumnElement,
     Table,
@@ -26,7 +27,6 @@ from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import driver
 from app.db.tables import SEARCH_CONFIG, CatalogProductRow, ReadModelState
 from app.models.catalog_models import CatalogProduct
 
@@ -185,11 +185,12 @@ async def search_products(
 ) -> list[CatalogProduct]:
     """The ``limit`` products that match ``terms`` best (see ``_SEARCH``); none without terms.
 
-    Run through asyncpg itself (``app.db.driver``: it raises asyncpg's errors, not SQLAlchemy's).
+    Run through asyncpg itself (common-libs' ``driver_fetch``: it raises asyncpg's errors, not
+    SQLAlchemy's).
     """
     if not terms or limit < 1:
         return []
-    rows = await driver.fetch(connection, _SEARCH, SEARCH_CONFIG, list(terms), limit)
+    rows = await driver_fetch(connection, _SEARCH, SEARCH_CONFIG, list(terms), limit)
     return [CatalogProduct.model_validate(dict(row)) for row in rows]
 
 

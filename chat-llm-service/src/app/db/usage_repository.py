@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
+from common_libs.db import driver_fetch
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.db import driver
 from app.db.tables import DailyUsage, UsageRecord
 
 __all__ = [
@@ -25,9 +25,10 @@ __all__ = [
 ]
 
 # A model call runs this right before it is made: one statement, its own transaction, run
-# through asyncpg itself (app.db.driver). It admits only while used + reserved + the call's own
-# size fit the limit (a first row of the day too: the SELECT yields no row otherwise), and its
-# commit does not wait for the disk: set_config(..., true) sets synchronous_commit for the
+# through asyncpg itself (common-libs' driver_fetch). It admits only while used + reserved +
+# the call's own size fit the limit (a first row of the day too: the SELECT yields no row
+# otherwise), and its commit does not wait for the disk: set_config(..., true) sets
+# synchronous_commit for the
 # statement's own transaction only, as SET LOCAL does (see skip_commit_flush). Concurrent holds
 # of one user meet at the row (its unique index, then its lock), and PostgreSQL evaluates the
 # WHERE of the update on the row's newest version: two holds that fit alone but not together
@@ -81,7 +82,7 @@ async def reserve_tokens(
     transaction of its own, committed without waiting for the disk (as
     :func:`skip_commit_flush` does for a transaction of several statements).
     """
-    return bool(await driver.fetch(connection, _RESERVE, user_id, day, tokens, limit))
+    return bool(await driver_fetch(connection, _RESERVE, user_id, day, tokens, limit))
 
 
 async def resize_reservation(
@@ -89,7 +90,7 @@ async def resize_reservation(
 ) -> bool:
     """Turn a hold of ``held`` tokens into one of ``tokens`` when the day's used + reserved
     tokens fit ``limit`` after the change; one statement, as :func:`reserve_tokens`."""
-    return bool(await driver.fetch(connection, _RESIZE, user_id, day, tokens, held, limit))
+    return bool(await driver_fetch(connection, _RESIZE, user_id, day, tokens, held, limit))
 
 
 async def settle_tokens(

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 
+from common_libs.db import DRIVER_ERRORS
 from common_libs.events import CATALOG, AnyEvent, Broker, EventConsumer
 from common_libs.events.broker import raise_if_cancelled, retry_delay
 from common_libs.service_app import run_in_background
@@ -37,9 +38,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.clients.catalog_client import CatalogClient
 from app.db import catalog_repository
 from app.db.catalog_repository import ProductFilters
-from app.db.driver import DriverFailed
 from app.models.catalog_models import CatalogProduct
 from app.services.errors import StartingUp
+
+# A statement through SQLAlchemy or through asyncpg itself (the search) failed.
+_DATABASE_FAILED: tuple[type[Exception], ...] = (SQLAlchemyError, *DRIVER_ERRORS)
 
 __all__ = [
     "CONSUMER_NAME",
@@ -96,12 +99,13 @@ class CatalogReadModel:
         if not terms or limit < 1:
             return []
         try:
-            # One statement, its own transaction (no BEGIN, no ROLLBACK; see app.db.driver).
+            # One statement, its own transaction (no BEGIN, no ROLLBACK; see common-libs'
+            # db.driver_fetch).
             async with self._engine.connect() as connection:
                 return await catalog_repository.search_products(
                     connection, terms=terms, limit=limit
                 )
-        except (SQLAlchemyError, *DriverFailed) as exc:
+        except _DATABASE_FAILED as exc:
             raise CatalogSearchFailed(type(exc).__name__) from exc
 
     async def find_products(
@@ -117,7 +121,7 @@ class CatalogReadModel:
                 return await catalog_repository.filter_products(
                     connection, terms=terms, filters=filters, limit=limit
                 )
-        except (SQLAlchemyError, *DriverFailed) as exc:
+        except _DATABASE_FAILED as exc:
             raise CatalogSearchFailed(type(exc).__name__) from exc
 
     async def get_product(self, product_id: uuid.UUID) -> CatalogProduct | None:
@@ -125,7 +129,7 @@ class CatalogReadModel:
         try:
             async with self._engine.connect() as connection:
                 return await catalog_repository.get_product(connection, product_id=product_id)
-        except (SQLAlchemyError, *DriverFailed) as exc:
+        except _DATABASE_FAILED as exc:
             raise CatalogSearchFailed(type(exc).__name__) from exc
 
     async def ready(self) -> None:

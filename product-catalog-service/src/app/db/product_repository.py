@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any, cast
 from uuid import UUID
 
+from common_libs.db import driver_fetch
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -109,12 +110,11 @@ async def fetch_product_record(
     connection and returns the column types the API needs (UUID, Decimal, aware datetimes), so
     SQLAlchemy's execution context and result processing (about a sixth of the CPU of a
     ``GET /products/{id}``) have nothing to add. The connection still comes from, and goes back
-    to, SQLAlchemy's pool.
+    to, SQLAlchemy's pool; common-libs' ``driver_fetch`` gives it up when it failed under the
+    statement (PostgreSQL stopped, say), so that the next request does not get it back.
     """
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    record: Mapping[str, Any] | None = await driver.fetchrow(_FETCH_PRODUCT_SQL, product_id)
-    return record
+    rows = await driver_fetch(connection, _FETCH_PRODUCT_SQL, product_id)
+    return cast(Mapping[str, Any], rows[0]) if rows else None
 
 
 async def fetch_product_state(connection: AsyncConnection, *, product_id: UUID) -> AnyRow | None:

@@ -14,6 +14,8 @@ from common_libs.testing.db_checks import (
     create_migrated_database,
 )
 from common_libs.testing.findings import async_findings
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.main import create_app
 from tests.integration.conftest import SERVICE_ROOT, integration_settings, trust_issuer
@@ -50,3 +52,46 @@ async def test_a_lost_database_answers_503_until_it_is_back(
         found = await async_findings(lambda: check_lost_database_answers_503(client, url, calls))
 
     assert found == []
+
+
+async def test_a_read_whose_connection_the_server_ended_gives_that_connection_up(
+    outage_database_url: str,
+    nats_server: NatsServer,
+    issuer: TestTokenIssuer,
+    admin_headers: dict[str, str],
+) -> None:
+    """``GET /products/{id}`` runs its statement on asyncpg itself: a connection that failed under
+    it leaves the pool. Put back, it failed the next request too, and one left in the middle of
+    an operation answered 500 (``InternalClientError``) in the chaos suite's PostgreSQL stop."""
+    settings = integration_settings(
+        outage_database_url, nats_server.url, database_pool_size=1, database_max_overflow=0
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), asgi_client(app) as client:
+        trust_issuer(app, issuer)
+        created = await client.post("/products", json=product_payload(), headers=admin_headers)
+        assert created.status_code == 201, created.text
+        path = f"/products/{created.json()['id']}"
+        assert (await client.get(path)).status_code == 200
+        await _end_every_session_of(outage_database_url)
+
+        lost = await client.get(path)
+        again = await client.get(path)
+
+    assert lost.status_code == 503, lost.text
+    assert again.status_code == 200, again.text
+
+
+async def _end_every_session_of(database_url: str) -> None:
+    """The server ends every connection to the database (as a fast shutdown does)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        await engine.dispose()
