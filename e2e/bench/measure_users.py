@@ -81,7 +81,7 @@ def measure_users(
     opened_row = Row(
         9,
         "Users: database connections opened per 1,000 GET /users/me",
-        median(opened),
+        round(median(opened), 1),
         "",
         "none set",
         "info",
