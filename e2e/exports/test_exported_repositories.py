@@ -42,7 +42,7 @@ SERVICES = (
     "order-processing-service",
     "chat-llm-service",
 )
-WHEEL = ROOT / ".wheels" / "common_libs-3.3.0-py3-none-any.whl"
+WHEEL = ROOT / ".wheels" / "common_libs-3.4.0-py3-none-any.whl"
 UV = os.environ.get("UV", "uv")
 _CHECKOUT_VARIABLES = frozenset(
     {

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import exc
 
+from common_libs.db import DRIVER_ERRORS
 from common_libs.text_inputs import is_surrogate_encode_error
 
 __all__ = [
@@ -26,17 +27,10 @@ __all__ = [
     "is_unstorable_text",
 ]
 
-DATABASE_ERRORS: tuple[type[Exception], ...] = (
-    exc.DBAPIError,
-    exc.TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-)
-"""What a route can raise from the database: SQLAlchemy's errors, asyncpg's own for the
-statements a service runs through asyncpg directly, and the ``OSError`` of a failed connection
-(refused, unreachable, timed out: asyncpg and SQLAlchemy let it through as it is)."""
+DATABASE_ERRORS: tuple[type[Exception], ...] = (exc.DBAPIError, exc.TimeoutError, *DRIVER_ERRORS)
+"""What a route can raise from the database: SQLAlchemy's errors, and asyncpg's own for the
+statements a service runs through asyncpg directly (:data:`common_libs.db.DRIVER_ERRORS`, with
+the ``OSError`` of a failed connection: refused, unreachable, timed out)."""
 _DRIVER_MODULES = ("asyncpg", "sqlalchemy")
 
 # SQLSTATE classes and codes that mean "no database to talk to": connection exceptions (08),

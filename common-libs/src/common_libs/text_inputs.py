@@ -8,6 +8,9 @@ form field (URL-encoded or multipart; files are not text). It looks at every req
 way, so no route or field can forget it, and it costs a byte search per input on the common
 path: a body is parsed again only when its bytes hold something that could decode to such a
 character (a ``\\u0000`` or ``\\udXXX`` escape, a ``%00``, a NUL byte, an encoded surrogate).
+
+:data:`WHITESPACE` is for the patterns a service publishes: what "blank" means, named character
+by character so that a client's validator reads the pattern as the service does.
 """
 
 from __future__ import annotations
@@ -24,7 +27,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common_libs.problems import UNSTORABLE_TEXT_ERROR, ProblemResponse, validation_problem
 
-__all__ = ["StorableTextMiddleware", "has_unstorable_text", "is_surrogate_encode_error"]
+__all__ = [
+    "WHITESPACE",
+    "StorableTextMiddleware",
+    "has_unstorable_text",
+    "is_surrogate_encode_error",
+]
+
+WHITESPACE = (
+    r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+"""The inside of a regex character class of every character some engine counts as ``\\s``: use
+``[{WHITESPACE}]`` or ``[^{WHITESPACE}]`` in a published pattern, never ``\\s``. The engines
+differ: pydantic's (Rust) counts U+0085 and not U+FEFF, JSON Schema's (ECMAScript, what clients
+and fuzzers validate with) U+FEFF and not U+0085, Python's also U+001C to U+001F; a pattern with
+``\\s`` admits, for one of them, a name the other refuses."""
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Bytes that may decode to U+0000 or a surrogate: a JSON escape (valid surrogate pairs match

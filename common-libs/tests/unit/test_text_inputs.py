@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -12,12 +14,12 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import FastAPI, Form, Header, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
 
 from common_libs.problems import problem_responses
 from common_libs.service_app import create_service_app
 from common_libs.testing.app_checks import asgi_client
-from common_libs.text_inputs import has_unstorable_text, is_surrogate_encode_error
+from common_libs.text_inputs import WHITESPACE, has_unstorable_text, is_surrogate_encode_error
 
 
 class Settings(BaseModel):
@@ -226,3 +228,50 @@ def test_unstorable_text_and_surrogate_encode_errors_are_recognised() -> None:
     assert is_surrogate_encode_error(surrogate.value)
     assert not is_surrogate_encode_error(ascii_bug.value)
     assert not is_surrogate_encode_error(ValueError())
+
+
+def _every_character() -> str:
+    return "".join(chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF)
+
+
+def _pydantic_whitespace(text: str) -> set[str]:
+    """The characters of ``text`` that pydantic's regex engine counts as ``\\s``."""
+    no_space = TypeAdapter(Annotated[str, StringConstraints(pattern=r"^\S*$")])
+    found: set[str] = set()
+    for start in range(0, len(text), 4096):
+        chunk = text[start : start + 4096]
+        try:
+            no_space.validate_python(chunk)
+        except ValidationError:
+            for char in chunk:
+                try:
+                    no_space.validate_python(char)
+                except ValidationError:
+                    found.add(char)
+    return found
+
+
+def test_the_whitespace_class_holds_what_every_engine_counts_as_whitespace() -> None:
+    text = _every_character()
+    python = set(re.findall(r"\s", text))
+    # ECMAScript's \s (JSON Schema's patterns): WhiteSpace and LineTerminator.
+    ecmascript = {char for char in text if unicodedata.category(char) == "Zs"}
+    ecmascript |= set("\t\v\f\ufeff\n\r\u2028\u2029")
+    pydantic = _pydantic_whitespace(text)
+    assert "\x85" in pydantic - ecmascript
+    assert "\ufeff" in ecmascript - pydantic
+
+    assert set(re.findall(f"[{WHITESPACE}]", text)) == python | ecmascript | pydantic
+
+
+def test_a_pattern_built_with_the_whitespace_class_reads_alike_in_python_and_pydantic() -> None:
+    visible = f"^[{WHITESPACE}]*[^{WHITESPACE}\\x00][^\\x00]*$"
+    model = TypeAdapter(Annotated[str, StringConstraints(pattern=visible)])
+    for text in (" \x85", "\ufeff", "\x1c\u3000", "\t\n\r", " a", "\x85b", "\u200b"):
+        try:
+            model.validate_python(text)
+            admitted = True
+        except ValidationError:
+            admitted = False
+        assert admitted == bool(re.match(visible, text)), repr(text)
+        assert admitted == any(not char.isspace() and char != "\ufeff" for char in text)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from common_libs.money import Currency, Money, format_money
+from common_libs.text_inputs import WHITESPACE
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -42,7 +43,7 @@ OrderStatus = Literal["pending", "confirmed", "failed", "cancelled", "shipped", 
 
 # Printable text with at least one visible character: no control characters (PostgreSQL's
 # JSONB cannot hold NUL, and no address needs a tab or a line break).
-_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+_TEXT_PATTERN = rf"^[^\x00-\x1f\x7f]*[^{WHITESPACE}\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 
 
 def _text(max_length: int) -> object:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from common_libs.text_inputs import WHITESPACE
 from pydantic import BeforeValidator
 
 __all__ = ["JSON_INTEGER", "NO_NUL", "VISIBLE", "hide_null_defaults"]
 
 # PostgreSQL text cannot hold NUL, and a lone surrogate is not text: both are refused by these.
 NO_NUL = r"^[^\x00]*$"
-# Not blank: at least one visible character.
-VISIBLE = r"^\s*[^\s\x00][^\x00]*$"
+# Not blank: at least one visible character (whitespace as every regex engine counts it).
+VISIBLE = rf"^[{WHITESPACE}]*[^{WHITESPACE}\x00][^\x00]*$"
 
 
 def hide_null_defaults(schema: dict[str, Any]) -> None:

@@ -6,14 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
+from common_libs.text_inputs import WHITESPACE
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.config import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from app.models.email_address import EmailAddress
 
-# At least one visible character, no control characters (they have no place in a name and
-# PostgreSQL refuses NUL); surrounding whitespace is dropped.
-_FULL_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+# At least one visible character (whitespace as every regex engine counts it), no control
+# characters (they have no place in a name and PostgreSQL refuses NUL); surrounding whitespace
+# is dropped.
+_FULL_NAME_PATTERN = rf"^[^\x00-\x1f\x7f]*[^{WHITESPACE}\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 
 FullName = Annotated[
     str,
