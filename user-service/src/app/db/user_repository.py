@@ -18,9 +18,9 @@ _COLUMNS = (User.id, User.email, User.full_name, User.role, User.created_at, Use
 # build and no cache key to compute per request, and a Core statement skips the ORM's
 # compile step in the session.
 _users = User.__table__.c
-_BY_ID = select(
-    _users.id, _users.email, _users.full_name, _users.role, _users.created_at, _users.password_hash
-).where(_users.id == bindparam("user_id"))
+_BY_ID = select(*(_users[column.key] for column in _COLUMNS)).where(
+    _users.id == bindparam("user_id")
+)
 
 
 @dataclass(frozen=True, slots=True)
