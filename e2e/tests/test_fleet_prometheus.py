@@ -53,7 +53,16 @@ def test_every_rule_group_is_loaded_and_evaluates_without_errors(fleet: Fleet) -
 
 
 def test_the_recording_rules_follow_requests_through_the_gateway(fleet: Fleet) -> None:
+    listings = (
+        "http_request_duration_seconds_count"
+        '{service="product-catalog-service", route="/products", method="GET"}'
+    )
     with httpx.Client(timeout=10) as client:
+        assert client.get(f"{fleet.gateway}/api/products").status_code == 200
+        # rate() counts what a series gained between two scrapes, not the value a series was
+        # first scraped with: when this test runs first, its first request creates the series,
+        # so the requests that count come after Prometheus has scraped it once.
+        wait_until(lambda: bool(fleet.query(listings)), timeout=30, interval=0.5, message=listings)
         for _ in range(20):
             assert client.get(f"{fleet.gateway}/api/products").status_code == 200
 
