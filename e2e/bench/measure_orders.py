@@ -5,17 +5,23 @@ from a list of logged-in customers per request and a unique Idempotency-Key per 
 that every request is a new order: claim the key, the pending order, the catalog's
 reservation and commit (the order service's service token from user-service, cached), the
 confirmation. Any answer but a 2xx, and any socket error or timeout, is an error.
+
+With the orders, the events flow: each reservation changes a product's stock, which the catalog
+publishes and the chat's read model consumes. How long after its commit each event was handled
+comes from the consumers' own histogram (``bench/event_delays.py``) over the rounds.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from pathlib import Path
 
 import fleet as runner
 import httpx
 
+from bench.event_delays import combined, handled_delays, quantile, since
 from bench.fixtures import Fixtures
 from bench.fleet_access import Target
 from bench.processes import cpu_seconds, listening_pid
@@ -80,6 +86,8 @@ def measure_orders(
     say(f"4 orders warm-up: {warm_up.requests} requests, answers {warm_up.codes}")
     results = []
     cpu_ms: dict[str, list[float]] = {name: [] for name in pids}
+    consumers = [target.url(service) for service in runner.SERVICES]
+    delays_before = handled_delays(consumers)
     for number in range(settings.rounds):
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         result = run(settings.order_seconds)
@@ -92,6 +100,7 @@ def measure_orders(
             f"{result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, answers {result.codes}, "
             f"errors {result.errors}"
         )
+    delays = since(delays_before, handled_delays(consumers))
     how = (
         f"wrk -t1 -c{connections}, {settings.rounds} runs of {settings.order_seconds:g} s "
         "(after one order alone and a 2 s warm-up), POST /api/orders through the gateway, one "
@@ -117,4 +126,23 @@ def measure_orders(
     failed.detail = f"answers by status over the runs: {dict(sorted(answers.items()))}"
     if samples:
         failed.detail += f"; first failed answers: {' / '.join(samples)[:600]}"
-    return [rate, p50, p99, failed]
+    return [rate, p50, p99, failed, *_event_rows(delays)]
+
+
+def _event_rows(delays: dict[str, dict[float, float]]) -> list[Row]:
+    """The events' commit-to-handled p50 and p99 over the rounds, every consumer together."""
+    every = combined(delays.values())
+    counts = ", ".join(f"{name} {buckets[math.inf]:.0f}" for name, buckets in delays.items())
+    detail = (
+        "from an event's commit (occurred_at) to its handler's commit, every consumer of the "
+        "fleet over the order runs, read from their events_handled_delay_seconds buckets "
+        f"(linear within a bucket); events handled: {counts or 'none'}"
+    )
+    rows = []
+    for q, bound in ((0.5, 20), (0.99, 100)):
+        row = below(
+            4, f"Events: commit to handled, p{q * 100:g}", quantile(q, every) * 1000, "ms", bound
+        )
+        row.detail = detail
+        rows.append(row)
+    return rows

@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,7 @@ async def test_each_event_is_applied_once_and_stale_versions_change_nothing(
     )
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     a1 = envelope(domain, a, 1)
+    a1["occurred_at"] = (datetime.now(UTC) - timedelta(seconds=3)).isoformat()  # a late one
     await publish(broker, domain, a1)
     await publish(broker, domain, envelope(domain, a, 2))
     await publish(broker, domain, envelope(domain, b, 1))
@@ -140,6 +141,12 @@ async def test_each_event_is_applied_once_and_stale_versions_change_nothing(
     assert sample(registry, "events_consumed_total", consumer=name, outcome="duplicate") == 1
     assert sample(registry, "events_consumed_total", consumer=name, outcome="stale") == 1
     assert sample(registry, "events_consumer_pending", consumer=name) == 0
+    # How long after its commit each event was handled: the three handled only, a1 from its
+    # occurred_at (3 s before it was published).
+    delay = "events_handled_delay_seconds"
+    assert sample(registry, f"{delay}_count", consumer=name) == 3
+    assert sample(registry, f"{delay}_sum", consumer=name) >= 3.0
+    assert sample(registry, f"{delay}_bucket", consumer=name, le="2.0") <= 2
     async with effects.begin() as connection:
         assert await is_newer_version(
             connection, consumer=name, event=AnyEvent.model_validate(envelope(domain, a, 3))

@@ -256,8 +256,12 @@ class EventConsumer:
             )
             await message.nak(delay=delay)
             return "failed"
+        committed = time.time()
         await message.ack()
         self.metrics.consumed.labels(consumer=self.name, outcome=outcome).inc()
+        if outcome == "handled":
+            delay = max(committed - event.occurred_at.timestamp(), 0.0)
+            self.metrics.handled_delay.labels(consumer=self.name).observe(delay)
         return outcome
 
     async def apply(self, connection: AsyncConnection, event: AnyEvent) -> Outcome:

@@ -1,14 +1,19 @@
-"""The pipe's metrics: outbox backlog and age, publishes, consumer outcomes, lag, dead letters,
-and the deny list of deleted accounts."""
+"""The pipe's metrics: outbox backlog and age, publishes, consumer outcomes, lag, how long after
+its commit an event was handled, dead letters, and the deny list of deleted accounts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from weakref import WeakKeyDictionary
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["EventMetrics", "event_metrics"]
+__all__ = ["HANDLED_DELAY_BUCKETS", "EventMetrics", "event_metrics"]
+
+# From a millisecond (a quiet fleet on one machine) to a minute (a consumer that was away).
+HANDLED_DELAY_BUCKETS = (
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +25,7 @@ class EventMetrics:
     published: Counter
     publish_failures: Counter
     consumed: Counter
+    handled_delay: Histogram
     redeliveries: Counter
     dead_lettered: Counter
     consumer_pending: Gauge
@@ -62,6 +68,14 @@ def event_metrics(registry: CollectorRegistry = REGISTRY) -> EventMetrics:
                 "(handled, duplicate, stale, failed, dead_lettered).",
                 ["consumer", "outcome"],
                 registry=registry,
+            ),
+            handled_delay=Histogram(
+                "events_handled_delay_seconds",
+                "From an event's commit (its occurred_at) to its handler's commit in this "
+                "consumer, for the events handled (not duplicates, stale or failed deliveries).",
+                ["consumer"],
+                registry=registry,
+                buckets=HANDLED_DELAY_BUCKETS,
             ),
             redeliveries=Counter(
                 "events_redeliveries",
