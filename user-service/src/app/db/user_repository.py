@@ -6,20 +6,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from common_libs.db import driver_fetch
 from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.session import Reader
 from app.db.tables import User
 
 _COLUMNS = (User.id, User.email, User.full_name, User.role, User.created_at, User.password_hash)
-# The hottest read (every GET /users/me), built once on the table's columns: no statement to
-# build and no cache key to compute per request, and a Core statement skips the ORM's
-# compile step in the session.
+# The hottest read (every GET /users/me): SQLAlchemy's statement on the table's columns,
+# compiled once for asyncpg, run by ``get_user`` on the driver itself.
 _users = User.__table__.c
-_BY_ID = select(*(_users[column.key] for column in _COLUMNS)).where(
-    _users.id == bindparam("user_id")
+_BY_ID_SQL = str(
+    select(*(_users[column.key] for column in _COLUMNS))
+    .where(_users.id == bindparam("user_id"))
+    .compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
 )
 
 
@@ -64,9 +67,16 @@ async def insert_user(
 
 
 async def get_user(db: Reader, user_id: uuid.UUID) -> UserRecord | None:
-    """The user with this id, or None."""
-    row = (await db.execute(_BY_ID, {"user_id": user_id})).one_or_none()
-    return UserRecord(*row) if row is not None else None
+    """The user with this id, or None.
+
+    Run by asyncpg itself (common-libs' ``driver_fetch``), as the catalog runs its hottest read:
+    the row's types are already what ``UserRecord`` holds, so SQLAlchemy's execution context and
+    result processing have nothing to add. In a session, on the session's connection (inside its
+    transaction).
+    """
+    connection = await db.connection() if isinstance(db, AsyncSession) else db
+    rows = await driver_fetch(connection, _BY_ID_SQL, user_id)
+    return UserRecord(*rows[0]) if rows else None
 
 
 async def get_user_by_email(session: AsyncSession, email_normalized: str) -> UserRecord | None:

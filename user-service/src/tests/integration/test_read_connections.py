@@ -1,17 +1,20 @@
 """A request that only reads runs its statement in autocommit (no BEGIN, no COMMIT), on the same
-pool as the writers, and the connection it used is a transactional one again for the next user."""
+pool as the writers, and the connection it used is a transactional one again for the next user;
+a connection that failed under a read leaves the pool."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
+from common_libs.testing.app_checks import asgi_client
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
 from app.main import create_app
 from tests.conftest import make_settings
+from tests.support.users import bearer, new_customer
 
 
 @pytest.fixture
@@ -49,3 +52,34 @@ async def test_a_read_runs_without_begin_and_the_next_writer_still_gets_a_transa
     assert not reader_in_transaction  # no BEGIN: the SELECT was its own transaction
     assert writer_in_transaction  # the writer's session began a transaction, as always
     assert not again_in_transaction
+
+
+async def test_a_read_whose_connection_the_server_ended_gives_that_connection_up(
+    one_connection_app: FastAPI, database_url: str
+) -> None:
+    """``GET /users/me`` runs its statement on asyncpg itself (common-libs' ``driver_fetch``): the
+    pool's one connection, ended by the server, fails that read (503) and is not handed out
+    again (put back, it would fail every read after it)."""
+    async with asgi_client(one_connection_app) as client:
+        _, tokens = await new_customer(client)
+        assert (await client.get("/users/me", headers=bearer(tokens))).status_code == 200
+        async with one_connection_app.state.read_engine.connect() as connection:
+            pid, _ = await _after_a_select(connection)
+        await _terminate(database_url, pid)
+
+        lost = await client.get("/users/me", headers=bearer(tokens))
+        again = await client.get("/users/me", headers=bearer(tokens))
+
+    assert lost.status_code == 503, lost.text
+    assert again.status_code == 200, again.text
+
+
+async def _terminate(database_url: str, pid: int) -> None:
+    """The server ends the session of backend ``pid`` (as a fast shutdown ends them all)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            ended = await connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await engine.dispose()
+    assert ended
