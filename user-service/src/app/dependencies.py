@@ -18,10 +18,10 @@ from common_libs.problem_types import (
 )
 from common_libs.ratelimit import RateLimiter
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db.session import get_db_session, get_read_connection
+from app.db.session import ReadConnect, get_db_session, get_read_connect
 from app.security.passwords import PasswordHashing
 from app.security.signing_keys import KeyRing
 from app.security.tokens import TokenIssuer
@@ -55,8 +55,9 @@ async def _keys(request: Request) -> KeyRing:
 # scope="function": the session commits before the response is sent, so a client never sees a
 # success for a write that then fails to commit.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
-# A request that only reads: its statements run in autocommit, without BEGIN and COMMIT.
-DbReadConnection = Annotated[AsyncConnection, Depends(get_read_connection)]
+# A request that only reads: ``async with connect() as db``, a pooled connection in autocommit
+# (its statement without BEGIN and COMMIT).
+DbReader = Annotated[ReadConnect, Depends(get_read_connect)]
 AdminPrincipal = Annotated[Principal, Depends(require_roles("admin"))]
 AppSettings = Annotated[Settings, Depends(_settings)]
 Passwords = Annotated[PasswordHashing, Depends(_passwords)]
@@ -83,7 +84,7 @@ __all__ = [
     "AdminPrincipal",
     "AppSettings",
     "CurrentPrincipal",
-    "DbReadConnection",
+    "DbReader",
     "DbSession",
     "Keys",
     "LoginLimiter",

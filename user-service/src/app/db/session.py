@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from common_libs.db import create_engine as create_pool
 from common_libs.db import engine_from_settings
@@ -14,6 +14,8 @@ from app.config import Settings
 
 # What a read runs on: a request's session, or the connection of a request that only reads.
 Reader = AsyncSession | AsyncConnection
+# How a request that only reads gets that connection: ``async with connect() as db``.
+ReadConnect = Callable[[], AbstractAsyncContextManager[Reader]]
 
 
 class KeepsChanges(Exception):
@@ -71,8 +73,12 @@ def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """Yield the connection of a request that only reads (no session: nothing to track or
-    commit)."""
-    async with request.app.state.read_engine.connect() as connection:
-        yield connection
+async def get_read_connect(request: Request) -> ReadConnect:
+    """How a request that only reads gets its connection: the read-only engine's ``connect``,
+    which its manager enters around its one statement (released before the response is built).
+
+    Not a yield dependency handing out the connection: FastAPI runs those in an anyio cancel
+    scope of their own, about an eighth of the CPU of a ``GET /users/me`` (the catalog's reads
+    take their connection the same way, for the same reason)."""
+    connect: ReadConnect = request.app.state.read_engine.connect
+    return connect

@@ -19,7 +19,7 @@ from app.dependencies import (
     CURRENT_PRINCIPAL_PROBLEMS,
     AdminPrincipal,
     CurrentPrincipal,
-    DbReadConnection,
+    DbReader,
     DbSession,
     Passwords,
 )
@@ -70,9 +70,9 @@ async def register_user(
     responses=problem_responses(*_CALLER_PROBLEMS, descriptions=_PROBLEMS),
     summary="Your account",
 )
-async def read_me(db: DbReadConnection, principal: CurrentPrincipal) -> UserOut:
+async def read_me(connect: DbReader, principal: CurrentPrincipal) -> UserOut:
     """The caller's account."""
-    return await user_manager.get_own_user(db=db, principal=principal)
+    return await user_manager.get_own_user(connect=connect, principal=principal)
 
 
 @router.patch(
@@ -112,11 +112,9 @@ async def delete_me(session: DbSession, principal: CurrentPrincipal) -> None:
     responses=problem_responses(*_CALLER_PROBLEMS, VALIDATION_FAILED, descriptions=_PROBLEMS),
     summary="A user (yourself, or anyone for an admin)",
 )
-async def read_user(
-    user_id: uuid.UUID, db: DbReadConnection, principal: CurrentPrincipal
-) -> UserOut:
+async def read_user(user_id: uuid.UUID, connect: DbReader, principal: CurrentPrincipal) -> UserOut:
     """One user; anyone but yourself answers 404 unless you are an admin."""
-    return await user_manager.get_user(db=db, principal=principal, user_id=user_id)
+    return await user_manager.get_user(connect=connect, principal=principal, user_id=user_id)
 
 
 @router.get(
@@ -135,6 +133,6 @@ async def read_user(
     ),
     summary="All users, newest first (admin)",
 )
-async def list_users(db: DbReadConnection, _: AdminPrincipal, page: PageQuery) -> Page[UserOut]:
+async def list_users(connect: DbReader, _: AdminPrincipal, page: PageQuery) -> Page[UserOut]:
     """A page of users; pass ``next_cursor`` back as ``cursor`` for the next one."""
-    return await user_manager.list_users(db=db, page=page)
+    return await user_manager.list_users(connect=connect, page=page)

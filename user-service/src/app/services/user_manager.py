@@ -16,7 +16,7 @@ from common_libs.pagination import InvalidCursor, Page, PageParams, encode_curso
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import refresh_token_repository, user_repository
-from app.db.session import Reader
+from app.db.session import ReadConnect
 from app.db.user_repository import UserRecord
 from app.events import USER_DELETED, USER_REGISTERED, UserEventData
 from app.models.email_address import normalize_email
@@ -65,19 +65,21 @@ async def register_user(
     return _out(record)
 
 
-async def get_own_user(*, db: Reader, principal: Principal) -> UserOut:
+async def get_own_user(*, connect: ReadConnect, principal: Principal) -> UserOut:
     """The caller's own account."""
-    record = await user_repository.get_user(db, _own_id(principal))
+    async with connect() as db:
+        record = await user_repository.get_user(db, _own_id(principal))
     if record is None:
         raise UserNotFound
     return _out(record)
 
 
-async def get_user(*, db: Reader, principal: Principal, user_id: uuid.UUID) -> UserOut:
+async def get_user(*, connect: ReadConnect, principal: Principal, user_id: uuid.UUID) -> UserOut:
     """A user the caller may see: itself, or anyone for an admin (others look missing)."""
     if not principal.is_admin and (principal.is_service or principal.subject != str(user_id)):
         raise UserNotFound
-    record = await user_repository.get_user(db, user_id)
+    async with connect() as db:
+        record = await user_repository.get_user(db, user_id)
     if record is None:
         raise UserNotFound
     return _out(record)
@@ -133,11 +135,11 @@ def _keyset(cursor: dict[str, object] | None) -> tuple[datetime, uuid.UUID] | No
         raise InvalidCursor from None
 
 
-async def list_users(*, db: Reader, page: PageParams) -> Page[UserOut]:
+async def list_users(*, connect: ReadConnect, page: PageParams) -> Page[UserOut]:
     """One page of users, newest first, keyset-paginated on ``(created_at, id)``."""
-    records = await user_repository.list_users(
-        db, limit=page.limit + 1, before=_keyset(page.cursor)
-    )
+    before = _keyset(page.cursor)
+    async with connect() as db:
+        records = await user_repository.list_users(db, limit=page.limit + 1, before=before)
     items, more = records[: page.limit], len(records) > page.limit
     next_cursor = None
     if more:

@@ -14,6 +14,7 @@ import json
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.db.session import get_db_session, get_read_connection, unit_of_work
+from app.db.session import ReadConnect, get_db_session, get_read_connect, unit_of_work
 from app.main import create_app
 from app.security.hash_secret import hash_secret
 from app.security.signing_keys import private_key_pem
@@ -101,6 +102,7 @@ async def connection(app: FastAPI) -> AsyncIterator[AsyncConnection]:
 def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
     """Make every request of ``app`` use a savepoint of ``connection``."""
 
+    @asynccontextmanager
     async def session_on_savepoint() -> AsyncIterator[AsyncSession]:
         async with (
             AsyncSession(
@@ -110,8 +112,15 @@ def bind_to_connection(app: FastAPI, connection: AsyncConnection) -> None:
         ):
             yield session
 
-    app.dependency_overrides[get_db_session] = session_on_savepoint
-    app.dependency_overrides[get_read_connection] = session_on_savepoint
+    async def db_session() -> AsyncIterator[AsyncSession]:
+        async with session_on_savepoint() as session:
+            yield session
+
+    async def read_connect() -> ReadConnect:
+        return session_on_savepoint
+
+    app.dependency_overrides[get_db_session] = db_session
+    app.dependency_overrides[get_read_connect] = read_connect
 
 
 @pytest.fixture
