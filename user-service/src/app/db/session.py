@@ -78,7 +78,7 @@ async def get_read_connect(request: Request) -> ReadConnect:
     which its manager enters around its one statement (released before the response is built).
 
     Not a yield dependency handing out the connection: FastAPI runs those in an anyio cancel
-    scope of their own, about an eighth of the CPU of a ``GET /users/me`` (the catalog's reads
+    scope of their own, about a quarter of the CPU of a ``GET /users/me`` (the catalog's reads
     take their connection the same way, for the same reason)."""
     connect: ReadConnect = request.app.state.read_engine.connect
     return connect
