@@ -44,6 +44,8 @@ SERVICES = (
 )
 WHEEL = ROOT / ".wheels" / "common_libs-3.4.0-py3-none-any.whl"
 UV = os.environ.get("UV", "uv")
+# A suite takes 20-90 s alone and up to about twice that beside another; past this it hangs.
+EXPORTED_SUITE_SECONDS = 600
 _CHECKOUT_VARIABLES = frozenset(
     {
         "MAKEFLAGS",
@@ -89,11 +91,15 @@ def _documented(readme: Path, *commands: str) -> None:
 
 def _machine_environment() -> dict[str, str]:
     # The machine's environment, less everything that belongs to this checkout: a parent make's
-    # variable overrides (MAKEFLAGS carries COMMON_LIBS_WHEELS=...), its venvs, its fleet settings.
+    # variable overrides (MAKEFLAGS carries COMMON_LIBS_WHEELS=...), its venvs, its fleet settings,
+    # this pytest's own variables. PYTEST_ADDOPTS stays: it carries make test's seed, so an
+    # exported suite orders its tests as `make test SEED=N` replays them.
     return {
         key: value
         for key, value in os.environ.items()
-        if key not in _CHECKOUT_VARIABLES and not key.startswith(("FLEET_", "PYTEST_"))
+        if key not in _CHECKOUT_VARIABLES
+        and not key.startswith("FLEET_")
+        and (key == "PYTEST_ADDOPTS" or not key.startswith("PYTEST_"))
     }
 
 
@@ -108,19 +114,32 @@ def _passed_every_summary(output: str) -> None:
 
 
 def _run_documented_commands(workdir: Path) -> str:
+    """``make venv test`` in ``workdir``, its output in ``<workdir>.make-test.log``; a run past the
+    limit is stopped (its whole process group) and fails with what it printed, stacks included
+    (each suite dumps a test's stacks when it outlives its ``faulthandler_timeout``)."""
+    log = workdir.with_name(f"{workdir.name}.make-test.log")
     started = time.monotonic()
-    result = subprocess.run(
-        ["make", "venv", "test", f"UV={UV}"],
-        cwd=workdir,
-        env=_machine_environment(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            ["make", "venv", "test", f"UV={UV}"],
+            cwd=workdir,
+            env=_machine_environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            returncode = process.wait(timeout=EXPORTED_SUITE_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            returncode = None
     SUITE_SECONDS[workdir.name] = time.monotonic() - started
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
+    output = log.read_text(errors="replace")
+    assert returncode is not None, (
+        f"make venv test still ran after {EXPORTED_SUITE_SECONDS} s ({log}):\n{output[-12000:]}"
+    )
+    assert returncode == 0, output[-4000:]
     return output
 
 
