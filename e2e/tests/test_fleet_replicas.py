@@ -36,7 +36,7 @@ _PRODUCT_LISTS = re.compile(
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
     # A browsing loop below asks as fast as it can: no 429 from the gateway. Each order waits 1 s
-    # once its stock is held, so that requests are in flight when a replica stops.
+    # once its stock is reserved, so that requests are in flight when a replica stops.
     with running_fleet(
         replicated_fleet_environment(ORDERS_TEST_PAUSE_AFTER_RESERVE_SECONDS="1")
     ) as running:

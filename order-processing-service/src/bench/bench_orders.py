@@ -5,8 +5,9 @@
 Starts a throwaway PostgreSQL and NATS server, migrates the database, serves the user-service and
 catalog stubs from this process (threads), runs the service with uvicorn (one worker, JSON logs at
 WARNING; its relay publishes each order's event), then drives ``POST /orders`` from an asyncio
-client (each request a new Idempotency-Key: claim, reserve, commit, confirm with its event) and
-``GET /orders/{id}`` with wrk when it is installed (else the same client).
+client (each request a new Idempotency-Key: claim, reserve and commit in one catalog call,
+confirm with its event) and ``GET /orders/{id}`` with wrk when it is installed (else the same
+client).
 """
 
 from __future__ import annotations

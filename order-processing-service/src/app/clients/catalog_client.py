@@ -1,4 +1,8 @@
-"""A typed client for product-catalog-service's internal reservation API (service token)."""
+"""A typed client for product-catalog-service's internal reservation API (service token).
+
+The saga reserves in the catalog's one-step form (hold and commit together, ``commit: true``)
+and releases; the two-step form's ``/commit`` it no longer calls.
+"""
 
 from __future__ import annotations
 
@@ -95,7 +99,7 @@ def _product_id(problem: dict[str, Any]) -> uuid.UUID | None:
 
 
 class CatalogClient:
-    """Reserve, commit and release stock; every call is idempotent per reservation id.
+    """Reserve (and commit) and release stock; every call is idempotent per reservation id.
 
     That is what makes retries safe: each call is repeated with jittered backoff on transient
     failures, and a call with all its retries (and the token fetch) fits in its ``deadline``.
@@ -113,11 +117,15 @@ class CatalogClient:
         ttl_seconds: int,
         deadline: Deadline,
     ) -> Reservation:
-        """Hold ``items`` under ``reservation_id`` (repeating it returns the same reservation)."""
+        """Hold and commit ``items`` under ``reservation_id`` in one call (the catalog's one-step
+        form). Repeating it returns the same reservation and takes no more stock: ``committed``
+        (a reservation of this id still held is committed by it), or ``released`` if it was
+        released before."""
         payload = {
             "reservation_id": str(reservation_id),
             "items": [{"product_id": str(product), "quantity": qty} for product, qty in items],
             "ttl_seconds": ttl_seconds,
+            "commit": True,
         }
 
         async def attempt() -> Reservation:
@@ -134,7 +142,8 @@ class CatalogClient:
             if response.status_code == 409:
                 product_id = _product_id(problem)
                 if product_id is None:
-                    raise ReservationUnusable("the reservation id is taken by other items")
+                    # Taken by other items, or a hold of this id that expired before this call.
+                    raise ReservationUnusable("the reservation id is taken or its hold expired")
                 raise InsufficientStock(str(problem.get("detail", "")), product_id=product_id)
             if response.status_code == 422:
                 # The catalog's unknown-product answer names the product (it also lists
@@ -146,20 +155,6 @@ class CatalogClient:
             raise self._unexpected(response)
 
         return await self._call(attempt, deadline)
-
-    async def commit(self, *, reservation_id: uuid.UUID, deadline: Deadline) -> None:
-        """Turn the held stock into sold stock (idempotent)."""
-
-        async def attempt() -> None:
-            path = f"/inventory/reservations/{reservation_id}/commit"
-            response = await self._post(path, None, deadline)
-            if response.status_code == 200:
-                return
-            if response.status_code in (404, 409):
-                raise ReservationUnusable("the reservation is gone or released")
-            raise self._unexpected(response)
-
-        await self._call(attempt, deadline)
 
     async def release(self, *, reservation_id: uuid.UUID, deadline: Deadline) -> None:
         """Return held or sold stock (idempotent); an unknown id held nothing, which is fine."""

@@ -1,8 +1,7 @@
-"""The catalog's part of settling an order: hold its items, price what is held, commit it.
+"""The catalog's part of settling an order: hold and commit its items, price what is held.
 
-The reservation id is the order's id, so repeating these steps for the same order is safe: the
-catalog answers a known reservation id with the same reservation and takes no more stock, and a
-commit of a committed reservation changes nothing.
+The reservation id is the order's id, so repeating the call for the same order is safe: the
+catalog answers a known reservation id with the same reservation and takes no more stock.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ class Pricing:
 
 @dataclass(frozen=True, slots=True)
 class ReservationTiming:
-    """Budgets of one reserve-and-commit."""
+    """Budgets of one reserve-and-commit (``pause_after_reserve_seconds``: test-only)."""
 
     deadline_seconds: float
     reservation_ttl_seconds: int
@@ -66,10 +65,15 @@ async def reserve_and_commit(
     items: Sequence[tuple[uuid.UUID, int]],
     timing: ReservationTiming,
 ) -> Pricing:
-    """Hold the items under the order's id, then commit them; raises OrderRefused on a refusal.
+    """Hold and commit the items under the order's id in one call to the catalog (its one-step
+    form); raises OrderRefused on a refusal, the catalog client's CatalogUnavailable or
+    ReservationUnusable otherwise.
 
-    Reserve and commit share one deadline (a test-only pause after the reservation starts a new
-    one). Raises the catalog client's CatalogUnavailable or ReservationUnusable otherwise.
+    A reservation of this id held before (by a saga of an earlier version that stopped between
+    its two calls) is committed by the same call; one released before (expired, or the order
+    failed meanwhile) is unusable. The test-only pause comes after the call, before the caller
+    writes the order's outcome: the window in which a crash leaves a pending order whose stock
+    is sold, for the reconciler to confirm.
     """
     deadline = Deadline.within(timing.deadline_seconds)
     try:
@@ -83,13 +87,10 @@ async def reserve_and_commit(
         raise OutOfStock.for_product(refusal.product_id) from None
     except catalog.UnknownProduct as refusal:
         raise UnknownProduct.for_product(refusal.product_id) from None
-    if reservation.status == "released":
-        raise catalog.ReservationUnusable("the reservation was released (expired)")
+    if reservation.status != "committed":
+        raise catalog.ReservationUnusable(f"the reservation is {reservation.status}, not committed")
     pricing = price_reservation(reservation=reservation, requested=items)
     if timing.pause_after_reserve_seconds > 0:
         _logger.warning("saga paused after reserve order_id=%s", order_id)
         await asyncio.sleep(timing.pause_after_reserve_seconds)
-        deadline = Deadline.within(timing.deadline_seconds)
-    if reservation.status == "held":
-        await client.commit(reservation_id=order_id, deadline=deadline)
     return pricing

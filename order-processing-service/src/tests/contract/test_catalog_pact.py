@@ -1,4 +1,5 @@
-"""The contract with product-catalog-service: reserve, commit and release stock.
+"""The contract with product-catalog-service: reserve stock in one step (hold and commit
+together) and release it.
 
 Every call ``CatalogClient`` makes, driven for real against Pact's mock server. The client
 already holds its service token here (how it gets one is the user-service contract's part); the
@@ -8,7 +9,7 @@ catalog's verification sends a token it accepts in place of the example.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -49,6 +50,7 @@ def _hold_body(*, reservation_id: Any, product_id: Any, quantity: int = QUANTITY
         "reservation_id": reservation_id,
         "items": [{"product_id": product_id, "quantity": quantity}],
         "ttl_seconds": TTL_SECONDS,
+        "commit": True,
     }
 
 
@@ -78,10 +80,10 @@ def _settle_path(action: str) -> Any:
     )
 
 
-def stock_is_held(pact: Pact) -> None:
-    """A new reservation of a product in stock: 201, held, priced by the catalog."""
+def stock_is_sold_in_one_step(pact: Pact) -> None:
+    """A new reservation, held and committed in one call: 201, committed, priced by the catalog."""
     (
-        pact.upon_receiving("a reservation of a product in stock")
+        pact.upon_receiving("a reservation committed in one step of a product in stock")
         .given("a product is in stock", stock=5)
         .with_request("POST", "/inventory/reservations")
         .with_header("Authorization", AUTHORIZATION)
@@ -90,14 +92,15 @@ def stock_is_held(pact: Pact) -> None:
             content_type=JSON,
         )
         .will_respond_with(201)
-        .with_body(_reservation("held"), content_type=JSON)
+        .with_body(_reservation("committed"), content_type=JSON)
     )
 
 
-def repeated_hold_returns_the_reservation(pact: Pact) -> None:
-    """The same reservation again (a retry): 200 with the reservation as it stands."""
+def held_reservation_is_committed_in_one_step(pact: Pact) -> None:
+    """The same call for a reservation held before (by a saga of the two-step form that stopped
+    between its calls), or a retry: 200 with the reservation, committed."""
     (
-        pact.upon_receiving("a reservation repeated with the same items")
+        pact.upon_receiving("a reservation committed in one step that was held before")
         .given("a reservation is held", quantity=QUANTITY)
         .with_request("POST", "/inventory/reservations")
         .with_header("Authorization", AUTHORIZATION)
@@ -106,7 +109,7 @@ def repeated_hold_returns_the_reservation(pact: Pact) -> None:
             content_type=JSON,
         )
         .will_respond_with(200)
-        .with_body(_reservation("held"), content_type=JSON)
+        .with_body(_reservation("committed"), content_type=JSON)
     )
 
 
@@ -148,21 +151,6 @@ def hold_of_unknown_product_is_refused(pact: Pact) -> None:
     )
 
 
-def held_stock_is_committed(pact: Pact) -> None:
-    """Commit a held reservation: 200 committed."""
-    (
-        pact.upon_receiving("a commit of a held reservation")
-        .given("a reservation is held", quantity=QUANTITY)
-        .with_request("POST", _settle_path("commit"))
-        .with_header("Authorization", AUTHORIZATION)
-        .will_respond_with(200)
-        .with_body(
-            {"reservation_id": uuid_like(RESERVATION_ID), "status": "committed"},
-            content_type=JSON,
-        )
-    )
-
-
 def held_stock_is_released(pact: Pact) -> None:
     """Release a held reservation: 200 released."""
     (
@@ -193,11 +181,10 @@ CONTRACT = Contract(
     "order-processing-service",
     "product-catalog-service",
     [
-        stock_is_held,
-        repeated_hold_returns_the_reservation,
+        stock_is_sold_in_one_step,
+        held_reservation_is_committed_in_one_step,
         hold_beyond_stock_is_refused,
         hold_of_unknown_product_is_refused,
-        held_stock_is_committed,
         held_stock_is_released,
         release_of_unknown_reservation_is_not_found,
     ],
@@ -234,24 +221,23 @@ async def _reserve(client: CatalogClient, product_id: str) -> Any:
     )
 
 
-async def test_reservation_holds_the_items_at_catalog_prices() -> None:
-    with CONTRACT.serve(stock_is_held) as url:
+@pytest.mark.parametrize(
+    "interaction", [stock_is_sold_in_one_step, held_reservation_is_committed_in_one_step]
+)
+async def test_reservation_in_one_step_is_committed_at_catalog_prices(
+    interaction: Callable[[Pact], None],
+) -> None:
+    with CONTRACT.serve(interaction) as url:
         async with catalog_client(url) as client:
             reservation = await _reserve(client, PRODUCT_ID)
 
-    assert reservation.status == "held"
+    assert (reservation.reservation_id, reservation.status) == (
+        uuid.UUID(RESERVATION_ID),
+        "committed",
+    )
     [item] = reservation.items
     assert (item.product_id, item.quantity) == (uuid.UUID(PRODUCT_ID), QUANTITY)
     assert (item.name, item.unit_price, item.currency) == ("Walnut desk", Decimal("249.00"), "USD")
-
-
-async def test_repeated_reservation_returns_the_existing_one() -> None:
-    with CONTRACT.serve(repeated_hold_returns_the_reservation) as url:
-        async with catalog_client(url) as client:
-            reservation = await _reserve(client, PRODUCT_ID)
-
-    assert reservation.reservation_id == uuid.UUID(RESERVATION_ID)
-    assert reservation.status == "held"
 
 
 async def test_reservation_beyond_stock_is_refused_naming_the_product() -> None:
@@ -270,14 +256,6 @@ async def test_reservation_of_an_unknown_product_is_refused_naming_it() -> None:
                 await _reserve(client, UNKNOWN_PRODUCT_ID)
 
     assert refused.value.product_id == uuid.UUID(UNKNOWN_PRODUCT_ID)
-
-
-async def test_commit_of_a_held_reservation_succeeds() -> None:
-    with CONTRACT.serve(held_stock_is_committed) as url:
-        async with catalog_client(url) as client:
-            await client.commit(
-                reservation_id=uuid.UUID(RESERVATION_ID), deadline=Deadline.within(5)
-            )
 
 
 async def test_release_of_a_held_reservation_succeeds() -> None:

@@ -84,22 +84,6 @@ async def test_catalog_answering_after_the_deadline_gets_its_reservation_release
     assert catalog.available(product) == 5
 
 
-async def test_commit_failing_fails_the_order_and_releases_the_held_stock(
-    client: httpx.AsyncClient, catalog: CatalogStub, customer: Caller
-) -> None:
-    product = catalog.add_product(stock=5)
-    catalog.fail("commit", "error")
-
-    response = await place(client, customer, order_body((product, 2)))
-
-    _assert_retry_later(response)
-    order = await _only_order(client, customer)
-    assert order["status"] == "failed"
-    order_id = uuid.UUID(str(order["id"]))
-    await eventually(lambda: catalog.status(order_id) == "released", message="released")
-    assert catalog.available(product) == 5
-
-
 async def test_release_that_cannot_reach_the_catalog_is_retried_by_the_reconciler(
     client: httpx.AsyncClient,
     catalog: CatalogStub,
@@ -108,7 +92,9 @@ async def test_release_that_cannot_reach_the_catalog_is_retried_by_the_reconcile
     settlement: OrderSettlement,
 ) -> None:
     product = catalog.add_product(stock=5)
-    catalog.fail("commit", "error")
+    # The stock is sold, the answer comes after the deadline: the order fails and its stock
+    # must go back.
+    catalog.fail("reserve", "late", seconds=3 * DEADLINE_SECONDS)
     catalog.fail("release", "error")
     await place(client, customer, order_body((product, 2)))
     order_id = uuid.UUID(str((await _only_order(client, customer))["id"]))

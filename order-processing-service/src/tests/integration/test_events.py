@@ -240,8 +240,9 @@ async def test_request_and_reconciler_settling_one_order_publish_one_event(
     # A deadline long enough for the request to wait at the catalog while the reconciler settles.
     settings = service_settings(catalog_deadline_seconds=10, pending_max_age_seconds=25)
     async with running_app(settings) as (replica, replica_client):
-        # The commit is made, its answer held back: the request waits with its order pending.
-        catalog.fail("commit", "gate")
+        # The stock is sold, the answer held back: the request waits with its order pending
+        # (the reconciler's call for the same order is answered).
+        catalog.fail("reserve", "gate", calls=1)
         placing = asyncio.create_task(place(replica_client, customer, order_body((product, 1))))
         await eventually(lambda: _committed(catalog, product), message="the commit")
         (order_id,) = _committed(catalog, product)

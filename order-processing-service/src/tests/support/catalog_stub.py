@@ -3,14 +3,13 @@
 Speaks the documented contract (service token required):
 
 - ``POST /inventory/reservations``
-  ``{reservation_id, items: [{product_id, quantity}], ttl_seconds?}``
+  ``{reservation_id, items: [{product_id, quantity}], ttl_seconds?, commit?}``
   -> ``201`` (``200`` for a known id with the same items; no more stock taken)
   ``{reservation_id, status, expires_at, items: [{product_id, name, unit_price, currency,
   quantity}]}``; not enough stock ``409`` problem with ``product_id``; unknown product ``422``
   problem with ``product_id`` and ``errors`` (like every 422 of the catalog); a known id with
-  other items ``409``. All items or none.
-- ``POST /inventory/reservations/{id}/commit`` -> ``200`` committed (idempotent); unknown ``404``;
-  released ``409``.
+  other items ``409``. All items or none. With ``commit: true`` (the one-step form) the stock is
+  sold at once (``committed``), and a known id still held is committed.
 - ``POST /inventory/reservations/{id}/release`` -> ``200`` released (idempotent); unknown ``404``.
 
 Faults can be switched on per operation: ``error`` (500), ``hang`` (no answer for a while),
@@ -27,7 +26,7 @@ import asyncio
 import threading
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -43,7 +42,7 @@ from starlette.routing import Route
 
 from tests.support.stub_problems import problem
 
-Operation = Literal["reserve", "commit", "release"]
+Operation = Literal["reserve", "release"]
 FaultKind = Literal["error", "hang", "late", "gate"]
 
 
@@ -75,6 +74,8 @@ class Fault:
 
     kind: FaultKind
     seconds: float = 0.0
+    # How many more calls misbehave (None: every call until healed).
+    calls: int | None = None
 
 
 _CATALOG = "urn:fleet:product-catalog:"
@@ -82,7 +83,6 @@ _CATALOG = "urn:fleet:product-catalog:"
 _REFUSALS: dict[str, tuple[int, str, str]] = {
     "out-of-stock": (409, _CATALOG + "out-of-stock", "Out of Stock"),
     "reservation-mismatch": (409, _CATALOG + "reservation-mismatch", "Reservation Mismatch"),
-    "reservation-not-held": (409, _CATALOG + "reservation-not-held", "Reservation Not Held"),
     "unknown-product": (422, _CATALOG + "unknown-product", "Unknown Product"),
     "reservation-not-found": (404, _CATALOG + "reservation-not-found", "Reservation Not Found"),
     "validation-failed": (422, VALIDATION_FAILED.type, VALIDATION_FAILED.title),
@@ -120,7 +120,6 @@ class CatalogStub:
         self.app = Starlette(
             routes=[
                 Route(base, self._reserve, methods=["POST"]),
-                Route(base + "/{reservation_id}/commit", self._commit, methods=["POST"]),
                 Route(base + "/{reservation_id}/release", self._release, methods=["POST"]),
             ]
         )
@@ -160,10 +159,17 @@ class CatalogStub:
         with self._lock:
             return self.calls[(operation, reservation_id)]
 
-    def fail(self, operation: Operation, kind: FaultKind, seconds: float = 0.0) -> None:
-        """Make ``operation`` misbehave until :meth:`heal`."""
+    def fail(
+        self,
+        operation: Operation,
+        kind: FaultKind,
+        seconds: float = 0.0,
+        *,
+        calls: int | None = None,
+    ) -> None:
+        """Make ``operation`` misbehave until :meth:`heal` (or for its next ``calls`` only)."""
         with self._lock:
-            self.faults[operation] = Fault(kind, seconds)
+            self.faults[operation] = Fault(kind, seconds, calls)
             if kind == "gate":
                 self._gate.clear()
 
@@ -179,7 +185,7 @@ class CatalogStub:
 
     def hold(self, reservation_id: uuid.UUID, items: list[tuple[uuid.UUID, int]]) -> None:
         """Hold stock as if a reservation request had arrived (before a crash, say)."""
-        status, _ = self._do_reserve(reservation_id, tuple(items), 600)
+        status, _ = self._do_reserve(reservation_id, tuple(items), 600, commit=False)
         assert status == 201
 
     def expire(self, reservation_id: uuid.UUID) -> None:
@@ -205,6 +211,11 @@ class CatalogStub:
         with self._lock:
             self.calls[(operation, reservation_id)] += 1
             fault = self.faults.get(operation)
+            if fault is not None and fault.calls is not None:
+                if fault.calls > 1:
+                    self.faults[operation] = replace(fault, calls=fault.calls - 1)
+                else:
+                    del self.faults[operation]
         if fault is not None and fault.kind == "hang":
             await asyncio.sleep(fault.seconds)
         return fault
@@ -225,19 +236,14 @@ class CatalogStub:
         fault = await self._misbehave("reserve", reservation_id)
         if fault is not None and fault.kind in ("error", "hang"):
             return _failure()
-        status, payload = self._do_reserve(reservation_id, items, body.get("ttl_seconds", 600))
+        ttl, commit = body.get("ttl_seconds", 600), body.get("commit", False) is True
+        status, payload = self._do_reserve(reservation_id, items, ttl, commit=commit)
         await self._after_work(fault)
         if isinstance(status, str):
             return _refusal(status, payload)
         return JSONResponse(payload, status_code=status)
 
-    async def _commit(self, request: Request) -> Response:
-        return await self._transition(request, "commit")
-
     async def _release(self, request: Request) -> Response:
-        return await self._transition(request, "release")
-
-    async def _transition(self, request: Request, operation: Operation) -> Response:
         denied = await self._authorize(request)
         if denied is not None:
             return denied
@@ -247,13 +253,10 @@ class CatalogStub:
             location = ["path", "reservation_id"]
             errors = [{"loc": location, "msg": "Input should be a valid UUID", "type": "uuid"}]
             return _refusal("validation-failed", {"detail": "invalid request", "errors": errors})
-        fault = await self._misbehave(operation, reservation_id)
+        fault = await self._misbehave("release", reservation_id)
         if fault is not None and fault.kind in ("error", "hang"):
             return _failure()
-        if operation == "commit":
-            status, payload = self._do_commit(reservation_id)
-        else:
-            status, payload = self._do_release(reservation_id)
+        status, payload = self._do_release(reservation_id)
         await self._after_work(fault)
         if isinstance(status, str):
             return _refusal(status, payload)
@@ -282,7 +285,12 @@ class CatalogStub:
         }
 
     def _do_reserve(
-        self, reservation_id: uuid.UUID, items: tuple[tuple[uuid.UUID, int], ...], ttl: int
+        self,
+        reservation_id: uuid.UUID,
+        items: tuple[tuple[uuid.UUID, int], ...],
+        ttl: int,
+        *,
+        commit: bool,
     ) -> tuple[int | str, dict[str, Any]]:
         """The status of a success, or the name of the refusal (``_REFUSALS``), and the body."""
         with self._lock:
@@ -292,6 +300,8 @@ class CatalogStub:
                     return "reservation-mismatch", {
                         "detail": "this reservation id holds other items"
                     }
+                if commit:
+                    self._sell_held(known)
                 return 200, self._view(known)
             for index, (product_id, quantity) in enumerate(items):
                 product = self.products.get(product_id)
@@ -313,21 +323,17 @@ class CatalogStub:
                 reservation_id, items, "held", datetime.now(UTC) + timedelta(seconds=ttl)
             )
             self.reservations[reservation_id] = reservation
+            if commit:
+                self._sell_held(reservation)
             return 201, self._view(reservation)
 
-    def _do_commit(self, reservation_id: uuid.UUID) -> tuple[int | str, dict[str, Any]]:
-        with self._lock:
-            reservation = self.reservations.get(reservation_id)
-            if reservation is None:
-                return "reservation-not-found", {"detail": "no such reservation"}
-            if reservation.status == "released":
-                return "reservation-not-held", {"detail": "the reservation was released"}
-            if reservation.status == "held":
-                for product_id, quantity in reservation.items:
-                    self.products[product_id].held -= quantity
-                    self.products[product_id].stock -= quantity
-                reservation.status = "committed"
-            return 200, self._view(reservation)
+    def _sell_held(self, reservation: StubReservation) -> None:
+        """Held stock becomes sold (under the lock); any other status stays as it is."""
+        if reservation.status == "held":
+            for product_id, quantity in reservation.items:
+                self.products[product_id].held -= quantity
+                self.products[product_id].stock -= quantity
+            reservation.status = "committed"
 
     def _do_release(self, reservation_id: uuid.UUID) -> tuple[int | str, dict[str, Any]]:
         with self._lock:

@@ -71,7 +71,7 @@ _INSERT_RESERVATION = (
     pg_insert(reservations)
     .values(
         id=bindparam("reservation_id", type_=Uuid()),
-        status="held",
+        status=bindparam("status", type_=String()),
         expires_at=func.now() + bindparam("ttl", type_=Interval()),
     )
     .on_conflict_do_nothing(index_elements=[reservations.c.id])
@@ -172,6 +172,14 @@ _HOLD_ITEMS = (
     .values(held=products.c.held + _ADDED_ITEMS.c.quantity)
     .returning(*_CHANGED_PRODUCT)
 )
+# The same for a reservation committed as it is made: the quantities leave stock at once (sold),
+# never passing through held.
+_SELL_ITEMS = (
+    update(products)
+    .where(products.c.id == _ADDED_ITEMS.c.product_id)
+    .values(stock=products.c.stock - _ADDED_ITEMS.c.quantity)
+    .returning(*_CHANGED_PRODUCT)
+)
 # Settling moves stock and status in one statement: ``locked`` locks the products in ascending
 # id order (MATERIALIZED, so it is a scan of its own; ``FOR UPDATE`` locks the rows as the sort
 # returns them) and the UPDATE changes only rows it returned, so every product lock this
@@ -197,13 +205,18 @@ _MOVE_STOCK_RETURNING = _MOVE_STOCK.returning(*_CHANGED_PRODUCT)
 
 
 async def insert_reservation(
-    connection: AsyncConnection, *, reservation_id: UUID, ttl_seconds: int
+    connection: AsyncConnection, *, reservation_id: UUID, ttl_seconds: int, status: str
 ) -> datetime | None:
-    """Create a held reservation and return its expiry; None when the id already exists.
+    """Create a reservation in ``status`` (held, or committed in one step) and return its
+    expiry; None when the id already exists.
 
     A concurrent insert of the same id waits here until the first transaction ends.
     """
-    parameters = {"reservation_id": reservation_id, "ttl": timedelta(seconds=ttl_seconds)}
+    parameters = {
+        "reservation_id": reservation_id,
+        "ttl": timedelta(seconds=ttl_seconds),
+        "status": status,
+    }
     expires_at: datetime | None = (
         await connection.execute(_INSERT_RESERVATION, parameters)
     ).scalar_one_or_none()
@@ -252,12 +265,16 @@ async def fetch_items(
 
 
 async def hold_items(
-    connection: AsyncConnection, *, reservation_id: UUID, rows: Sequence[dict[str, Any]]
+    connection: AsyncConnection,
+    *,
+    reservation_id: UUID,
+    rows: Sequence[dict[str, Any]],
+    sell: bool,
 ) -> Sequence[AnyRow]:
     """Store the items of a new reservation (``rows`` in request order: product_id, quantity,
     name, unit_price, currency) and hold their quantities on the products this transaction
-    has locked, in one statement; return those products as they are now (``PRODUCT_COLUMNS``
-    and ``is_live``)."""
+    has locked (or, with ``sell``, take them from stock), in one statement; return those
+    products as they are now (``PRODUCT_COLUMNS`` and ``is_live``)."""
     parameters = {
         "reservation_id": reservation_id,
         "positions": list(range(len(rows))),
@@ -267,7 +284,7 @@ async def hold_items(
         "unit_prices": [row["unit_price"] for row in rows],
         "currencies": [row["currency"] for row in rows],
     }
-    return (await connection.execute(_HOLD_ITEMS, parameters)).all()
+    return (await connection.execute(_SELL_ITEMS if sell else _HOLD_ITEMS, parameters)).all()
 
 
 async def lock_products(

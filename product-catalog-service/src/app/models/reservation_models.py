@@ -61,6 +61,13 @@ class ReservationCreate(BaseModel):
         | SkipJsonSchema[None]
     ) = None
 
+    commit: bool = Field(
+        default=False,
+        description="Hold and commit in one step: the stock is sold at once and the "
+        "reservation answers `committed` (a reservation of this id still held is committed). "
+        "Without it the stock is held until `commit` or `release`, or its expiry.",
+    )
+
     @model_validator(mode="after")
     def _ttl_is_not_null(self) -> Self:
         if "ttl_seconds" in self.model_fields_set and self.ttl_seconds is None:

@@ -76,11 +76,12 @@ Engine = Annotated[AsyncEngine, Depends(get_engine)]
             *_SERVICE_CALL,
             OutOfStock,
             ReservationMismatch,
+            ReservationNotHeld,
             UnknownProduct,
             descriptions={
                 **_PROBLEMS,
-                409: "Not enough stock (`product_id` names the product), or the reservation "
-                "id is taken by different items.",
+                409: "Not enough stock (`product_id` names the product), the reservation id "
+                "taken by different items, or (with `commit`) a hold of this id expired.",
                 422: "Invalid request (a `ttl_seconds` outside the configured bounds too), or an "
                 "unknown product (`product_id` names it).",
             },
@@ -94,7 +95,8 @@ async def hold_reservation(
     ttl: ReservationTtl,
     _: ServicePrincipal,
 ) -> Reservation:
-    """Hold all items or none: 201 when created, 200 when this id was already reserved."""
+    """Hold all items or none (with ``commit``, sell them in the same step): 201 when created,
+    200 when this id was already reserved."""
     async with unit_of_work(engine) as connection:
         reservation, created = await reservation_manager.hold_reservation(
             connection=connection, request=request, ttl=ttl

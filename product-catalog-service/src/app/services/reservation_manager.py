@@ -100,13 +100,22 @@ async def hold_reservation(
 
     The same ``reservation_id`` with the same items returns the existing reservation (in
     whatever status it has reached) and holds nothing more; with other items it is a conflict.
+    With ``commit`` (one step instead of hold, then commit) the stock is sold at once and the
+    reservation is ``committed``; asked so again, a reservation still held is committed now (a
+    released one is returned as it is, and an expired hold is ReservationNotHeld).
     """
     ttl_seconds = ttl.resolve(request.ttl_seconds)
+    status: ReservationStatus = "committed" if request.commit else "held"
     expires_at = await repository.insert_reservation(
-        connection, reservation_id=request.reservation_id, ttl_seconds=ttl_seconds
+        connection, reservation_id=request.reservation_id, ttl_seconds=ttl_seconds, status=status
     )
     if expires_at is None:
-        return await _replay(connection, request=request), False
+        existing = await _replay(connection, request=request)
+        if request.commit and existing.status == "held":
+            existing = await commit_reservation(
+                connection=connection, reservation_id=request.reservation_id
+            )
+        return existing, False
 
     locked = await repository.lock_products(
         connection, product_ids=(item.product_id for item in request.items), live_only=True
@@ -131,13 +140,15 @@ async def hold_reservation(
         }
         for item in request.items
     ]
-    held = await repository.hold_items(connection, reservation_id=request.reservation_id, rows=rows)
-    # Holding lowers each product's stock_available. A replay (above) holds nothing and writes
-    # no event.
-    await write_product_updates(connection, held)
+    changed = await repository.hold_items(
+        connection, reservation_id=request.reservation_id, rows=rows, sell=request.commit
+    )
+    # Holding (or selling) lowers each product's stock_available. A replay (above) holds
+    # nothing and writes no event; nor does its commit (stock_available stays).
+    await write_product_updates(connection, changed)
     reservation = Reservation.model_construct(
         reservation_id=request.reservation_id,
-        status="held",
+        status=status,
         expires_at=expires_at,
         items=[ReservationItem.model_construct(**row) for row in rows],
     )

@@ -297,6 +297,29 @@ async def test_commit_and_replays_publish_nothing_and_releasing_a_commit_publish
     assert events[3].envelope.data["name"] == "Last"
 
 
+async def test_a_one_step_sale_publishes_the_stock_once_and_its_replay_nothing(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    service_headers: dict[str, str],
+    nats_server: NatsServer,
+) -> None:
+    product = await create_product(client, admin_headers, stock=10)
+    body = reservation_body((product["id"], 4), commit=True)
+    assert (await client.post(RESERVATIONS, json=body, headers=service_headers)).status_code == 201
+    assert (await client.post(RESERVATIONS, json=body, headers=service_headers)).status_code == 200
+    await client.patch(f"/products/{product['id']}", json={"name": "Last"}, headers=admin_headers)
+
+    events = await wait_for_events(nats_server.url, [product["id"]], 3)
+
+    assert _summary(events) == [
+        ("catalog.product.created", 1),
+        ("catalog.product.updated", 2),
+        ("catalog.product.updated", 3),
+    ]
+    assert [event.envelope.data["stock_available"] for event in events] == [10, 6, 6]
+    assert events[2].envelope.data["name"] == "Last"
+
+
 async def test_the_sweeper_publishes_one_event_per_product_it_releases_stock_of(
     client: httpx.AsyncClient,
     admin_headers: dict[str, str],

@@ -100,6 +100,29 @@ async def test_oversell_storm_50_sales_of_1_mixed_with_holds_on_stock_10_take_ex
     assert await _held_by_reservations(db_engine, product["id"]) == 10
 
 
+async def test_oversell_storm_50_one_step_sales_mixed_with_holds_on_stock_10_take_exactly_10(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    service_headers: dict[str, str],
+    db_engine: AsyncEngine,
+) -> None:
+    """Half the requests sell in one step (``commit: true``), half hold."""
+    product = await create_product(client, admin_headers, stock=10)
+    bodies = [reservation_body((product["id"], 1), commit=n % 2 == 0) for n in range(50)]
+
+    responses = await asyncio.gather(
+        *(client.post(RESERVATIONS, json=body, headers=service_headers) for body in bodies)
+    )
+
+    assert Counter(response.status_code for response in responses) == {201: 10, 409: 40}
+    statuses = Counter(r.json()["status"] for r in responses if r.status_code == 201)
+    sold, held = statuses["committed"], statuses["held"]
+    available = (await client.get(f"/products/{product['id']}")).json()["stock_available"]
+    assert available == 0
+    assert await _stock_and_held(db_engine, product["id"]) == (10 - sold, held)
+    assert await _held_by_reservations(db_engine, product["id"]) == 10
+
+
 async def test_deadlock_storm_100_two_item_holds_in_opposite_orders(
     client: httpx.AsyncClient,
     admin_headers: dict[str, str],

@@ -128,14 +128,19 @@ async def test_ttl_outside_the_configured_bounds_answers_422(
     assert await _available(client, shoe) == 10
 
 
+@pytest.mark.parametrize("commit", [False, True], ids=["hold", "one step"])
 async def test_not_enough_stock_answers_409_naming_the_product_and_holds_nothing(
     client: httpx.AsyncClient,
     service_headers: dict[str, str],
+    db_engine: AsyncEngine,
     shoe: dict[str, Any],
     sock: dict[str, Any],
+    commit: bool,
 ) -> None:
     response = await _hold(
-        client, service_headers, reservation_body((shoe["id"], 2), (sock["id"], 6))
+        client,
+        service_headers,
+        reservation_body((shoe["id"], 2), (sock["id"], 6), commit=commit),
     )
 
     assert response.status_code == 409
@@ -149,6 +154,7 @@ async def test_not_enough_stock_answers_409_naming_the_product_and_holds_nothing
     assert problem["available"] == 5
     assert await _available(client, shoe) == 10
     assert await _available(client, sock) == 5
+    assert await _stock_and_held(db_engine, shoe) == (10, 0)
 
 
 async def test_unknown_product_answers_422_naming_it_and_holds_nothing(
@@ -452,3 +458,116 @@ async def test_reservation_keeps_the_price_it_was_held_at(
     )
 
     assert response.json()["items"][0]["unit_price"] == "89.90"
+
+
+# --- one step: hold and commit in one call (``commit: true``) ---------------------------------
+
+
+async def test_one_step_sells_the_stock_and_answers_201_committed(
+    client: httpx.AsyncClient,
+    service_headers: dict[str, str],
+    db_engine: AsyncEngine,
+    shoe: dict[str, Any],
+    sock: dict[str, Any],
+) -> None:
+    body = reservation_body((sock["id"], 2), (shoe["id"], 3), commit=True)
+
+    response = await _hold(client, service_headers, body)
+
+    assert response.status_code == 201
+    reservation = response.json()
+    assert reservation["status"] == "committed"
+    assert [
+        (item["product_id"], item["unit_price"], item["quantity"]) for item in reservation["items"]
+    ] == [
+        (sock["id"], "4.50", 2),
+        (shoe["id"], "89.90", 3),
+    ]
+    assert await _stock_and_held(db_engine, shoe) == (7, 0)
+    assert await _stock_and_held(db_engine, sock) == (3, 0)
+    assert await _available(client, shoe) == 7
+
+
+async def test_one_step_again_answers_200_with_the_same_reservation_and_sells_once(
+    client: httpx.AsyncClient,
+    service_headers: dict[str, str],
+    db_engine: AsyncEngine,
+    shoe: dict[str, Any],
+) -> None:
+    body = reservation_body((shoe["id"], 3), commit=True)
+    first = await _hold(client, service_headers, body)
+
+    second = await _hold(client, service_headers, body)
+
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json() == first.json()
+    assert await _stock_and_held(db_engine, shoe) == (7, 0)
+
+
+async def test_one_step_on_a_held_reservation_commits_it(
+    client: httpx.AsyncClient,
+    service_headers: dict[str, str],
+    db_engine: AsyncEngine,
+    shoe: dict[str, Any],
+) -> None:
+    body = reservation_body((shoe["id"], 3))
+    held = (await _hold(client, service_headers, body)).json()
+
+    response = await _hold(client, service_headers, {**body, "commit": True})
+
+    assert response.status_code == 200
+    assert response.json() == {**held, "status": "committed"}
+    assert await _stock_and_held(db_engine, shoe) == (7, 0)
+
+
+async def test_one_step_on_a_released_reservation_answers_it_released_and_sells_nothing(
+    client: httpx.AsyncClient,
+    service_headers: dict[str, str],
+    db_engine: AsyncEngine,
+    shoe: dict[str, Any],
+) -> None:
+    body = reservation_body((shoe["id"], 3), commit=True)
+    await _hold(client, service_headers, body)
+    await client.post(f"{RESERVATIONS}/{body['reservation_id']}/release", headers=service_headers)
+
+    response = await _hold(client, service_headers, body)
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "released"
+    assert await _stock_and_held(db_engine, shoe) == (10, 0)
+
+
+async def test_one_step_on_an_expired_hold_answers_409_and_sells_nothing(
+    client: httpx.AsyncClient,
+    service_headers: dict[str, str],
+    db_engine: AsyncEngine,
+    shoe: dict[str, Any],
+) -> None:
+    body = reservation_body((shoe["id"], 3), ttl_seconds=1)
+    expires_at = datetime.fromisoformat(
+        (await _hold(client, service_headers, body)).json()["expires_at"]
+    )
+
+    async def expired() -> bool:
+        return datetime.now(UTC) > expires_at + timedelta(milliseconds=50)
+
+    await eventually(expired, message="reservation expired")
+
+    response = await _hold(client, service_headers, {**body, "commit": True})
+
+    assert response.status_code == 409
+    assert response.json()["type"] == "urn:fleet:product-catalog:reservation-not-held"
+    assert response.json()["status"] == "expired"
+    assert await _stock_and_held(db_engine, shoe) == (10, 3)
+
+
+async def test_commit_must_be_a_boolean(
+    client: httpx.AsyncClient, service_headers: dict[str, str], shoe: dict[str, Any]
+) -> None:
+    response = await _hold(
+        client, service_headers, reservation_body((shoe["id"], 1), commit="later")
+    )
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"][:2] == ["body", "commit"]
+    assert await _available(client, shoe) == 10

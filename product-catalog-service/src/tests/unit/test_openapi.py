@@ -51,7 +51,12 @@ def test_operations_that_need_a_token_document_401_and_403(schema: dict[str, Any
     [
         ("PATCH", "/products/{product_id}", "409", ["duplicate-sku", "stock-below-held"]),
         ("DELETE", "/products/{product_id}", "409", ["product-has-held-stock"]),
-        ("POST", "/inventory/reservations", "409", ["out-of-stock", "reservation-mismatch"]),
+        (
+            "POST",
+            "/inventory/reservations",
+            "409",
+            ["out-of-stock", "reservation-mismatch", "reservation-not-held"],
+        ),
         (
             "POST",
             "/inventory/reservations/{reservation_id}/commit",
