@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -113,21 +113,27 @@ def _passed_every_summary(output: str) -> None:
     assert sum(int(match[1]) for match in passed if match) > 0
 
 
+def _start_make(repository: Path, log: BinaryIO, *arguments: str) -> subprocess.Popen[bytes]:
+    """``make <arguments>`` in an exported repository with the machine's environment, its output
+    in ``log``, in a session of its own (its whole process group can be signalled)."""
+    return subprocess.Popen(
+        ["make", *arguments, f"UV={UV}"],
+        cwd=repository,
+        env=_machine_environment(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def _run_documented_commands(workdir: Path) -> str:
     """``make venv test`` in ``workdir``, its output in ``<workdir>.make-test.log``; a run past the
     limit is stopped (its whole process group) and fails with what it printed, stacks included
     (each suite dumps a test's stacks when it outlives its ``faulthandler_timeout``)."""
     log = workdir.with_name(f"{workdir.name}.make-test.log")
     started = time.monotonic()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            ["make", "venv", "test", f"UV={UV}"],
-            cwd=workdir,
-            env=_machine_environment(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    with log.open("wb") as out:
+        process = _start_make(workdir, out, "venv", "test")
         try:
             returncode = process.wait(timeout=EXPORTED_SUITE_SECONDS)
         except subprocess.TimeoutExpired:
@@ -251,14 +257,7 @@ def _make_run(repository: Path, log_path: Path) -> Iterator[Run]:
     run_file = repository / "src" / ".run" / "run.json"
     run_file.unlink(missing_ok=True)
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["make", "run", f"UV={UV}", f"PORT={free_port()}"],
-            cwd=repository,
-            env=_machine_environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = _start_make(repository, log, "run", f"PORT={free_port()}")
     try:
         wait_until(
             lambda: run_file.exists() or process.poll() is not None,

@@ -265,20 +265,24 @@ async def test_hold_and_release_publish_the_new_available_stock(
     assert after_hold[sock["id"]]["stock_available"] == 3
 
 
+@pytest.mark.parametrize("one_step", [False, True], ids=["hold then commit", "one step"])
 async def test_commit_and_replays_publish_nothing_and_releasing_a_commit_publishes_stock(
     client: httpx.AsyncClient,
     admin_headers: dict[str, str],
     service_headers: dict[str, str],
     nats_server: NatsServer,
+    one_step: bool,
 ) -> None:
+    """Sold in two steps (hold, commit) or in one (``commit: true``): one event either way."""
     product = await create_product(client, admin_headers, stock=10)
-    body = reservation_body((product["id"], 4))
+    body = reservation_body((product["id"], 4), commit=one_step)
     settle = f"{RESERVATIONS}/{body['reservation_id']}"
     assert (await client.post(RESERVATIONS, json=body, headers=service_headers)).status_code == 201
-    # A replay of the hold, a commit (stock_available stays 6) and a replay of the commit.
+    # A replay of the reservation; a commit (stock_available stays 6) and a replay of the commit.
     assert (await client.post(RESERVATIONS, json=body, headers=service_headers)).status_code == 200
-    assert (await client.post(f"{settle}/commit", headers=service_headers)).status_code == 200
-    assert (await client.post(f"{settle}/commit", headers=service_headers)).status_code == 200
+    if not one_step:
+        assert (await client.post(f"{settle}/commit", headers=service_headers)).status_code == 200
+        assert (await client.post(f"{settle}/commit", headers=service_headers)).status_code == 200
     assert (await _get(client, product["id"]))["stock_available"] == 6
     # Releasing the committed reservation puts the stock back (and its replay changes nothing).
     assert (await client.post(f"{settle}/release", headers=service_headers)).status_code == 200
@@ -295,29 +299,6 @@ async def test_commit_and_replays_publish_nothing_and_releasing_a_commit_publish
     ]
     assert [event.envelope.data["stock_available"] for event in events] == [10, 6, 10, 10]
     assert events[3].envelope.data["name"] == "Last"
-
-
-async def test_a_one_step_sale_publishes_the_stock_once_and_its_replay_nothing(
-    client: httpx.AsyncClient,
-    admin_headers: dict[str, str],
-    service_headers: dict[str, str],
-    nats_server: NatsServer,
-) -> None:
-    product = await create_product(client, admin_headers, stock=10)
-    body = reservation_body((product["id"], 4), commit=True)
-    assert (await client.post(RESERVATIONS, json=body, headers=service_headers)).status_code == 201
-    assert (await client.post(RESERVATIONS, json=body, headers=service_headers)).status_code == 200
-    await client.patch(f"/products/{product['id']}", json={"name": "Last"}, headers=admin_headers)
-
-    events = await wait_for_events(nats_server.url, [product["id"]], 3)
-
-    assert _summary(events) == [
-        ("catalog.product.created", 1),
-        ("catalog.product.updated", 2),
-        ("catalog.product.updated", 3),
-    ]
-    assert [event.envelope.data["stock_available"] for event in events] == [10, 6, 6]
-    assert events[2].envelope.data["name"] == "Last"
 
 
 async def test_the_sweeper_publishes_one_event_per_product_it_releases_stock_of(

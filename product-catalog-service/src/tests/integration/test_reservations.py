@@ -266,10 +266,17 @@ async def test_customer_may_not_settle_a_reservation_403(
     assert response.status_code == 403
 
 
+@pytest.mark.parametrize(("commit", "stock_and_held"), [(False, (10, 4)), (True, (6, 0))])
 async def test_same_reservation_id_twice_holds_once_and_answers_200(
-    client: httpx.AsyncClient, service_headers: dict[str, str], shoe: dict[str, Any]
+    client: httpx.AsyncClient,
+    service_headers: dict[str, str],
+    db_engine: AsyncEngine,
+    shoe: dict[str, Any],
+    commit: bool,
+    stock_and_held: tuple[int, int],
 ) -> None:
-    body = reservation_body((shoe["id"], 4))
+    """A hold, or a one-step sale (``commit``), sent twice: held or sold once."""
+    body = reservation_body((shoe["id"], 4), commit=commit)
     first = await _hold(client, service_headers, body)
 
     second = await _hold(client, service_headers, {**body, "ttl_seconds": 30})
@@ -278,6 +285,7 @@ async def test_same_reservation_id_twice_holds_once_and_answers_200(
     assert second.status_code == 200
     assert second.json() == first.json()
     assert await _available(client, shoe) == 6
+    assert await _stock_and_held(db_engine, shoe) == stock_and_held
 
 
 async def test_same_reservation_id_with_items_in_another_order_is_the_same_reservation(
@@ -312,18 +320,24 @@ async def test_same_reservation_id_with_other_items_answers_409(
     assert await _available(client, shoe) == 9
 
 
+@pytest.mark.parametrize("way", ["commit", "one step"])
 async def test_commit_turns_held_stock_into_sold_stock(
     client: httpx.AsyncClient,
     service_headers: dict[str, str],
     db_engine: AsyncEngine,
     shoe: dict[str, Any],
+    way: str,
 ) -> None:
+    """By its commit, or by the reservation sent again with ``commit`` (the one-step form)."""
     body = reservation_body((shoe["id"], 3))
     held = (await _hold(client, service_headers, body)).json()
 
-    response = await client.post(
-        f"{RESERVATIONS}/{body['reservation_id']}/commit", headers=service_headers
-    )
+    if way == "commit":
+        response = await client.post(
+            f"{RESERVATIONS}/{body['reservation_id']}/commit", headers=service_headers
+        )
+    else:
+        response = await _hold(client, service_headers, {**body, "commit": True})
 
     assert response.status_code == 200
     assert response.json() == {**held, "status": "committed"}
@@ -370,21 +384,28 @@ async def test_commit_or_release_twice_changes_nothing_the_second_time(
     assert await _stock_and_held(db_engine, shoe) == stock_and_held
 
 
+@pytest.mark.parametrize("one_step", [False, True], ids=["hold then commit", "one step"])
 async def test_release_of_a_committed_reservation_returns_its_stock(
     client: httpx.AsyncClient,
     service_headers: dict[str, str],
     db_engine: AsyncEngine,
     shoe: dict[str, Any],
+    one_step: bool,
 ) -> None:
-    body = reservation_body((shoe["id"], 3))
+    """Sold in two steps or in one; the reservation sent again afterwards sells nothing."""
+    body = reservation_body((shoe["id"], 3), commit=one_step)
     await _hold(client, service_headers, body)
-    await client.post(f"{RESERVATIONS}/{body['reservation_id']}/commit", headers=service_headers)
+    if not one_step:
+        path = f"{RESERVATIONS}/{body['reservation_id']}/commit"
+        await client.post(path, headers=service_headers)
 
     response = await client.post(
         f"{RESERVATIONS}/{body['reservation_id']}/release", headers=service_headers
     )
+    again = await _hold(client, service_headers, {**body, "commit": True})
 
     assert response.json()["status"] == "released"
+    assert (again.status_code, again.json()["status"]) == (200, "released")
     assert await _stock_and_held(db_engine, shoe) == (10, 0)
 
 
@@ -408,12 +429,15 @@ async def test_commit_of_a_released_reservation_answers_409(
     assert await _stock_and_held(db_engine, shoe) == (10, 0)
 
 
+@pytest.mark.parametrize("way", ["commit", "one step"])
 async def test_commit_after_expiry_answers_409_even_before_the_sweeper_ran(
     client: httpx.AsyncClient,
     service_headers: dict[str, str],
     db_engine: AsyncEngine,
     shoe: dict[str, Any],
+    way: str,
 ) -> None:
+    """Committed by its commit, or by the one-step reservation sent again with ``commit``."""
     body = reservation_body((shoe["id"], 3), ttl_seconds=1)
     expires_at = datetime.fromisoformat(
         (await _hold(client, service_headers, body)).json()["expires_at"]
@@ -424,11 +448,15 @@ async def test_commit_after_expiry_answers_409_even_before_the_sweeper_ran(
 
     await eventually(expired, message="reservation expired")
 
-    response = await client.post(
-        f"{RESERVATIONS}/{body['reservation_id']}/commit", headers=service_headers
-    )
+    if way == "commit":
+        response = await client.post(
+            f"{RESERVATIONS}/{body['reservation_id']}/commit", headers=service_headers
+        )
+    else:
+        response = await _hold(client, service_headers, {**body, "commit": True})
 
     assert response.status_code == 409
+    assert response.json()["type"] == "urn:fleet:product-catalog:reservation-not-held"
     assert response.json()["status"] == "expired"
     assert await _stock_and_held(db_engine, shoe) == (10, 3)
 
@@ -486,79 +514,6 @@ async def test_one_step_sells_the_stock_and_answers_201_committed(
     assert await _stock_and_held(db_engine, shoe) == (7, 0)
     assert await _stock_and_held(db_engine, sock) == (3, 0)
     assert await _available(client, shoe) == 7
-
-
-async def test_one_step_again_answers_200_with_the_same_reservation_and_sells_once(
-    client: httpx.AsyncClient,
-    service_headers: dict[str, str],
-    db_engine: AsyncEngine,
-    shoe: dict[str, Any],
-) -> None:
-    body = reservation_body((shoe["id"], 3), commit=True)
-    first = await _hold(client, service_headers, body)
-
-    second = await _hold(client, service_headers, body)
-
-    assert (first.status_code, second.status_code) == (201, 200)
-    assert second.json() == first.json()
-    assert await _stock_and_held(db_engine, shoe) == (7, 0)
-
-
-async def test_one_step_on_a_held_reservation_commits_it(
-    client: httpx.AsyncClient,
-    service_headers: dict[str, str],
-    db_engine: AsyncEngine,
-    shoe: dict[str, Any],
-) -> None:
-    body = reservation_body((shoe["id"], 3))
-    held = (await _hold(client, service_headers, body)).json()
-
-    response = await _hold(client, service_headers, {**body, "commit": True})
-
-    assert response.status_code == 200
-    assert response.json() == {**held, "status": "committed"}
-    assert await _stock_and_held(db_engine, shoe) == (7, 0)
-
-
-async def test_one_step_on_a_released_reservation_answers_it_released_and_sells_nothing(
-    client: httpx.AsyncClient,
-    service_headers: dict[str, str],
-    db_engine: AsyncEngine,
-    shoe: dict[str, Any],
-) -> None:
-    body = reservation_body((shoe["id"], 3), commit=True)
-    await _hold(client, service_headers, body)
-    await client.post(f"{RESERVATIONS}/{body['reservation_id']}/release", headers=service_headers)
-
-    response = await _hold(client, service_headers, body)
-
-    assert response.status_code == 200
-    assert response.json()["status"] == "released"
-    assert await _stock_and_held(db_engine, shoe) == (10, 0)
-
-
-async def test_one_step_on_an_expired_hold_answers_409_and_sells_nothing(
-    client: httpx.AsyncClient,
-    service_headers: dict[str, str],
-    db_engine: AsyncEngine,
-    shoe: dict[str, Any],
-) -> None:
-    body = reservation_body((shoe["id"], 3), ttl_seconds=1)
-    expires_at = datetime.fromisoformat(
-        (await _hold(client, service_headers, body)).json()["expires_at"]
-    )
-
-    async def expired() -> bool:
-        return datetime.now(UTC) > expires_at + timedelta(milliseconds=50)
-
-    await eventually(expired, message="reservation expired")
-
-    response = await _hold(client, service_headers, {**body, "commit": True})
-
-    assert response.status_code == 409
-    assert response.json()["type"] == "urn:fleet:product-catalog:reservation-not-held"
-    assert response.json()["status"] == "expired"
-    assert await _stock_and_held(db_engine, shoe) == (10, 3)
 
 
 async def test_commit_must_be_a_boolean(
