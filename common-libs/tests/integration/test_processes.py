@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +21,14 @@ from common_libs.testing import (
     UvicornThread,
     eventually,
     free_port,
+    processes,
     wait_for_http,
     wait_until,
 )
-from common_libs.testing.processes import _ephemeral_ports
+from common_libs.testing.processes import _claim, _ephemeral_ports
 
+# A child that hands itself a port (and so claims it), says which, and keeps it until a line comes.
+_HOLD_A_PORT = "from common_libs.testing import free_port; print(free_port(), flush=True); input()"
 # A child that runs until a signal ends it; it says "ready" once its signal handling is in place.
 # SIGINT gets Python's own handler back: a test run started in the background of a script
 # inherits SIGINT ignored, and Python then leaves it ignored. It waits in short sleeps: a signal
@@ -293,6 +297,63 @@ def test_free_port_hands_out_each_port_once_below_the_ephemeral_range() -> None:
 def test_free_port_gives_up_when_no_port_can_be_bound() -> None:
     with pytest.raises(RuntimeError, match=r"no free TCP port found on 192\.0\.2\.1"):
         free_port("192.0.2.1", attempts=3)  # TEST-NET-1: no interface of this machine has it
+
+
+def test_a_port_handed_out_is_claimed_against_every_other_process() -> None:
+    port = free_port()
+    check = f"from common_libs.testing.processes import _claim; print(_claim({port}))"
+
+    other = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+
+    assert other.stdout.strip() == "False", other.stderr
+    # The lock belongs to the open file, as between processes: a second claim here fails too.
+    assert _claim(port) is False
+
+
+def test_free_port_skips_a_port_another_live_process_claims(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_A_PORT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        claimed = int(holder.stdout.readline())
+        spare = free_port()
+        processes._claims.pop(spare).close()  # free again, for the next free_port
+        monkeypatch.setattr(processes.random, "sample", lambda *_: [claimed, spare])
+
+        assert free_port() == spare
+    finally:
+        holder.communicate("\n", timeout=10)
+
+
+def test_a_claim_whose_file_cannot_be_opened_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processes, "PORT_CLAIMS", tmp_path)
+    (tmp_path / "21113").mkdir()
+
+    assert _claim(21113) is False
+
+
+def test_claims_past_the_limit_give_up_the_oldest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processes, "PORT_CLAIMS", tmp_path)
+    monkeypatch.setattr(processes, "_MAX_CLAIMS", 1)
+    monkeypatch.setattr(processes, "_claims", {})
+
+    assert _claim(21114) is True
+    assert _claim(21115) is True
+
+    assert list(processes._claims) == [21115]
+    assert _claim(21114) is True  # its lock was given up with its file
+    for handle in processes._claims.values():
+        handle.close()
 
 
 def test_ephemeral_range_is_the_kernels_or_linuxs_default(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import inspect
 import os
 import random
@@ -10,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -33,6 +36,12 @@ __all__ = [
 
 _EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _handed_out: set[int] = set()
+# Ports handed out are claimed across processes too: a lock on a file per port, held by the
+# process that handed it out (the kernel drops it when that process ends). The newest claims are
+# kept; an older one's server has long bound its port.
+PORT_CLAIMS = Path(tempfile.gettempdir()) / "common-libs-ports"
+_MAX_CLAIMS = 256
+_claims: dict[int, IO[bytes]] = {}
 
 
 def _ephemeral_ports(path: Path = _EPHEMERAL_PORTS) -> range:
@@ -44,21 +53,48 @@ def _ephemeral_ports(path: Path = _EPHEMERAL_PORTS) -> range:
     return range(low, high + 1)
 
 
+def _claim(port: int) -> bool:
+    """Claim ``port`` for this process (an exclusive lock on its file in ``PORT_CLAIMS``); False
+    when another live process holds the claim, or its file cannot be opened."""
+    PORT_CLAIMS.mkdir(exist_ok=True)
+    with contextlib.suppress(OSError):  # shared like /tmp, by whoever made it
+        PORT_CLAIMS.chmod(0o1777)
+    try:
+        handle = (PORT_CLAIMS / str(port)).open("ab")
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return False
+    _claims[port] = handle
+    while len(_claims) > _MAX_CLAIMS:
+        _claims.pop(next(iter(_claims))).close()
+    return True
+
+
 def free_port(host: str = "127.0.0.1", *, attempts: int = 200) -> int:
     """A TCP port free on ``host`` right now, below the ephemeral range, not handed out before.
 
     A port from the ephemeral range (what binding port 0 gives) can become the local port of any
     outgoing connection before the server meant to listen there starts; below it only servers
-    bind. A port is handed out once per process, so that servers started together never share.
+    bind. A port is handed out once per process, and claimed against every other process that
+    asks here (``PORT_CLAIMS``) until this one ends, so that servers started together never
+    share one: two suites at a time once did, and a test's readiness check was answered by the
+    other suite's server that had the port.
     """
     ephemeral = _ephemeral_ports()
     low = 20000 if ephemeral.start > 22000 else 1024
     candidates = [port for port in range(low, ephemeral.start) if port not in _handed_out]
     for port in random.sample(candidates, min(attempts, len(candidates))):
+        if not _claim(port):
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((host, port))
             except OSError:
+                _claims.pop(port).close()
                 continue
         _handed_out.add(port)
         return port
