@@ -32,6 +32,7 @@ from bench.report import Row, below, median, say
 __all__ = ["measure_chat", "measure_read_model_lag"]
 
 MESSAGE = "Do you have a walnut desk?"
+ADDED_TARGET_MS = 3.0  # issue #22
 _FIRST_DELTA = b'data: {"delta"'
 
 
@@ -65,7 +66,7 @@ def measure_chat(target: Target, *, runs: int, requests: int) -> list[Row]:
     measure = "Chat: time to first token added by the fleet"
     if target.llm is None:
         reason = "skipped: a running fleet's LLM is not the benchmark's test server"
-        return [Row(6, measure, None, "ms", "< 5 ms", "skipped", reason)]
+        return [Row(6, measure, None, "ms", f"< {ADDED_TARGET_MS:g} ms", "skipped", reason)]
     llm = target.llm
     token = new_customer_token(target)
     nonce = uuid.uuid4().hex[:8]
@@ -104,7 +105,8 @@ def measure_chat(target: Target, *, runs: int, requests: int) -> list[Row]:
             }
         )
         say(f"6 chat run {run + 1}: {run_medians[-1]}")
-    row = below(6, measure, median(float(run["added_ms"]) for run in run_medians), "ms", 5)
+    added_ms = median(float(run["added_ms"]) for run in run_medians)
+    row = below(6, measure, added_ms, "ms", ADDED_TARGET_MS)
     row.detail = (
         f"{runs} runs of {requests} sequential streamed turns (after 2 warm-up turns), each a "
         f"new conversation asking '{MESSAGE}' (the catalog is searched once for grounding: "

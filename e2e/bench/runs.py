@@ -82,6 +82,10 @@ class Pair:
         return self.subject.p50_ms / self.reference.p50_ms
 
     @property
+    def p99_ratio(self) -> float:
+        return self.subject.p99_ms / self.reference.p99_ms
+
+    @property
     def added_p50_ms(self) -> float:
         return self.subject.p50_ms - self.reference.p50_ms
 
@@ -164,6 +168,7 @@ def medians(pairs: list[Pair]) -> dict[str, float]:
         "reference_p99_ms": median(pair.reference.p99_ms for pair in pairs),
         "throughput_ratio": median(pair.throughput_ratio for pair in pairs),
         "p50_ratio": median(pair.p50_ratio for pair in pairs),
+        "p99_ratio": median(pair.p99_ratio for pair in pairs),
         "added_p50_ms": median(pair.added_p50_ms for pair in pairs),
         "subject_cpu_us": median(pair.subject_cpu_us or 0.0 for pair in pairs),
         "reference_cpu_us": median(pair.reference_cpu_us or 0.0 for pair in pairs),
