@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -107,7 +108,7 @@ def create_service_app(
         description=_DESCRIPTION.format(summary=summary),
         # Relative: the document describes the server it is read from.
         servers=[{"url": "/"}],
-        lifespan=_sending_spans_last(lifespan),
+        lifespan=_service_lifespan(lifespan),
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
         generate_unique_id_function=operation_id,
     )
@@ -164,14 +165,28 @@ def _declare_tags(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _sending_spans_last(lifespan: Lifespan) -> Lifespan:
-    """The service's lifespan, then the spans still batched sent (:func:`flush_spans`)."""
+def _service_lifespan(lifespan: Lifespan) -> Lifespan:
+    """The service's lifespan, with what it made at start frozen while it serves, and the spans
+    still batched sent at its end (:func:`flush_spans`).
+
+    Freezing (:func:`gc.freeze`) takes every object alive once the service has started (its
+    modules, app, routes, pools: some 130,000 in the catalog) out of the collector's view, so a
+    full collection under load walks only what requests made since: about 2 ms instead of 80-100
+    ms, a pause that every request in flight waited out (the catalog's p99 at 16 connections was
+    85-100 ms against its floor's 7-11). Hardly any of it is garbage (a collection there freed 40
+    objects), so nothing is collected first, which would cost start 0.1 s. The end thaws them
+    (:func:`gc.unfreeze`), for a process that starts apps one after another (a test session).
+    """
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
         try:
             async with lifespan(app):
-                yield
+                gc.freeze()
+                try:
+                    yield
+                finally:
+                    gc.unfreeze()
         finally:
             await flush_spans()
 

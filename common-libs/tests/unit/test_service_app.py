@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -95,6 +96,41 @@ def test_settings_are_kept_on_the_app() -> None:
 
     assert app.state.settings == FakeSettings()
     assert (app.title, app.version, app.summary) == ("shop-service", "9.9.9", "A shop.")
+
+
+def _tracked(thing: object) -> bool:
+    """Whether the collector looks at ``thing`` (``gc.get_objects`` leaves frozen objects out)."""
+    return any(candidate is thing for candidate in gc.get_objects())
+
+
+async def test_what_start_made_is_frozen_while_the_app_serves_and_thawed_at_its_end() -> None:
+    made_at_start: list[object] = []
+    seen: dict[str, object] = {}
+
+    @asynccontextmanager
+    async def start_something(app: FastAPI) -> AsyncIterator[None]:
+        made_at_start.append(object())
+        seen["tracked at start"] = _tracked(made_at_start)
+        yield
+
+    app = create_service_app(
+        name="shop-service",
+        version="9.9.9",
+        summary="A shop.",
+        lifespan=start_something,
+        settings=FakeSettings(),
+        ready_checks={},
+    )
+    async with app.router.lifespan_context(app):
+        made_while_serving: list[object] = []
+        frozen = gc.get_freeze_count()
+        serving = (_tracked(made_at_start), _tracked(made_while_serving))
+
+    assert seen["tracked at start"] is True
+    assert frozen > 0
+    assert serving == (False, True)
+    assert gc.get_freeze_count() == 0
+    assert _tracked(made_at_start)
 
 
 async def test_the_token_verifier_client_closes_with_the_stack() -> None:
