@@ -154,6 +154,52 @@ async def test_the_envelope_carries_versions_per_subject_and_the_request_context
     assert all(e.envelope.occurred_at.utcoffset() is not None for e in events)
 
 
+async def test_an_event_occurs_when_it_is_written_not_when_its_transaction_began(
+    engine: AsyncEngine, domain: Domain
+) -> None:
+    thing = uuid.uuid4()
+
+    async def a_write_waits_for_a_lock() -> bool:
+        async with engine.connect() as connection:
+            waiting = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            return bool(waiting)
+
+    async with engine.connect() as first, engine.connect() as second:
+        await first.begin()
+        # Holds the subject's version row until it commits: the second write waits for it, as
+        # the orders for one product wait for each other.
+        await write_event(first, domain.changed, thing, Thing(id=thing, count=1))
+        await second.begin()
+        began = await second.scalar(text("SELECT now()"))
+        waiting = asyncio.create_task(
+            write_event(second, domain.changed, thing, Thing(id=thing, count=2))
+        )
+        await eventually(a_write_waits_for_a_lock, message="the second write waits")
+        released = await first.scalar(text("SELECT clock_timestamp()"))
+        await first.commit()
+        await waiting
+        await second.commit()
+    async with engine.connect() as connection:
+        occurred = (
+            (
+                await connection.execute(
+                    text("SELECT occurred_at FROM outbox WHERE subject = :s ORDER BY version"),
+                    {"s": str(thing)},
+                )
+            )
+            .scalars()
+            .all()
+        )
+
+    assert len(occurred) == 2
+    assert occurred[0] < began < released < occurred[1]
+
+
 async def test_writing_data_of_another_model_is_refused(
     engine: AsyncEngine, domain: Domain
 ) -> None:

@@ -71,8 +71,9 @@ def event_metrics(registry: CollectorRegistry = REGISTRY) -> EventMetrics:
             ),
             handled_delay=Histogram(
                 "events_handled_delay_seconds",
-                "From an event's commit (its occurred_at) to its handler's commit in this "
-                "consumer, for the events handled (not duplicates, stale or failed deliveries).",
+                "From an event's occurred_at (when it was written, just before its commit) to "
+                "its handler's commit in this consumer, for the events handled (not "
+                "duplicates, stale or failed deliveries).",
                 ["consumer"],
                 registry=registry,
                 buckets=HANDLED_DELAY_BUCKETS,

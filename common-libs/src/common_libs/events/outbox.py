@@ -28,6 +28,11 @@ __all__ = ["write_event", "write_events"]
 
 # One round trip for any number of events of one type: versions first (in subject order, so
 # that two transactions lock the same subjects in the same order), then the rows, then NOTIFY.
+# An event occurs when it is written (clock_timestamp(), once its subject's version is taken),
+# not when its transaction began (now(), the column's default): a transaction that waited for a
+# row lock, as every order for one product does for that product, began long before its change
+# and its commit, and occurred_at is where the delay to a consumer is measured from. So a
+# subject's events occur in the order of their versions too.
 _WRITE = text(
     """
     WITH events AS (
@@ -43,9 +48,11 @@ _WRITE = text(
         RETURNING subject, version
     ),
     signal AS (SELECT pg_notify(:channel, '') AS sent)
-    INSERT INTO outbox (event_id, type, source, subject, version, request_id, headers, data)
+    INSERT INTO outbox (
+        event_id, type, source, subject, version, request_id, headers, data, occurred_at
+    )
     SELECT e.event_id, :type, :source, e.subject, v.version, :request_id,
-           CAST(:headers AS jsonb), CAST(e.data AS jsonb)
+           CAST(:headers AS jsonb), CAST(e.data AS jsonb), clock_timestamp()
     FROM events AS e JOIN versions AS v USING (subject) CROSS JOIN signal
     ORDER BY e.position
     """
