@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from nats.errors import ConnectionClosedError
 from nats.js.errors import NoStreamResponseError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
@@ -31,6 +32,7 @@ from common_libs.events import (
     write_event,
     write_events,
 )
+from common_libs.events import relay as relay_module
 from common_libs.events.metrics import event_metrics
 from common_libs.events.schema import (
     create_inbox_tables,
@@ -565,6 +567,65 @@ async def test_what_the_broker_acknowledged_is_removed_even_when_the_rest_of_the
     assert sample(registry, "events_outbox_backlog") == 1
     events = await stream_events(nats_server.url, domain.name)
     assert [e.envelope.subject for e in events] == [str(kept)]
+
+
+async def test_a_subjects_events_sent_after_one_the_broker_refused_stay_until_it_is_taken(
+    engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
+) -> None:
+    registry = CollectorRegistry()
+    # A stream that captures only "changed": the "removed" between two changes is refused.
+    narrow = StreamSpec(domain.stream.name, (domain.changed.name,))
+    relay = OutboxRelay(engine=engine, broker=broker, stream=narrow, registry=registry)
+    thing = uuid.uuid4()
+    async with engine.begin() as connection:
+        first = await write_event(connection, domain.changed, thing, Thing(id=thing, count=1))
+        await write_event(connection, domain.removed, thing, Thing(id=thing, count=0))
+        third = await write_event(connection, domain.changed, thing, Thing(id=thing, count=2))
+    with pytest.raises(NoStreamResponseError):
+        await relay.relay_once()
+    # The third was sent before the refusal came back, and the stream took it; it stays in the
+    # outbox behind the refused one, so the next pass sends it again and the broker drops it.
+    assert await outbox_rows(engine) == 2
+    with pytest.raises(NoStreamResponseError):
+        await relay.relay_once()
+    assert await outbox_rows(engine) == 2
+    events = await stream_events(nats_server.url, domain.name)
+    assert [e.envelope.id for e in events] == [first, third]
+    assert published(registry, domain, "published") == 2
+    assert published(registry, domain, "duplicate") == 1
+
+
+async def test_a_pass_whose_connection_is_gone_publishes_nothing_and_keeps_every_row(
+    engine: AsyncEngine, domain: Domain, nats_server: NatsServer, spans: InMemorySpanExporter
+) -> None:
+    broker = Broker(nats_server.url, name="loses-its-connection")
+    relay = OutboxRelay(
+        engine=engine, broker=broker, stream=domain.stream, registry=CollectorRegistry()
+    )
+    thing = uuid.uuid4()
+    async with engine.begin() as connection:
+        event_id = await write_event(connection, domain.changed, thing, Thing(id=thing, count=1))
+    js = await broker.jetstream()
+    await broker.close()  # lost between the pass's start and its first send
+    async with engine.connect() as connection:
+        rows = (await connection.execute(relay_module._CLAIM, {"limit": 10})).all()
+        acknowledged, failure = await relay._publish(js, rows)
+
+    assert acknowledged == []
+    assert isinstance(failure, ConnectionClosedError)
+    refused = producer_spans(spans)[str(event_id)]
+    assert (refused.attributes or {})["error.type"] == "ConnectionClosedError"
+    assert await outbox_rows(engine) == 1
+
+
+async def test_an_acknowledgement_not_come_in_time_is_given_up_as_a_timeout() -> None:
+    waiting: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    answered: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    answered.set_result(SimpleNamespace(duplicate=False))
+
+    assert isinstance(relay_module._failure_of(waiting), TimeoutError)  # type: ignore[arg-type]
+    assert waiting.cancelled()
+    assert relay_module._failure_of(answered) is None  # type: ignore[arg-type]
 
 
 async def test_with_the_database_away_the_relay_backs_off_and_says_the_backlog_is_unknown(

@@ -30,6 +30,7 @@ class Broker:
         self.name = name
         self.connect_timeout = connect_timeout
         self._client: Client | None = None
+        self._jetstream: JetStreamContext | None = None
         self._connecting = asyncio.Lock()
 
     @property
@@ -40,7 +41,7 @@ class Broker:
     async def jetstream(self) -> JetStreamContext:
         """The JetStream context of an open connection; connects first if there is none."""
         async with self._connecting:  # the relay and a consumer asking at once: one connection
-            if self._client is None or self._client.is_closed:
+            if self._jetstream is None or self._client is None or self._client.is_closed:
                 # Made here rather than by nats.connect(): a connect cancelled halfway (the
                 # lifespan ending while the broker is slow) must still close the socket it opened.
                 client = Client()
@@ -49,9 +50,11 @@ class Broker:
                 except BaseException:
                     await asyncio.shield(client.close())
                     raise
-                self._client = client
+                # One context per connection: its asynchronous publishes (the relay's) share
+                # one reply subscription, made by the first of them.
+                self._client, self._jetstream = client, client.jetstream()
                 _logger.info("connected to the event broker")
-            return self._client.jetstream()
+            return self._jetstream
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -66,7 +69,7 @@ class Broker:
 
     async def close(self) -> None:
         """Close the connection, if one is open (the lifespan's exit)."""
-        client, self._client = self._client, None
+        client, self._client, self._jetstream = self._client, None, None
         if client is not None and not client.is_closed:
             await client.close()
 

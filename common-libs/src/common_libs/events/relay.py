@@ -7,7 +7,8 @@ relay.run(), name="outbox-relay")``). One pass:
    keeping back a row while an earlier row of the same subject is pending outside its claim, so
    that each subject's events reach the broker in version order whatever the number of relays;
 2. publishes them with ``Nats-Msg-Id`` = event id (subjects concurrently, each subject's events
-   one after another, each waiting for the broker's acknowledgement), each in a producer span
+   sent one after another on the one connection, which keeps their order, and their
+   acknowledgements awaited together), each in a producer span
    ``publish <type>`` whose parent is the trace context the row stored (a root span when it
    stored none) and whose own context the message carries (:mod:`common_libs.events.tracing`);
 3. deletes the acknowledged rows and commits. A relay that dies between 2 and 3 leaves the rows,
@@ -32,6 +33,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from opentelemetry.trace import Span
 from prometheus_client import REGISTRY, CollectorRegistry
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -174,48 +177,74 @@ class OutboxRelay:
     async def _publish_in_order(
         self, js: JetStreamContext, chain: list[Row[Any]]
     ) -> tuple[list[int], BaseException | None]:
-        """Publish one subject's events in order, stopping at the first that fails."""
-        acknowledged: list[int] = []
+        """Publish one subject's events in order; return the rows acknowledged before the first
+        that failed, and that failure.
+
+        Each message is sent right after the one before it, without waiting for its
+        acknowledgement (one connection keeps their order, and the stream stores them in it);
+        then the acknowledgements are awaited together, for at most ``publish_timeout``. Under
+        load, waiting for each acknowledgement before the next send cost a turn of the busy
+        event loop per event of a subject, and a burst of orders is a burst of one product's
+        events. A row acknowledged after one that failed stays in the outbox with it: the next
+        pass publishes both again, and the broker drops the one it already has."""
+        sent: list[tuple[Row[Any], Span, asyncio.Future[PubAck]]] = []
+        failure: BaseException | None = None
         for row in chain:
-            body = envelope_json(
-                event_id=row.event_id,
-                type_=row.type,
-                source=row.source,
-                subject=row.subject,
-                version=row.version,
-                occurred_at=row.occurred_at,
-                request_id=row.request_id,
-                data_json=row.data,
-            )
-            span, headers = start_publishing(
-                event_type=row.type,
-                event_id=str(row.event_id),
-                source=row.source,
-                subject=row.subject,
-                version=row.version,
-                stored_headers=row.headers,
-                body_size=len(body),
-            )
-            with span:
-                headers["Nats-Msg-Id"] = str(row.event_id)
-                if row.request_id:
-                    headers["X-Request-ID"] = row.request_id
-                try:
-                    ack = await js.publish(
-                        row.type,
-                        body,
-                        timeout=self.publish_timeout,
-                        stream=self.stream.name,
-                        headers=headers,
-                    )
-                except Exception as exc:
-                    mark_failed(span, type(exc).__name__)
-                    return acknowledged, exc
-                outcome = "duplicate" if ack.duplicate else "published"
-                span.set_attribute(OUTCOME, outcome)
+            body, span, headers = self._message(row)
+            try:
+                acknowledgement = await js.publish_async(
+                    row.type, body, stream=self.stream.name, headers=headers
+                )
+            except Exception as exc:
+                mark_failed(span, type(exc).__name__)
+                span.end()
+                failure = exc
+                break
+            sent.append((row, span, acknowledgement))
+        if sent:
+            await asyncio.wait([ack for _, _, ack in sent], timeout=self.publish_timeout)
+        acknowledged: list[int] = []
+        for row, span, acknowledgement in sent:
+            error = _failure_of(acknowledgement)
+            if error is not None:
+                mark_failed(span, type(error).__name__)
+                span.end()
+                failure = failure or error
+                continue
+            outcome = "duplicate" if acknowledgement.result().duplicate else "published"
+            span.set_attribute(OUTCOME, outcome)
+            span.end()
             self.metrics.published.labels(type=row.type, outcome=outcome).inc()
-            acknowledged.append(row.id)
-        return acknowledged, None
+            if failure is None:
+                acknowledged.append(row.id)
+        return acknowledged, failure
+
+    @staticmethod
+    def _message(row: Row[Any]) -> tuple[bytes, Span, dict[str, str]]:
+        """One row's message body, its producer span (started) and its headers."""
+        body = envelope_json(
+            event_id=row.event_id,
+            type_=row.type,
+            source=row.source,
+            subject=row.subject,
+            version=row.version,
+            occurred_at=row.occurred_at,
+            request_id=row.request_id,
+            data_json=row.data,
+        )
+        span, headers = start_publishing(
+            event_type=row.type,
+            event_id=str(row.event_id),
+            source=row.source,
+            subject=row.subject,
+            version=row.version,
+            stored_headers=row.headers,
+            body_size=len(body),
+        )
+        headers["Nats-Msg-Id"] = str(row.event_id)
+        if row.request_id:
+            headers["X-Request-ID"] = row.request_id
+        return body, span, headers
 
     async def _update_gauges(self) -> None:
         """Measure the backlog after a failed pass (a pass that publishes measures it itself)."""
@@ -269,6 +298,15 @@ class OutboxRelay:
         listener, self._listener = self._listener, None
         if listener is not None and not listener.is_closed():
             await listener.close()
+
+
+def _failure_of(acknowledgement: asyncio.Future[PubAck]) -> BaseException | None:
+    """What went wrong with one publish: the broker's error, or no answer in time (the wait
+    for it is given up)."""
+    if not acknowledgement.done():
+        acknowledgement.cancel()
+        return TimeoutError("no acknowledgement from the broker in time")
+    return acknowledgement.exception()
 
 
 def start_relay(
