@@ -65,6 +65,14 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
 
 
+def relay_refusing_removals(
+    engine: AsyncEngine, broker: Broker, domain: Domain, registry: CollectorRegistry
+) -> OutboxRelay:
+    """A relay to a stream that captures only "changed": a "removed" event has nowhere to go."""
+    narrow = StreamSpec(domain.stream.name, (domain.changed.name,))
+    return OutboxRelay(engine=engine, broker=broker, stream=narrow, registry=registry)
+
+
 def published(registry: CollectorRegistry, domain: Domain, outcome: str) -> float:
     return sample(registry, "events_published_total", type=domain.changed.name, outcome=outcome)
 
@@ -550,9 +558,7 @@ async def test_what_the_broker_acknowledged_is_removed_even_when_the_rest_of_the
     engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
 ) -> None:
     registry = CollectorRegistry()
-    # A stream that captures only "changed": "removed" has nowhere to go.
-    narrow = StreamSpec(domain.stream.name, (domain.changed.name,))
-    relay = OutboxRelay(engine=engine, broker=broker, stream=narrow, registry=registry)
+    relay = relay_refusing_removals(engine, broker, domain, registry)
     kept, lost = uuid.uuid4(), uuid.uuid4()
     async with engine.begin() as connection:
         await write_event(connection, domain.changed, kept, Thing(id=kept, count=1))
@@ -573,9 +579,8 @@ async def test_a_subjects_events_sent_after_one_the_broker_refused_stay_until_it
     engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
 ) -> None:
     registry = CollectorRegistry()
-    # A stream that captures only "changed": the "removed" between two changes is refused.
-    narrow = StreamSpec(domain.stream.name, (domain.changed.name,))
-    relay = OutboxRelay(engine=engine, broker=broker, stream=narrow, registry=registry)
+    # The "removed" between two changes is refused.
+    relay = relay_refusing_removals(engine, broker, domain, registry)
     thing = uuid.uuid4()
     async with engine.begin() as connection:
         first = await write_event(connection, domain.changed, thing, Thing(id=thing, count=1))
