@@ -1,11 +1,11 @@
 """Run every measurement once, in an order that keeps them apart, and write the results.
 
-Items 1-3 and 9 (reads) first, while the fleet's processes are fresh; then 4 (orders) and 6 (chat);
-then the services' RSS (7, after that load); then 5 (catalog scale, with processes and data of
-its own); then start-to-ready (7); then 8 (tracing cost, with processes of its own). A
-measurement that fails becomes an ``error`` row and the others still run. Results go to
-``bench-results/bench.md`` and ``bench.json`` at the root of the repository (git-ignored), and
-the table is printed at the end.
+Items 1-3 and 9 (reads) first, while the fleet's processes are fresh; then 4 (orders), 6 (chat)
+and 10 (every service at 64 connections); then the services' RSS (7, after that load); then 5
+(catalog scale, with processes and data of its own); then start-to-ready (7); then 8 (tracing
+cost, with processes of its own). A measurement that fails becomes an ``error`` row and the
+others still run. Results go to ``bench-results/bench.md`` and ``bench.json`` at the root of the
+repository (git-ignored), and the table is printed at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from bench.measure_reads import bench_apps, measure_floor, measure_gateway, meas
 from bench.measure_scale import measure_scale
 from bench.measure_tracing import measure_tracing
 from bench.measure_users import measure_users
+from bench.measure_wide import measure_wide
 from bench.report import Row, say, write_results
 from bench.runs import Settings
 from bench.wrk import require_wrk, summary_script
@@ -98,6 +99,12 @@ def _measure_all(target: Target, settings: Settings, workdir: Path) -> list[Row]
         6,
         "Chat read model lag",
         lambda: measure_read_model_lag(target, fixtures, samples=settings.lag_samples),
+    )
+    rows += _attempt(
+        settings,
+        10,
+        "Every service at 64 connections",
+        lambda: measure_wide(target, fixtures, settings, workdir, script),
     )
     rows += _attempt(settings, 7, "RSS after the load", lambda: measure_rss(target))
     rows += _attempt(

@@ -1,0 +1,70 @@
+"""Item 10: every service at 64 connections for 45 s, straight to it: its errors and its p99.
+
+One read per service, the one its clients make most: the catalog's ``GET /products/{id}``,
+user-service's ``GET /users/me``, the order service's ``GET /orders`` and the chat's
+``GET /chat/conversations`` (the last three with the customers' tokens in rotation, each reading
+its own). One wrk run of ``settings.wide_seconds`` at 64 connections after a 1 s warm-up, the
+services one after another. Issue #22's target: 0 errors and a p99 under 150 ms, every service.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fleet as runner
+
+from bench.fixtures import Fixtures
+from bench.fleet_access import Target
+from bench.report import Row, below, say
+from bench.runs import Settings
+from bench.wrk import bearer_script, run_wrk
+
+__all__ = ["WIDE_CONNECTIONS", "measure_wide"]
+
+WIDE_CONNECTIONS = 64
+P99_TARGET_MS = 150.0
+
+
+def measure_wide(
+    target: Target, fixtures: Fixtures, settings: Settings, workdir: Path, script: Path
+) -> list[Row]:
+    """A p99 row and an errors row per service."""
+    bearer = bearer_script(workdir, tokens=fixtures.customer_tokens)
+    reads = (
+        (runner.CATALOG, f"/products/{fixtures.read_product['id']}", script),
+        (runner.USERS, "/users/me", bearer),
+        (runner.ORDERS, "/orders", bearer),
+        (runner.CHAT, "/chat/conversations", bearer),
+    )
+    rows: list[Row] = []
+    for service, path, lua in reads:
+        url = f"{target.url(service)}{path}"
+        run_wrk(url, script=lua, seconds=1, connections=WIDE_CONNECTIONS)  # warm-up
+        result = run_wrk(
+            url, script=lua, seconds=settings.wide_seconds, connections=WIDE_CONNECTIONS
+        )
+        say(
+            f"10 {service.name}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 "
+            f"{result.p99_ms:.1f} ms, errors {result.errors}, answers {result.codes}"
+        )
+        how = (
+            f"wrk -t1 -c{WIDE_CONNECTIONS}, {settings.wide_seconds:g} s after a 1 s warm-up, "
+            f"GET {path} straight to {service.name}; {result.rps:.0f} req/s, p50 "
+            f"{result.p50_ms:.1f} ms; answers by status {result.codes}"
+        )
+        p99 = below(10, f"64 connections: {service.name} p99", result.p99_ms, "ms", P99_TARGET_MS)
+        p99.detail = how
+        p99.runs = [result.as_json()]
+        errors = Row(
+            10,
+            f"64 connections: {service.name} errors",
+            result.errors,
+            "",
+            "0",
+            "pass" if result.errors == 0 else "miss",
+        )
+        errors.detail = "non-2xx answers, socket errors and timeouts" + (
+            f"; first: {' / '.join(result.error_samples)[:300]}" if result.error_samples else ""
+        )
+        rows += [p99, errors]
+    return rows
