@@ -76,13 +76,26 @@ async def test_concurrent_requests_cannot_all_slip_under_the_quota(
         database_url, fake_llm, catalog, daily_token_quota=3000, max_output_tokens=2000
     )
     headers = issuer.headers()
+    # The turn whose hold fits waits at the model until the others have their answers: had it
+    # finished first, its hold would have settled to its few tokens, and a turn that started
+    # later would fit beside it (a slow start under load once made that a second 200).
+    fake_llm.enqueue(Reply(gate="others-answered", gate_after=1))
     async with running_app(settings, issuer) as application, asgi_client(application) as http:
-        responses = await asyncio.gather(
-            *(
-                http.post("/chat/generate_response", json={"message": f"Hi {n}"}, headers=headers)
-                for n in range(5)
+        turns = [
+            asyncio.create_task(
+                http.post(
+                    "/chat/generate_response",
+                    json={"message": f"Hi {n}", "stream": True},
+                    headers=headers,
+                )
             )
+            for n in range(5)
+        ]
+        await eventually(
+            lambda: sum(turn.done() for turn in turns) == 4, message="four turns answered"
         )
+        fake_llm.release("others-answered")
+        responses = await asyncio.gather(*turns)
 
     assert sorted(response.status_code for response in responses) == [200, 429, 429, 429, 429]
 
