@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Row", "at_least", "at_most", "below", "median", "say", "write_results"]
+__all__ = ["Row", "at_least", "at_most", "below", "median", "none_of", "say", "write_results"]
 
 
 def say(message: str) -> None:
@@ -68,6 +68,11 @@ def at_most(item: int, measure: str, figure: float, unit: str, bound: float) -> 
     """A row whose figure may not exceed ``bound``."""
     target = f"<= {bound:g} {unit}".strip()
     return _row(item, measure, figure, unit, target, lambda value: value <= bound)
+
+
+def none_of(item: int, measure: str, count: int) -> Row:
+    """A row of a count that must be 0 (errors)."""
+    return _row(item, measure, count, "", "0", lambda value: value == 0)
 
 
 def below(item: int, measure: str, figure: float, unit: str, bound: float) -> Row:
