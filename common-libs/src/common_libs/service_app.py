@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+_logger = logging.getLogger("common_libs.service_app")
 
 
 class LoggingSettings(Protocol):
@@ -235,7 +238,22 @@ def run_in_background(
     return task
 
 
+# How long a cancelled task has to end before it is cancelled again: more than a consumer's
+# drain of the message in hand (``DRAIN_SECONDS``).
+STOP_GRACE_SECONDS = 10.0
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
+    """Cancel ``task`` and wait for it to end, cancelling it again each ``STOP_GRACE_SECONDS``
+    while it runs on: a cancellation can be lost on its way (Python 3.11's ``asyncio.wait_for``
+    returns the result of a wait that completed as the cancellation came, and nats-py waits that
+    way), and a task that lost it would hold the lifespan's exit for ever."""
+    while not task.done():
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+        if not done:
+            _logger.warning(
+                "task %s still running after its cancellation; cancelling it again", task.get_name()
+            )
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -4,6 +4,7 @@ redelivery with backoff, dead letters, outages."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -387,6 +388,36 @@ async def test_a_consumer_stopped_while_handling_finishes_the_message_first(
 
     # An acknowledgement is sent without waiting for the broker's answer.
     await eventually(acknowledged, message="the message acknowledged")
+
+
+async def test_a_cancellation_lost_inside_a_fetch_still_stops_the_consumer(
+    effects: AsyncEngine, broker: Broker, domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = quick_consumer(effects, broker, domain, recording("lost"))
+    subscribe = consumer._subscribe
+    fetching = asyncio.Event()
+
+    async def subscribe_losing_cancellations() -> Any:
+        subscription = await subscribe()
+
+        async def fetch(batch: int, **wait: float) -> list[Any]:
+            # As nats-py's wait on Python 3.11 (asyncio.wait_for) does when its answer comes
+            # with the cancellation: the answer (here none) is returned, the cancellation lost.
+            fetching.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(wait["timeout"])
+            return []
+
+        monkeypatch.setattr(subscription, "fetch", fetch)
+        return subscription
+
+    monkeypatch.setattr(consumer, "_subscribe", subscribe_losing_cancellations)
+    task = await running(consumer)
+    await asyncio.wait_for(fetching.wait(), 10)
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
 
 
 async def test_a_handler_that_does_not_finish_in_time_is_rolled_back_and_left_for_redelivery(

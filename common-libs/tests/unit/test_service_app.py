@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -163,6 +164,35 @@ async def test_background_work_is_cancelled_and_awaited_when_the_stack_closes() 
 
     assert task.cancelled()
     assert stopped.is_set()
+
+
+async def test_background_work_that_lost_its_cancellation_is_cancelled_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("common_libs.service_app.STOP_GRACE_SECONDS", 0.05)
+    waiting = asyncio.Event()
+    passes = 0
+
+    async def work() -> None:
+        nonlocal passes
+        while True:  # a loop that never asks whether it was cancelled
+            passes += 1
+            waiting.set()
+            if passes == 1:
+                # A wait that lost the cancellation that came with its answer (as Python 3.11's
+                # asyncio.wait_for does)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(3600)
+            else:
+                await asyncio.sleep(3600)
+
+    async with asyncio.timeout(10), AsyncExitStack() as stack:
+        task = run_in_background(stack, work(), name="deaf-work")
+        await waiting.wait()
+
+    assert task.cancelled()
+    assert passes == 2
+    assert "task deaf-work still running after its cancellation" in caplog.text
 
 
 async def test_background_work_that_ended_is_left_as_it_ended() -> None:

@@ -93,8 +93,10 @@ def retry_delay(failures: int, maximum: float) -> float:
 
 
 def raise_if_cancelled() -> None:
-    """nats-py may turn the cancellation of a pending call into an error of its own: a task that
-    was asked to stop must stop, not retry. Call it first in a retry loop's ``except``."""
+    """nats-py may turn the cancellation of a pending call into an error of its own, or lose it
+    (its waits use ``asyncio.wait_for``, which on Python 3.11 returns a result that came as the
+    cancellation did): a task that was asked to stop must stop, not retry or go on. Call it first
+    in a retry loop's ``except`` and at the top of each pass of a loop that calls nats-py."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError

@@ -164,6 +164,9 @@ class EventConsumer:
                 subscription = await self._subscribe()
                 failures = 0
                 while True:
+                    # A cancellation that a wait inside nats-py lost (see service_app._cancel)
+                    # stops the loop at its next pass.
+                    raise_if_cancelled()
                     if time.monotonic() - pruned_at > _PRUNE_EVERY_SECONDS:
                         await self._prune_inbox()
                         pruned_at = time.monotonic()

@@ -121,6 +121,7 @@ class DeletedUsers:
                 self._metrics.deny_list_following.set(1)
                 failures = 0
                 while True:
+                    raise_if_cancelled()  # one lost inside nats-py (see the consumer's loop)
                     # No timeout: a connection that closes ends the wait with an error.
                     self._receive(await subscription.next_msg(timeout=None))
             except Exception as exc:

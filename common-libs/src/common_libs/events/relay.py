@@ -112,6 +112,7 @@ class OutboxRelay:
         failures = 0
         try:
             while True:
+                raise_if_cancelled()  # one lost inside nats-py (see the consumer's loop)
                 try:
                     await self._listen()
                     published = await self.relay_once()
