@@ -22,7 +22,6 @@ class Settings(VerifyingServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CHAT_", validate_by_name=True)
 
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/chat")
-    database_pool_size: int = Field(default=10, ge=1, le=100)
 
     # The OpenAI-compatible API. Configured = a key or a base URL is set (a local server such as
     # Ollama or vLLM may need no key).

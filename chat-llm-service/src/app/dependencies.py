@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from common_libs.auth import CurrentPrincipal, Principal, require_roles
+from common_libs.db import get_read_engine
 from common_libs.problem_types import (
     AUTHENTICATION_REQUIRED,
     INVALID_TOKEN,
@@ -13,7 +14,7 @@ from common_libs.problem_types import (
     ProblemType,
 )
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.config import Settings
 from app.db.session import get_db_session
@@ -22,6 +23,8 @@ from app.services.context import ChatServices
 # scope="function": the session commits before the response is sent, so a client never sees a
 # success for a write that then fails to commit.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+# Requests that only read: the pool in autocommit, a connection taken for just their statements.
+ReadEngine = Annotated[AsyncEngine, Depends(get_read_engine)]
 AdminPrincipal = Annotated[Principal, Depends(require_roles("admin"))]
 
 
@@ -67,5 +70,6 @@ __all__ = [
     "ChatDeps",
     "CurrentPrincipal",
     "DbSession",
+    "ReadEngine",
     "Settings",
 ]

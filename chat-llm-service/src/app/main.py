@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
-from common_libs.db import ping_database
+from common_libs.db import ping_database, read_only_engine
 from common_libs.events import open_broker
 from common_libs.http_client import create_http_client
 from common_libs.service_app import create_service_app, open_token_verifier
@@ -74,6 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
         app.state.engine = engine
+        app.state.read_engine = read_only_engine(engine)  # same pool, reads skip BEGIN/COMMIT
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
         catalog_http = create_http_client(
             base_url=settings.catalog_url, timeout=settings.catalog_timeout_seconds

@@ -1,4 +1,5 @@
-"""The database helpers on a real PostgreSQL: idle-only ping, readiness ping, transactions."""
+"""The database helpers on a real PostgreSQL: idle-only ping, readiness ping, transactions, the
+read engine (autocommit on the same pool)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from common_libs.db import (
     create_engine,
     engine_from_settings,
     get_db_connection,
+    get_read_engine,
     ping_database,
+    read_only_engine,
     unit_of_work,
 )
 from common_libs.testing import PostgresServer, create_database
@@ -227,3 +230,54 @@ async def test_a_refused_connection_is_an_unavailable_database() -> None:
 
     assert is_database_unavailable(refused.value)
     assert not is_database_unavailable(FileNotFoundError("settings.toml"))
+
+
+async def _after_a_select(connection: AsyncConnection) -> tuple[int, bool]:
+    """The backend's pid, and whether PostgreSQL says a transaction is open after one SELECT
+    (asyncpg reads it from the server's ReadyForQuery message)."""
+    pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    return pid, bool(driver.is_in_transaction())
+
+
+async def test_a_read_runs_without_begin_and_the_next_writer_still_gets_a_transaction(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)  # one connection for all
+    reads = read_only_engine(engine)
+    try:
+        async with reads.connect() as connection:
+            reader_pid, reader_in_transaction = await _after_a_select(connection)
+        async with engine.begin() as connection:
+            writer_pid, writer_in_transaction = await _after_a_select(connection)
+        async with reads.connect() as connection:
+            again_pid, again_in_transaction = await _after_a_select(connection)
+    finally:
+        await engine.dispose()
+
+    assert reader_pid == writer_pid == again_pid  # one pooled connection served all three
+    assert not reader_in_transaction  # no BEGIN: the SELECT was its own transaction
+    assert writer_in_transaction  # the writer began a transaction, as always
+    assert not again_in_transaction
+
+
+async def test_the_read_engine_dependency_hands_out_the_apps_read_engine(
+    admin: AsyncEngine,
+) -> None:
+    app = FastAPI()
+    app.state.read_engine = read_only_engine(admin)
+
+    @app.get("/in-transaction")
+    async def in_transaction(
+        engine: Annotated[AsyncEngine, Depends(get_read_engine)],
+    ) -> dict[str, bool]:
+        async with engine.connect() as connection:
+            _, open_transaction = await _after_a_select(connection)
+        return {"in_transaction": open_transaction}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/in-transaction")
+
+    assert response.json() == {"in_transaction": False}

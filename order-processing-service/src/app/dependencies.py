@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from common_libs.auth import CurrentPrincipal, Principal, require_roles
+from common_libs.db import get_read_engine
 from common_libs.ratelimit import RateLimiter
 from fastapi import Depends, Request, Response
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
 from app.db.session import get_db_connection
@@ -47,6 +48,8 @@ async def _ordering_within_limit(
 # scope="function": the transaction commits before the response is sent, so a client never sees
 # a success for a write that then fails to commit.
 DbConnection = Annotated[AsyncConnection, Depends(get_db_connection, scope="function")]
+# Requests that only read: the pool in autocommit, a connection taken for just their statements.
+ReadEngine = Annotated[AsyncEngine, Depends(get_read_engine)]
 AdminPrincipal = Annotated[Principal, Depends(require_roles("admin"))]
 # Service tokens may read but not place orders; each order placed counts against the caller's
 # limit (ORDERS_PLACE_ORDER_LIMIT per ORDERS_PLACE_ORDER_WINDOW_SECONDS).
@@ -59,6 +62,7 @@ __all__ = [
     "CurrentPrincipal",
     "DbConnection",
     "OrderingPrincipal",
+    "ReadEngine",
     "Settings",
     "Settlement",
 ]

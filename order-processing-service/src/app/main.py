@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
-from common_libs.db import ping_database
+from common_libs.db import ping_database, read_only_engine
 from common_libs.errors import ProblemError
 from common_libs.events import ORDERS, open_broker, start_relay
 from common_libs.http_client import create_http_client
@@ -69,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
         app.state.engine = engine
+        app.state.read_engine = read_only_engine(engine)  # same pool, reads skip BEGIN/COMMIT
         # The broker connects when the relay first needs it. /ready does not depend on it: while
         # it is away, writes go on and their events wait in the outbox.
         broker = open_broker(stack, settings.nats_url, name=SERVICE_NAME)

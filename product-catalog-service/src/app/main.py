@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
-from common_libs.db import ping_database
+from common_libs.db import ping_database, read_only_engine
 from common_libs.errors import ProblemError
 from common_libs.events import CATALOG, open_broker, start_relay
 from common_libs.problem_types import BEARER_AUTH_PROBLEM_TYPES, INVALID_CURSOR, ProblemType
@@ -68,8 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
         app.state.engine = engine
-        # Same pool; single-statement reads skip BEGIN/COMMIT.
-        app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        app.state.read_engine = read_only_engine(engine)  # same pool, reads skip BEGIN/COMMIT
         # The broker is connected on first use and again after it was lost: writes never wait
         # for it, and /ready does not ask about it (events_outbox_backlog and
         # events_deny_list_following on /metrics say when it is away).

@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 
 from common_libs.auth import TokenVerifier
-from common_libs.db import ping_database
+from common_libs.db import ping_database, read_only_engine
 from common_libs.events import USERS, open_broker, start_deny_list, start_relay
 from common_libs.ratelimit import RateLimiter, RateLimitPolicy, start_rate_limit_purge
 from common_libs.service_app import create_service_app, run_in_background
@@ -18,12 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import SERVICE_NAME, InsecureSettingsError, Settings, get_settings
-from app.db.session import (
-    create_engine,
-    create_limits_engine,
-    read_only_engine,
-    unit_of_work,
-)
+from app.db.session import create_engine, create_limits_engine, unit_of_work
 from app.routers import auth_routes, provider_state_routes, user_routes
 from app.security.memory import pin_malloc_mmap_threshold
 from app.security.passwords import Argon2Parameters, PasswordHashing

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import Row, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.tables import Conversation, Message
@@ -35,20 +35,23 @@ async def get_conversation(
 
 
 async def list_conversations(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     owner_id: str,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
-) -> Sequence[Conversation]:
-    """Up to ``limit`` of the owner's conversations, newest first, after a keyset position."""
-    statement = select(Conversation).where(Conversation.owner_id == owner_id)
+) -> Sequence[Row[uuid.UUID, str, datetime, datetime]]:
+    """Up to ``limit`` of the owner's conversations (id, title, created_at, updated_at), newest
+    first, after a keyset position."""
+    statement = select(
+        Conversation.id, Conversation.title, Conversation.created_at, Conversation.updated_at
+    ).where(Conversation.owner_id == owner_id)
     if after is not None:
         statement = statement.where(
             tuple_(Conversation.created_at, Conversation.id) < tuple_(after[0], after[1])
         )
     statement = statement.order_by(Conversation.created_at.desc(), Conversation.id.desc())
-    return (await session.execute(statement.limit(limit))).scalars().all()
+    return (await connection.execute(statement.limit(limit))).all()
 
 
 async def list_messages(session: AsyncSession, *, conversation_id: uuid.UUID) -> Sequence[Message]:

@@ -9,7 +9,7 @@ from common_libs.problem_types import INVALID_CURSOR, VALIDATION_FAILED
 from common_libs.problems import problem_responses
 from fastapi import APIRouter, Response
 
-from app.dependencies import CURRENT_PRINCIPAL_PROBLEMS, CurrentPrincipal, DbSession
+from app.dependencies import CURRENT_PRINCIPAL_PROBLEMS, CurrentPrincipal, DbSession, ReadEngine
 from app.models.chat_models import ConversationDetail, ConversationSummary
 from app.services import conversation_manager
 from app.services.errors import ConversationNotFound
@@ -38,11 +38,11 @@ _PROBLEMS = {
     ),
 )
 async def list_conversations(
-    principal: CurrentPrincipal, session: DbSession, page: PageQuery
+    principal: CurrentPrincipal, engine: ReadEngine, page: PageQuery
 ) -> Page[ConversationSummary]:
     """The caller's conversations, newest first, cursor-paginated."""
     return await conversation_manager.list_conversations(
-        session=session, owner_id=principal.subject, page=page
+        engine=engine, owner_id=principal.subject, page=page
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from common_libs.pagination import InvalidCursor, Page, PageParams, encode_cursor
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.db import chat_repository
 from app.models.chat_models import ChatMessage, ConversationDetail, ConversationSummary
@@ -28,13 +28,14 @@ def _position(cursor: dict[str, Any]) -> tuple[datetime, uuid.UUID]:
 
 
 async def list_conversations(
-    *, session: AsyncSession, owner_id: str, page: PageParams
+    *, engine: AsyncEngine, owner_id: str, page: PageParams
 ) -> Page[ConversationSummary]:
-    """One page of the owner's conversations, newest first."""
+    """One page of the owner's conversations, newest first (one statement, in autocommit)."""
     after = _position(page.cursor) if page.cursor is not None else None
-    rows = await chat_repository.list_conversations(
-        session, owner_id=owner_id, limit=page.limit + 1, after=after
-    )
+    async with engine.connect() as connection:
+        rows = await chat_repository.list_conversations(
+            connection, owner_id=owner_id, limit=page.limit + 1, after=after
+        )
     items = [ConversationSummary.model_validate(row, from_attributes=True) for row in rows]
     next_cursor = None
     if len(items) > page.limit:

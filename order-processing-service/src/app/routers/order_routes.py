@@ -27,6 +27,7 @@ from app.dependencies import (
     CurrentPrincipal,
     DbConnection,
     OrderingPrincipal,
+    ReadEngine,
     Settlement,
 )
 from app.models.order_models import OrderCreate, OrderOut, OrderStatus, StatusChange
@@ -158,13 +159,13 @@ async def place_order(
 )
 async def list_orders(
     principal: CurrentPrincipal,
-    connection: DbConnection,
+    engine: ReadEngine,
     page: PageQuery,
     status: Annotated[OrderStatus | None, Query(description="Only orders in this status.")] = None,
 ) -> Page[OrderOut]:
     """The caller's orders, newest first (an admin's: every order)."""
     return await order_manager.list_orders(
-        connection=connection, principal=principal, status=status, page=page
+        engine=engine, principal=principal, status=status, page=page
     )
 
 
@@ -174,12 +175,10 @@ async def list_orders(
     responses=problem_responses(*_READ, OrderNotFound, descriptions=_PROBLEMS),
 )
 async def get_order(
-    order_id: uuid.UUID, principal: CurrentPrincipal, connection: DbConnection
+    order_id: uuid.UUID, principal: CurrentPrincipal, engine: ReadEngine
 ) -> OrderOut:
     """One order; someone else's answers 404 like a missing one."""
-    return await order_manager.get_order(
-        connection=connection, principal=principal, order_id=order_id
-    )
+    return await order_manager.get_order(engine=engine, principal=principal, order_id=order_id)
 
 
 @router.post(

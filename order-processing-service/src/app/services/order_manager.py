@@ -9,7 +9,7 @@ from datetime import datetime
 
 from common_libs.auth import Principal
 from common_libs.pagination import InvalidCursor, Page, PageParams, encode_cursor
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db import order_repository
 from app.db.idempotency_repository import KeyRecord
@@ -63,13 +63,14 @@ async def cancel_order(
     return OrderOut.from_record(record)
 
 
-async def get_order(
-    *, connection: AsyncConnection, principal: Principal, order_id: uuid.UUID
-) -> OrderOut:
+async def get_order(*, engine: AsyncEngine, principal: Principal, order_id: uuid.UUID) -> OrderOut:
     """The order, when the caller owns it or is an admin; else OrderNotFound."""
-    record = await order_repository.get_order(
-        connection, order_id=order_id, owner_id=_owner_filter(principal)
-    )
+    # Autocommit (a read engine): the order's row, then its items, each read on its own; the
+    # items were written with the order, in its transaction.
+    async with engine.connect() as connection:
+        record = await order_repository.get_order(
+            connection, order_id=order_id, owner_id=_owner_filter(principal)
+        )
     if record is None:
         raise OrderNotFound()
     return OrderOut.from_record(record)
@@ -91,20 +92,21 @@ def _position(cursor: dict[str, object] | None) -> tuple[datetime, uuid.UUID] | 
 
 async def list_orders(
     *,
-    connection: AsyncConnection,
+    engine: AsyncEngine,
     principal: Principal,
     status: OrderStatus | None,
     page: PageParams,
 ) -> Page[OrderOut]:
     """The caller's orders (an admin's: everyone's), newest first."""
     after = _position(page.cursor)
-    records = await order_repository.list_orders(
-        connection,
-        owner_id=_owner_filter(principal),
-        status=status,
-        limit=page.limit + 1,
-        after=after,
-    )
+    async with engine.connect() as connection:  # autocommit, as get_order's
+        records = await order_repository.list_orders(
+            connection,
+            owner_id=_owner_filter(principal),
+            status=status,
+            limit=page.limit + 1,
+            after=after,
+        )
     shown = records[: page.limit]
     next_cursor = None
     if len(records) > page.limit:

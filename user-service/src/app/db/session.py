@@ -65,14 +65,6 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine of requests that only read, on the same pool: each statement is a transaction
-    of its own (autocommit), so a read costs its one round trip to PostgreSQL, not three with
-    BEGIN and COMMIT. The pool puts a connection back in its usual isolation level when it is
-    returned, so a later writer gets a transaction as always."""
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
 async def get_read_connect(request: Request) -> ReadConnect:
     """How a request that only reads gets its connection: the read-only engine's ``connect``,
     which its manager enters around its one statement (released before the response is built).

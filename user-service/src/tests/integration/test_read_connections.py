@@ -1,6 +1,6 @@
-"""A request that only reads runs its statement in autocommit (no BEGIN, no COMMIT), on the same
-pool as the writers, and the connection it used is a transactional one again for the next user;
-a connection that failed under a read leaves the pool."""
+"""A request that only reads runs its statement on the read engine (common-libs'
+``read_only_engine``: autocommit on the writers' pool); a connection that failed under a read
+leaves the pool."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from common_libs.testing.app_checks import asgi_client
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from app.main import create_app
 from tests.conftest import make_settings
@@ -26,32 +26,9 @@ async def one_connection_app(service_settings: dict[str, object]) -> AsyncIterat
         yield application
 
 
-async def _after_a_select(db: AsyncSession | AsyncConnection) -> tuple[int, bool]:
-    """The backend's pid, and whether PostgreSQL says a transaction is open after one SELECT
-    (asyncpg reads it from the server's ReadyForQuery message)."""
-    pid = (await db.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-    connection = db if isinstance(db, AsyncConnection) else await db.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    return pid, bool(driver.is_in_transaction())
-
-
-async def test_a_read_runs_without_begin_and_the_next_writer_still_gets_a_transaction(
-    one_connection_app: FastAPI,
-) -> None:
-    state = one_connection_app.state
-    async with state.read_engine.connect() as connection:
-        reader_pid, reader_in_transaction = await _after_a_select(connection)
-    async with state.sessionmaker() as session:
-        writer_pid, writer_in_transaction = await _after_a_select(session)
-        await session.rollback()
-    async with state.read_engine.connect() as connection:
-        again_pid, again_in_transaction = await _after_a_select(connection)
-
-    assert reader_pid == writer_pid == again_pid  # one pooled connection served all three
-    assert not reader_in_transaction  # no BEGIN: the SELECT was its own transaction
-    assert writer_in_transaction  # the writer's session began a transaction, as always
-    assert not again_in_transaction
+async def _backend_pid(connection: AsyncConnection) -> int:
+    pid: int = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    return pid
 
 
 async def test_a_read_whose_connection_the_server_ended_gives_that_connection_up(
@@ -68,7 +45,7 @@ async def test_a_read_whose_connection_the_server_ended_gives_that_connection_up
         _, tokens = await new_customer(client)
         assert (await client.get("/users/me", headers=bearer(tokens))).status_code == 200
         async with one_connection_app.state.read_engine.connect() as connection:
-            pid, _ = await _after_a_select(connection)
+            pid = await _backend_pid(connection)
         await _terminate(database_url, pid)
 
         lost = await client.get("/users/me", headers=bearer(tokens))
