@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, tuple_, update
+from common_libs.db import driver_fetch
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.tables import Conversation, Message
@@ -34,24 +36,28 @@ async def get_conversation(
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+# The owner's list (``GET /chat/conversations``), run through asyncpg itself (common-libs'
+# ``driver_fetch``): SQLAlchemy's statement building and execution were a quarter of the CPU of
+# the request. The index on (owner_id, created_at, id) serves both.
+_COLUMNS = "SELECT id, title, created_at, updated_at FROM conversations WHERE owner_id = $1"
+_ORDER = " ORDER BY created_at DESC, id DESC LIMIT $2"
+_LIST = _COLUMNS + _ORDER
+_LIST_AFTER = _COLUMNS + " AND (created_at, id) < ($3, $4)" + _ORDER
+
+
 async def list_conversations(
     connection: AsyncConnection,
     *,
     owner_id: str,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None,
-) -> Sequence[Row[uuid.UUID, str, datetime, datetime]]:
-    """Up to ``limit`` of the owner's conversations (id, title, created_at, updated_at), newest
-    first, after a keyset position."""
-    statement = select(
-        Conversation.id, Conversation.title, Conversation.created_at, Conversation.updated_at
-    ).where(Conversation.owner_id == owner_id)
-    if after is not None:
-        statement = statement.where(
-            tuple_(Conversation.created_at, Conversation.id) < tuple_(after[0], after[1])
-        )
-    statement = statement.order_by(Conversation.created_at.desc(), Conversation.id.desc())
-    return (await connection.execute(statement.limit(limit))).all()
+) -> list[Any]:
+    """Up to ``limit`` of the owner's conversations (``asyncpg.Record``: id, title, created_at,
+    updated_at), newest first, after a keyset position. Raises asyncpg's errors, not
+    SQLAlchemy's (``driver_fetch``)."""
+    if after is None:
+        return await driver_fetch(connection, _LIST, owner_id, limit)
+    return await driver_fetch(connection, _LIST_AFTER, owner_id, limit, *after)
 
 
 async def list_messages(session: AsyncSession, *, conversation_id: uuid.UUID) -> Sequence[Message]:

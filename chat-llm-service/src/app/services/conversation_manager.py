@@ -36,7 +36,16 @@ async def list_conversations(
         rows = await chat_repository.list_conversations(
             connection, owner_id=owner_id, limit=page.limit + 1, after=after
         )
-    items = [ConversationSummary.model_validate(row, from_attributes=True) for row in rows]
+    # The database's own values, of the model's types: no validation to run on them again.
+    items = [
+        ConversationSummary.model_construct(
+            id=row["id"],
+            title=row["title"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+        for row in rows
+    ]
     next_cursor = None
     if len(items) > page.limit:
         items = items[: page.limit]
