@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -393,3 +394,30 @@ async def test_eventually_awaits_an_async_condition_and_says_how_long_it_took() 
 async def test_eventually_times_out_on_a_condition_that_never_holds() -> None:
     with pytest.raises(TimeoutError, match=r"the sky falls not met within 0\.05 s"):
         await eventually(lambda: False, within=0.05, message="the sky falls")
+
+
+async def test_eventually_gives_up_a_check_that_never_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("common_libs.testing.processes.CHECK_GRACE_SECONDS", 0.05)
+
+    async def hung() -> bool:
+        await asyncio.Event().wait()  # a query on a connection nothing answers
+        return True
+
+    with pytest.raises(
+        TimeoutError, match=r"the order paid: its check did not answer within 0\.1 s"
+    ):
+        await eventually(hung, within=0.05, message="the order paid")
+
+
+async def test_a_slow_check_that_answers_within_the_grace_still_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("common_libs.testing.processes.CHECK_GRACE_SECONDS", 5.0)
+
+    async def slow() -> bool:
+        await asyncio.sleep(0.1)  # longer than ``within``, well inside the grace
+        return True
+
+    assert await eventually(slow, within=0.01, message="slow but true") >= 0.1

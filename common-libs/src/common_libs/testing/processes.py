@@ -118,6 +118,10 @@ def wait_until(
     return time.monotonic() - started
 
 
+# How long past ``within`` an async check of :func:`eventually` may take before it is given up.
+CHECK_GRACE_SECONDS = 10.0
+
+
 async def eventually(
     condition: Callable[[], bool | Awaitable[bool]],
     *,
@@ -127,13 +131,23 @@ async def eventually(
 ) -> float:
     """Poll ``condition`` (sync or async) without blocking the event loop until it is true.
 
-    Returns the seconds it took; raises TimeoutError after ``within`` seconds.
+    Returns the seconds it took; raises TimeoutError after ``within`` seconds. An async check
+    that does not answer at all is given up ``CHECK_GRACE_SECONDS`` after that, with an error
+    naming ``message`` whose cause shows where the check waited (a hang would otherwise show only
+    as an idle event loop in the suite's ``faulthandler_timeout`` dump, minutes later).
     """
     started = time.monotonic()
     while True:
         result = condition()
         if inspect.isawaitable(result):
-            result = await result
+            left = started + within + CHECK_GRACE_SECONDS - time.monotonic()
+            try:
+                async with asyncio.timeout(left):
+                    result = await result
+            except TimeoutError as exc:
+                raise TimeoutError(
+                    f"{message}: its check did not answer within {within + CHECK_GRACE_SECONDS:g} s"
+                ) from exc
         if result:
             return time.monotonic() - started
         if time.monotonic() - started >= within:
