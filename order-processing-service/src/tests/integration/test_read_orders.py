@@ -6,6 +6,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 from common_libs.testing import TestTokenIssuer
 
 from tests.support.catalog_stub import CatalogStub
@@ -148,3 +149,47 @@ async def test_admin_lists_and_reads_other_users_orders(
     assert order_id in [order["id"] for order in listed.json()["items"]]
     assert read.status_code == 200
     assert read.json()["user_id"] == customer.subject
+
+
+@pytest.mark.parametrize("status", [None, "confirmed"])
+@pytest.mark.parametrize("reader", ["customer", "admin"])
+async def test_every_page_holds_whole_orders_for_the_owner_or_an_admin_with_or_without_a_status(
+    client: httpx.AsyncClient,
+    catalog: CatalogStub,
+    customer: Caller,
+    admin: Caller,
+    reader: str,
+    status: str | None,
+) -> None:
+    # Orders of three, one and two lines, the second cancelled: a page of one order holds all
+    # of its lines (the limit counts orders, not lines), in the order they were placed.
+    placed: list[tuple[str, str, list[str]]] = []
+    for lines in (3, 1, 2):
+        products = [catalog.add_product() for _ in range(lines)]
+        response = await place(client, customer, order_body(*((p, 1) for p in products)))
+        order = response.json()
+        if lines == 1:
+            cancel = f"/orders/{order['id']}/cancel"
+            order = (await client.post(cancel, headers=customer.headers)).json()
+        placed.append((order["id"], order["status"], [str(p) for p in products]))
+    expected = [(i, lines) for i, state, lines in reversed(placed) if status in (None, state)]
+    headers = (admin if reader == "admin" else customer).headers
+
+    # Pages of one order, each after the last one's cursor: the first statement without a
+    # keyset, the next ones with it. An admin sees these first (the newest orders of all).
+    seen: list[tuple[str, list[str]]] = []
+    cursor: str | None = None
+    for _ in expected:
+        params: dict[str, str | int] = {"limit": 1}
+        if status is not None:
+            params["status"] = status
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = await client.get("/orders", params=params, headers=headers)
+        assert page.status_code == 200
+        [order] = page.json()["items"]
+        seen.append((order["id"], [item["product_id"] for item in order["items"]]))
+        cursor = page.json()["next_cursor"]
+
+    assert [state for _, state, _ in placed] == ["confirmed", "cancelled", "confirmed"]
+    assert seen == expected
