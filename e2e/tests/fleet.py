@@ -183,10 +183,19 @@ class Fleet:
         """Every process the fleet started: supervised children, NATS, Prometheus, PostgreSQL's
         postmaster, and each one started again after it exited."""
         pids = [int(pid) for pid in _STARTED_OR_AGAIN.findall(self.log())]
-        postmaster = self.data_dir / "pgdata" / "postmaster.pid"
-        if postmaster.exists():
-            pids.append(int(postmaster.read_text().split()[0]))
+        postmaster = self.postmaster_pid()
+        if postmaster is not None:
+            pids.append(postmaster)
         return pids
+
+    def postmaster_pid(self) -> int | None:
+        """PostgreSQL's postmaster, once its ``postmaster.pid`` holds it (the file exists a moment
+        before its first line is written)."""
+        try:
+            first = (self.data_dir / "pgdata" / "postmaster.pid").read_text().split()[:1]
+        except FileNotFoundError:
+            return None
+        return int(first[0]) if first and first[0].isdigit() else None
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 60) -> int:
         """Send ``sig`` to the runner (SIGINT is what Ctrl-C sends) and wait for it to exit."""

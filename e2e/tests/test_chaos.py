@@ -263,9 +263,10 @@ def _stopped_for_a_while(stage: Stage, name: str, pid: int, sig: signal.Signals)
 
 
 def _stop_postgres(stage: Stage) -> None:
-    postmaster = stage.fleet.data_dir / "pgdata" / "postmaster.pid"
+    postmaster = stage.fleet.postmaster_pid()
+    assert postmaster is not None
     # SIGINT is PostgreSQL's fast shutdown: sessions ended, transactions rolled back.
-    _stopped_for_a_while(stage, "postgresql", int(postmaster.read_text().split()[0]), signal.SIGINT)
+    _stopped_for_a_while(stage, "postgresql", postmaster, signal.SIGINT)
 
 
 def _stop_nats(stage: Stage) -> None:

@@ -73,10 +73,12 @@ def test_down_while_the_fleet_is_starting_stops_postgresql_too() -> None:
     fleet = new_fleet()
     try:
         fleet.launch()
-        postmaster = fleet.data_dir / "pgdata" / "postmaster.pid"
         # PostgreSQL is starting; the runner has its secrets and migrations still to do before
-        # the supervisor takes over the signals.
-        wait_until(postmaster.exists, timeout=60, message="PostgreSQL starts")
+        # the supervisor takes over the signals. Its pid file exists a moment before it holds the
+        # pid (read empty once under load: an IndexError).
+        wait_until(
+            lambda: fleet.postmaster_pid() is not None, timeout=60, message="PostgreSQL starts"
+        )
         pids = fleet.pids()
 
         down = fleet.run_fleet_command("down")
