@@ -18,7 +18,7 @@ this process's stdout/stderr: JSON lines naming their ``service``; the runner's 
 gateway URL, the other addresses, the admin login and a few ``curl`` commands to try.
 
 Variables, all optional: FLEET_DATA_DIR (``.fleet``), GATEWAY_PORT (8080), USER_SERVICE_PORT,
-CATALOG_SERVICE_PORT, ORDER_SERVICE_PORT, CHAT_SERVICE_PORT (8001..8004), FLEET_PG_PORT (55432),
+CATALOG_SERVICE_PORT, ORDER_SERVICE_PORT, CHAT_SERVICE_PORT (8001..8004), FLEET_PG_PORT (15432),
 FLEET_NATS_PORT (4222), FLEET_PROMETHEUS_PORT (9090), FLEET_ADMIN_EMAIL (``admin@example.com``),
 FLEET_ADMIN_PASSWORD (else one generated once into ``<data>/secrets.json``; it sets the password
 of an admin account created from now on, not of one that exists), FLEET_READY_TIMEOUT (90 s),
@@ -123,7 +123,9 @@ class FleetConfig:
     data_dir: Path
     service_ports: Mapping[str, int]
     gateway_port: int = 8080
-    pg_port: int = 55432
+    # Below Linux's ephemeral ports (32768-60999), where an outgoing connection's local end
+    # could hold it, and below the ports the tests hand out (20000 up to that range).
+    pg_port: int = 15432
     nats_port: int = 4222
     prometheus_port: int = 9090
     admin_email: str = "admin@example.com"
@@ -144,7 +146,7 @@ class FleetConfig:
                 data_dir=Path(environ.get("FLEET_DATA_DIR", ROOT / ".fleet")).resolve(),
                 service_ports=ports,
                 gateway_port=int(environ.get("GATEWAY_PORT", "8080")),
-                pg_port=int(environ.get("FLEET_PG_PORT", "55432")),
+                pg_port=int(environ.get("FLEET_PG_PORT", "15432")),
                 nats_port=int(environ.get("FLEET_NATS_PORT", "4222")),
                 prometheus_port=int(environ.get("FLEET_PROMETHEUS_PORT", "9090")),
                 admin_email=environ.get("FLEET_ADMIN_EMAIL") or "admin@example.com",
@@ -491,8 +493,19 @@ def check_not_running(config: FleetConfig) -> None:
 
 
 def in_use(port: int) -> bool:
+    """Whether a server could not bind ``port`` on 127.0.0.1 now.
+
+    Binds as the servers do (SO_REUSEADDR): a listener there, or a connection whose local end
+    is that port (one made without SO_REUSEADDR), makes it fail; a connection of a stopped
+    fleet lingering in TIME_WAIT does not, as it does not stop the servers either.
+    """
     with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
 
 
 def run_fleet(config: FleetConfig, secrets: Mapping[str, str], supervisor: Supervisor) -> int:
@@ -532,8 +545,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def up(config: FleetConfig) -> int:
     check_not_running(config)
-    # 'make down' (SIGTERM) before the supervisor runs unwinds like Ctrl-C, so NATS and PostgreSQL
-    # stop too; the supervisor installs its own handlers while it runs the services.
+    # Ctrl-C (SIGINT) and 'make down' (SIGTERM) before the supervisor runs unwind the start, so
+    # NATS and PostgreSQL stop too; the supervisor installs its own handlers while it runs the
+    # services. SIGINT is set here too, not left as inherited: a runner started as a background
+    # job (`make up &`) inherits it ignored, and Python then keeps it so; a SIGINT during the
+    # start was lost, and the fleet came up anyway.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     for sub in ("run", "logs", "gateway", "keys"):
         (config.data_dir / sub).mkdir(parents=True, exist_ok=True)

@@ -129,11 +129,18 @@ class Fleet:
             check=False,
         )
 
-    def launch(self) -> Fleet:
-        """Run ``fleet.py up`` in the background (its output replaces the previous log)."""
+    def launch(self, *, as_background_job: bool = False) -> Fleet:
+        """Run ``fleet.py up`` in the background (its output replaces the previous log).
+
+        ``as_background_job``: started as a shell starts ``make up &``, with SIGINT ignored
+        (POSIX shells ignore it for asynchronous commands, and the child inherits that).
+        """
+        argv = [FLEET_PYTHON, str(ROOT / "scripts" / "fleet.py"), "up"]
+        if as_background_job:
+            argv = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [FLEET_PYTHON, str(ROOT / "scripts" / "fleet.py"), "up"],
+                argv,
                 env=self.env,
                 cwd=ROOT,
                 stdout=log,
@@ -202,7 +209,14 @@ class Fleet:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(sig)
-            self.process.wait(timeout)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                # Still the test's failure, but leave nothing running: SIGTERM ('make down')
+                # stops the runner and what it started in every phase.
+                self.process.terminate()
+                self.process.wait(timeout)
+                raise
         return self.process.returncode
 
     def remove(self) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import signal
 import socket
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
+import pytest
 from common_libs.testing import wait_until
 
 from tests.fleet import Fleet, get, new_fleet, pid_alive, port_open
@@ -55,11 +58,30 @@ def test_second_up_says_the_fleet_is_running_and_down_stops_it() -> None:
         fleet.remove()
 
 
-def test_up_names_a_port_in_use_and_its_variable_and_starts_nothing() -> None:
+@contextmanager
+def _listening(port: int) -> Iterator[None]:
+    with socket.create_server(("127.0.0.1", port)):
+        yield
+
+
+@contextmanager
+def _local_end_of_a_connection(port: int) -> Iterator[None]:
+    """``port`` held as the local end of an outgoing connection, as any client's ephemeral port
+    may be (no listener there: connecting to it is refused, binding it fails)."""
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.socket() as client:
+        client.bind(("127.0.0.1", port))
+        client.connect(server.getsockname())
+        yield
+
+
+@pytest.mark.parametrize("holder", [_listening, _local_end_of_a_connection])
+def test_up_names_a_port_in_use_and_its_variable_and_starts_nothing(
+    holder: Callable[[int], AbstractContextManager[None]],
+) -> None:
     fleet = new_fleet()
     port = fleet.ports["FLEET_PROMETHEUS_PORT"]
     try:
-        with socket.create_server(("127.0.0.1", port)):
+        with holder(port):
             result = fleet.run_fleet_command("up")
 
         assert result.returncode == 1
@@ -87,6 +109,32 @@ def test_down_while_the_fleet_is_starting_stops_postgresql_too() -> None:
         assert fleet.process is not None
         assert fleet.process.wait(60) in (0, 130)
         _assert_everything_stopped(fleet, pids)
+    finally:
+        fleet.stop()
+        fleet.remove()
+
+
+# Steps of the start, before the supervisor runs the services (it has its own handlers).
+_START_STEPS: dict[str, Callable[[Fleet], bool]] = {
+    "initdb": lambda fleet: (fleet.data_dir / "pgdata.initdb").exists(),
+    "postgresql starting": lambda fleet: fleet.postmaster_pid() is not None,
+    "migrations": lambda fleet: "migrated" in fleet.log(),
+}
+
+
+@pytest.mark.parametrize("step", list(_START_STEPS))
+def test_ctrl_c_during_the_start_of_a_background_up_stops_everything(step: str) -> None:
+    # Started as `make up &` is: SIGINT arrives ignored. The runner once kept it so until the
+    # supervisor ran, and a SIGINT during the start was lost: the fleet came up anyway.
+    fleet = new_fleet()
+    try:
+        fleet.launch(as_background_job=True)
+        wait_until(lambda: _START_STEPS[step](fleet), timeout=60, message=step)
+        started = fleet.pids()
+
+        assert fleet.stop(signal.SIGINT) in (0, 130)
+
+        _assert_everything_stopped(fleet, [*started, *fleet.pids()])
     finally:
         fleet.stop()
         fleet.remove()
