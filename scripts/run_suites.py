@@ -126,6 +126,39 @@ def run(name: str, argv: list[str], env: dict[str, str], out: TextIO = sys.stdou
     return Result(name, process.returncode, counts, time.monotonic() - started, failures)
 
 
+_SECTION = re.compile(r"^=+ (.+?) =+$")
+_TEST_HEADER = re.compile(r"^_{3,} .+ _{3,}$")
+_CAPTURED = re.compile(r"^-{3,} Captured .+ -{3,}$")
+
+
+def failure_report(output: str, limit: int = 12000) -> str:
+    """What pytest said of the tests that failed: from its FAILURES (or ERRORS) section on, each
+    test's traceback without the output it captured, then the short summary; the last ``limit``
+    characters of that. A failed suite's tail is mostly captured logs (a consumer's retries) and
+    hid the assertion. Without such a section (the install failed), the output's tail."""
+    lines = output.splitlines()
+    start = next(
+        (
+            index
+            for index, line in enumerate(lines)
+            if (section := _SECTION.match(line)) and section[1] in ("FAILURES", "ERRORS")
+        ),
+        None,
+    )
+    if start is None:
+        return output[-limit:]
+    kept: list[str] = []
+    captured = False
+    for line in lines[start:]:
+        if _CAPTURED.match(line):
+            captured = True
+        elif _TEST_HEADER.match(line) or _SECTION.match(line):
+            captured = False
+        if not captured:
+            kept.append(line)
+    return "\n".join(kept)[-limit:]
+
+
 def sync_pacts(providers: tuple[str, ...]) -> None:
     """Copy each consumer's published pacts to ``providers``, which verify them (a broker's job)."""
     print("\n===== pact sync: consumers' pacts -> providers' contract tests =====", flush=True)

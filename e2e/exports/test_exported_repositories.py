@@ -145,7 +145,7 @@ def _run_documented_commands(workdir: Path) -> str:
     assert returncode is not None, (
         f"make venv test still ran after {EXPORTED_SUITE_SECONDS} s ({log}):\n{output[-12000:]}"
     )
-    assert returncode == 0, output[-4000:]
+    assert returncode == 0, f"make venv test failed ({log}):\n{run_suites.failure_report(output)}"
     return output
 
 

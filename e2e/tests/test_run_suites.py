@@ -95,3 +95,49 @@ def test_the_seed_sets_the_order_of_the_tests_and_replays_it(tmp_path: Path) -> 
     assert first != sorted(first, key=int)
     assert again == first
     assert other != first
+
+
+def test_the_failure_report_keeps_the_failed_assertion_and_leaves_out_what_the_test_logged(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_noisy.py").write_text(
+        textwrap.dedent(
+            """
+            import logging
+
+            def test_passes():
+                pass
+
+            def test_retries_then_fails():
+                for attempt in range(400):
+                    logging.getLogger("consumer").warning("delivery %d failed; again", attempt)
+                assert "erased" == "kept", "the cause of the failure"
+            """
+        )
+    )
+    # In the runner's environment (make test's seed in PYTEST_ADDOPTS), as a suite runs.
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-ra"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    output = result.stdout
+
+    report = run_suites.failure_report(output, limit=4000)
+
+    assert "the cause of the failure" not in output[-4000:]  # what a tail alone kept
+    assert "AssertionError: the cause of the failure" in report
+    assert "FAILED test_noisy.py::test_retries_then_fails" in report
+    assert "delivery 399 failed" in output
+    assert "delivery 0 failed" not in report
+    assert "delivery 399 failed" not in report
+
+
+def test_the_failure_report_of_an_output_without_failures_is_its_tail() -> None:
+    output = "uv: could not resolve common-libs\n" * 50
+
+    assert run_suites.failure_report(output, limit=100) == output[-100:]
