@@ -371,7 +371,12 @@ async def test_a_deletion_delivered_while_the_database_is_away_waits_and_is_appl
                 counts=counts,
             )
 
-            await eventually(lambda: _erased(engine, user), message="user erased")
+            # Applied, and the consumer's connection back in its pool: from now on the pool
+            # hands out no connection the outages cut (the delivery that failed on the last cut
+            # had the pool replace every older one). Polled through the pool before that, a read
+            # could get one of them while the consumer held the live one (it failed under load).
+            await eventually(lambda: counts.consumed("handled") == 1, message="deletion applied")
+            assert await _erased(engine, user)
             anonymized = await _anonymized(engine, before)
             listed = await http.get("/chat/conversations", headers=issuer.headers(subject=user))
             assert listed.status_code == 200
