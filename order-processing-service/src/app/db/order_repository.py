@@ -20,12 +20,11 @@ from datetime import datetime
 from decimal import Decimal
 from itertools import groupby, product
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from common_libs.db import driver_fetch
 from sqlalchemy import (
     CTE,
-    Row,
     Select,
     Table,
     Text,
@@ -87,6 +86,13 @@ ORDER_COLUMNS = (
     Order.created_at,
     Order.updated_at,
 )
+# An order line's columns as the readers name them (``item_record``).
+_ITEM_COLUMNS = (
+    OrderItem.product_id,
+    OrderItem.quantity,
+    OrderItem.name.label("item_name"),
+    OrderItem.unit_price,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,13 @@ class PricedItem:
     unit_price: Decimal
 
 
+class ByName(Protocol):
+    """A row read by column name: SQLAlchemy's ``.mappings()`` rows and the records asyncpg
+    returns itself (the list's) alike, so every reader of an order's rows serves both."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
 def _visible_to(owner_id: str | None) -> ColumnElement[bool]:
     """Rows the caller may see: their own, or every row for ``owner_id=None`` (admins)."""
     return true() if owner_id is None else Order.user_id == owner_id
@@ -134,56 +147,50 @@ async def _items_by_order(
     if not order_ids:
         return {}
     rows = await connection.execute(
-        select(
-            OrderItem.order_id,
-            OrderItem.product_id,
-            OrderItem.quantity,
-            OrderItem.name,
-            OrderItem.unit_price,
-        )
+        select(OrderItem.order_id, *_ITEM_COLUMNS)
         # "= ANY(array)" keeps one cached statement for any number of ids (IN would re-render).
         .where(OrderItem.order_id == any_(bindparam("order_ids", list(order_ids), type_=_UUIDS)))
         .order_by(OrderItem.order_id, OrderItem.position)
     )
     grouped: defaultdict[uuid.UUID, list[ItemRecord]] = defaultdict(list)
-    for row in rows:
-        grouped[row.order_id].append(
-            ItemRecord(row.product_id, row.quantity, row.name, row.unit_price)
-        )
+    for row in rows.mappings():
+        grouped[row["order_id"]].append(item_record(row))
     return {order_id: tuple(items) for order_id, items in grouped.items()}
 
 
-async def with_items(connection: AsyncConnection, rows: Sequence[Row[Any]]) -> list[OrderRecord]:
-    """The records of order rows (``ORDER_COLUMNS``), their items read in one query."""
-    items = await _items_by_order(connection, [row.id for row in rows])
-    return [order_record(row, items.get(row.id, ())) for row in rows]
+async def with_items(connection: AsyncConnection, rows: Sequence[ByName]) -> list[OrderRecord]:
+    """The records of order rows (``ORDER_COLUMNS`` by name), their items read in one query."""
+    items = await _items_by_order(connection, [row["id"] for row in rows])
+    return [order_record(row, items.get(row["id"], ())) for row in rows]
 
 
-def order_record(row: Row[Any], items: tuple[ItemRecord, ...]) -> OrderRecord:
-    """An order row (its columns by name) and its items."""
-    return OrderRecord(
-        id=row.id,
-        user_id=row.user_id,
-        status=row.status,
-        currency=row.currency,
-        total=row.total,
-        shipping_address=row.shipping_address,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        items=items,
-    )
+_ORDER_FIELDS = tuple(column.key for column in ORDER_COLUMNS)
+
+
+def order_record(row: ByName, items: tuple[ItemRecord, ...]) -> OrderRecord:
+    """An order row (its ``ORDER_COLUMNS`` by name) and its items."""
+    return OrderRecord(**{name: row[name] for name in _ORDER_FIELDS}, items=items)
+
+
+def item_record(row: ByName) -> ItemRecord:
+    """An order line of a row (``_ITEM_COLUMNS`` by name)."""
+    return ItemRecord(row["product_id"], row["quantity"], row["item_name"], row["unit_price"])
+
+
+def order_from_rows(rows: Sequence[ByName]) -> OrderRecord | None:
+    """The order of rows that each hold its columns (``ORDER_COLUMNS``) and one of its lines
+    (``_ITEM_COLUMNS``), in the lines' order; None for no row."""
+    return order_record(rows[0], tuple(map(item_record, rows))) if rows else None
 
 
 async def get_order(
     connection: AsyncConnection, *, order_id: uuid.UUID, owner_id: str | None
 ) -> OrderRecord | None:
     """The order with this id when the caller may see it (``owner_id=None``: any order)."""
-    rows = (
-        await connection.execute(
-            select(*ORDER_COLUMNS).where(Order.id == order_id, _visible_to(owner_id))
-        )
-    ).all()
-    records = await with_items(connection, rows)
+    result = await connection.execute(
+        select(*ORDER_COLUMNS).where(Order.id == order_id, _visible_to(owner_id))
+    )
+    records = await with_items(connection, result.mappings().all())
     return records[0] if records else None
 
 
@@ -221,7 +228,6 @@ _PAGES = {
     (owner, status, after): _page_statement(owner=owner, status=status, after=after)
     for owner, status, after in product((False, True), repeat=3)
 }
-_ORDER_FIELDS = tuple(column.key for column in ORDER_COLUMNS)
 
 
 async def list_orders(
@@ -241,11 +247,7 @@ async def list_orders(
     records = []
     for _, grouped in groupby(rows, key=itemgetter("id")):
         lines = list(grouped)
-        items = tuple(
-            ItemRecord(line["product_id"], line["quantity"], line["item_name"], line["unit_price"])
-            for line in lines
-        )
-        records.append(OrderRecord(**{name: lines[0][name] for name in _ORDER_FIELDS}, items=items))
+        records.append(order_record(lines[0], tuple(map(item_record, lines))))
     return records
 
 
@@ -263,16 +265,6 @@ def select_changed_order(changed: CTE) -> Select[Any]:
         .select_from(changed.join(_items, _items.c.order_id == changed.c.id))
         .order_by(_items.c.position)
     )
-
-
-def order_from_rows(rows: Sequence[Row[Any]]) -> OrderRecord | None:
-    """The order of the rows :func:`select_changed_order` returns (None for no row)."""
-    if not rows:
-        return None
-    items = tuple(
-        ItemRecord(row.product_id, row.quantity, row.item_name, row.unit_price) for row in rows
-    )
-    return order_record(rows[0], items)
 
 
 def _move(*conditions: ColumnElement[bool], **values: Any) -> Select[Any]:
@@ -300,7 +292,7 @@ async def cancel_confirmed_order(
         status="cancelled",
         release_pending=True,
     )
-    return order_from_rows((await connection.execute(statement)).all())
+    return order_from_rows((await connection.execute(statement)).mappings().all())
 
 
 async def move_status(
@@ -309,7 +301,7 @@ async def move_status(
     """Change the status only when it is ``from_status`` now (one conditional statement); the
     moved order, or None (nothing written) when it was not."""
     statement = _move(_orders.c.id == order_id, _orders.c.status == from_status, status=to_status)
-    return order_from_rows((await connection.execute(statement)).all())
+    return order_from_rows((await connection.execute(statement)).mappings().all())
 
 
 _ADDRESS_PATH = bindparam("address_path", ["shipping_address"], type_=ARRAY(Text()))

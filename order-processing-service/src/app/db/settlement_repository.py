@@ -140,21 +140,19 @@ async def confirm_order(
     """Move a ``pending`` order to ``confirmed`` with the catalog's prices, store ``answer``
     (the ``201`` body without ``created_at`` and ``updated_at``) with its key, and return the
     order; None (and nothing written) if it was not pending."""
-    rows = (
-        await connection.execute(
-            _CONFIRMATION,
-            {
-                "b_order_id": order_id,
-                "b_currency": currency,
-                "b_total": total,
-                "b_product_ids": [item.product_id for item in priced_items],
-                "b_names": [item.name for item in priced_items],
-                "b_unit_prices": [item.unit_price for item in priced_items],
-                "b_body": answer,
-            },
-        )
-    ).all()
-    return order_from_rows(rows)
+    result = await connection.execute(
+        _CONFIRMATION,
+        {
+            "b_order_id": order_id,
+            "b_currency": currency,
+            "b_total": total,
+            "b_product_ids": [item.product_id for item in priced_items],
+            "b_names": [item.name for item in priced_items],
+            "b_unit_prices": [item.unit_price for item in priced_items],
+            "b_body": answer,
+        },
+    )
+    return order_from_rows(result.mappings().all())
 
 
 def _failure_statement() -> Any:
@@ -181,7 +179,8 @@ async def fail_pending_order(
     """Fail a ``pending`` order (marked for release) and store its ``refusal`` (status, body)
     with its key, or drop the key when there is none; the failed order, or None (nothing
     written) if it was not pending."""
-    failed = order_from_rows((await connection.execute(_FAILURE, {"b_order_id": order_id})).all())
+    result = await connection.execute(_FAILURE, {"b_order_id": order_id})
+    failed = order_from_rows(result.mappings().all())
     if failed is None:
         return None
     if refusal is None:
@@ -214,7 +213,7 @@ async def lock_stale_pending_order(
     )
     if skip:
         statement = statement.where(Order.id.not_in(skip))
-    rows = (await connection.execute(statement)).all()
+    rows = (await connection.execute(statement)).mappings().all()
     records = await with_items(connection, rows)
     return records[0] if records else None
 
