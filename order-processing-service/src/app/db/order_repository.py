@@ -255,13 +255,7 @@ def select_changed_order(changed: CTE) -> Select[Any]:
     """The order an ``UPDATE orders ... RETURNING`` (``ORDER_COLUMNS``) CTE changed, one row per
     line in the lines' order (read with :func:`order_from_rows`); no row when nothing changed."""
     return (
-        select(
-            *(changed.c[column.key] for column in ORDER_COLUMNS),
-            _items.c.product_id,
-            _items.c.quantity,
-            _items.c.name.label("item_name"),
-            _items.c.unit_price,
-        )
+        select(*(changed.c[column.key] for column in ORDER_COLUMNS), *_ITEM_COLUMNS)
         .select_from(changed.join(_items, _items.c.order_id == changed.c.id))
         .order_by(_items.c.position)
     )
