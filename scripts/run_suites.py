@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
-# A pytest summary line ("===== 3 passed, 1 deselected in 1.20s ====="), stripped.
+# A pytest summary line ("===== 3 passed, 1 deselected in 1.20s ====="), from the line's start:
+# a failure message that quotes another pytest's summary indents it, and that is not this suite's.
 SUMMARY = re.compile(r"^=+ (?P<counts>.+?) in (?P<seconds>[\d.]+)s(?: \([^)]*\))? =+$")
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 
@@ -115,7 +116,7 @@ def run(name: str, argv: list[str], env: dict[str, str], out: TextIO = sys.stdou
             out.write(line)
             if line.startswith(("FAILED ", "ERROR ")):
                 failures.append(line.strip())
-            match = SUMMARY.match(line.strip())
+            match = SUMMARY.match(line.rstrip())
             # A suite may run more than one pytest (the catalog runs its minute-long test beside
             # the rest): its counts are the sum of their summaries.
             if match:

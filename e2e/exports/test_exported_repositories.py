@@ -106,7 +106,7 @@ def _machine_environment() -> dict[str, str]:
 def _passed_every_summary(output: str) -> None:
     # make test may run more than one pytest (the catalog runs its minute-long test beside the
     # rest); each printed a passing summary, and together they ran tests.
-    summaries = [line for line in output.splitlines() if run_suites.SUMMARY.match(line.strip())]
+    summaries = [line for line in output.splitlines() if run_suites.SUMMARY.match(line.rstrip())]
     passed = [_SUMMARY.search(line) for line in summaries]
     assert summaries, output[-2000:]
     assert all(passed), output[-2000:]

@@ -27,6 +27,8 @@ def test_a_suite_counts_every_pytest_summary_it_prints_and_names_its_failures() 
         _printing(
             "====== 224 passed, 1 deselected in 47.84s ======",
             "FAILED tests/test_a.py::test_b - assert 1 == 2",
+            # A failure message quoting the summary of a pytest the test ran: not this suite's.
+            "    ====== 5 failed, 2 passed in 0.04s ======",
             "============ 1 failed, 3 passed, 1 skipped in 71.34s (0:01:11) ============",
         ),
         dict(os.environ),
@@ -97,8 +99,11 @@ def test_the_seed_sets_the_order_of_the_tests_and_replays_it(tmp_path: Path) -> 
     assert other != first
 
 
+# pytest shortens the short summary's lines to the terminal's width, unless it sees a CI (`CI` or
+# `BUILD_NUMBER` set), where it prints each failure's whole message there.
+@pytest.mark.parametrize("ci", [False, True], ids=["terminal", "ci"])
 def test_the_failure_report_keeps_the_failed_assertion_and_leaves_out_what_the_test_logged(
-    tmp_path: Path,
+    tmp_path: Path, ci: bool
 ) -> None:
     (tmp_path / "test_noisy.py").write_text(
         textwrap.dedent(
@@ -116,9 +121,13 @@ def test_the_failure_report_keeps_the_failed_assertion_and_leaves_out_what_the_t
         )
     )
     # In the runner's environment (make test's seed in PYTEST_ADDOPTS), as a suite runs.
+    env = {key: value for key, value in os.environ.items() if key not in ("CI", "BUILD_NUMBER")}
+    if ci:
+        env["CI"] = "true"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-ra"],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -129,8 +138,12 @@ def test_the_failure_report_keeps_the_failed_assertion_and_leaves_out_what_the_t
 
     report = run_suites.failure_report(output, limit=4000)
 
-    assert "the cause of the failure" not in output[-4000:]  # what a tail alone kept
-    assert "AssertionError: the cause of the failure" in report
+    # Where the test failed, with the assertion's values: in its traceback, which a tail lost.
+    failed_line = '>       assert "erased" == "kept", "the cause of the failure"'
+    assert failed_line in output
+    assert failed_line not in output[-4000:]
+    assert failed_line in report
+    assert "E       AssertionError: the cause of the failure" in report
     assert "FAILED test_noisy.py::test_retries_then_fails" in report
     assert "delivery 399 failed" in output
     assert "delivery 0 failed" not in report
