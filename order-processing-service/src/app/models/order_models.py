@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args
 
 from common_libs.money import Currency, Money, format_money
 from common_libs.text_inputs import WHITESPACE
@@ -56,6 +56,14 @@ Amount = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^\d{1,14}\.\d{2}$", "examples": ["39.98"]}),
 ]
 """A computed amount (line total, order total): a string with exactly two decimal places."""
+
+_MONEY_SCHEMA = next(meta for meta in get_args(Money) if isinstance(meta, WithJsonSchema))
+StoredMoney = Annotated[
+    Decimal, PlainSerializer(format_money, return_type=str, when_used="json"), _MONEY_SCHEMA
+]
+"""A price the order holds (the catalog's, stored in a ``NUMERIC(12, 2)`` column): shown and
+published as ``Money``, without ``Money``'s checks of a client's input, which cost about 4 µs a
+line on every order answered and every order event."""
 
 
 class OrderItemIn(BaseModel):
@@ -113,7 +121,7 @@ class OrderItemOut(BaseModel):
 
     product_id: uuid.UUID
     name: str | None
-    unit_price: Money | None
+    unit_price: StoredMoney | None
     quantity: int
     line_total: Amount | None
 
