@@ -15,6 +15,7 @@ chat cannot be timed (its LLM is not the benchmark's).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import fleet as runner
 from common_libs.testing import LlmServer
 
@@ -74,6 +76,26 @@ class Target:
     def database_dsn(self, database: str) -> str:
         """A database of the fleet's PostgreSQL server, for asyncpg."""
         return f"postgresql://postgres@127.0.0.1:{self.config.pg_port}/{database}"
+
+    def sessions(self, service: runner.Service) -> int:
+        """How many sessions the service's database has had (``pg_stat_database.sessions``): a
+        pool too small for its load opens and closes connections as it goes. A connection that
+        stays open is counted when its backend reports, within about 10 s."""
+
+        async def count() -> int:
+            # Asked from the 'postgres' database: asking opens no session of the one counted.
+            connection = await asyncpg.connect(self.database_dsn("postgres"))
+            try:
+                return int(
+                    await connection.fetchval(
+                        "SELECT sessions FROM pg_stat_database WHERE datname = $1",
+                        service.database,
+                    )
+                )
+            finally:
+                await connection.close()
+
+        return asyncio.run(count())
 
     def service_env(self, service: runner.Service) -> dict[str, str]:
         """The environment the fleet gives this service (secrets included when known)."""

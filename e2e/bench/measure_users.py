@@ -9,10 +9,8 @@ load opens and closes connections as it goes), its requests per second and p99.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-import asyncpg
 import fleet as runner
 
 from bench.fixtures import Fixtures
@@ -25,18 +23,6 @@ from bench.wrk import WrkResult, bearer_script, run_wrk
 __all__ = ["measure_users"]
 
 
-async def _sessions(dsn: str, database: str) -> int:
-    # Asked from the 'postgres' database, so that asking opens no session of the one counted.
-    connection = await asyncpg.connect(dsn)
-    try:
-        count = await connection.fetchval(
-            "SELECT sessions FROM pg_stat_database WHERE datname = $1", database
-        )
-    finally:
-        await connection.close()
-    return int(count)
-
-
 def measure_users(
     target: Target, fixtures: Fixtures, settings: Settings, workdir: Path
 ) -> list[Row]:
@@ -46,20 +32,19 @@ def measure_users(
     pid = listening_pid(target.port(runner.USERS))
     if pid is None:
         raise RuntimeError("no process listens on user-service's port")
-    dsn, database = target.database_dsn("postgres"), runner.USERS.database
     connections = settings.connections
     run_wrk(url, script=script, seconds=1, connections=connections)  # warm-up
     results: list[WrkResult] = []
     cpu_us: list[float] = []
     opened: list[float] = []
     for number in range(settings.rounds):
-        sessions, cpu = asyncio.run(_sessions(dsn, database)), cpu_seconds(pid)
+        sessions, cpu = target.sessions(runner.USERS), cpu_seconds(pid)
         result = run_wrk(url, script=script, seconds=settings.seconds, connections=connections)
         if result.errors or not result.requests:
             samples = " / ".join(result.error_samples)[:300]
             raise RuntimeError(f"9 users: {result.errors} failed requests ({samples})")
         cpu_us.append((cpu_seconds(pid) - cpu) / result.requests * 1e6)
-        opened.append((asyncio.run(_sessions(dsn, database)) - sessions) / result.requests * 1000)
+        opened.append((target.sessions(runner.USERS) - sessions) / result.requests * 1000)
         results.append(result)
         say(
             f"9 users run {number + 1}: {result.rps:.0f} req/s, p99 {result.p99_ms:.1f} ms, "

@@ -7,7 +7,8 @@ its own). Each customer first places ``PAGE`` orders and has ``PAGE`` conversati
 lists are a full first page whether the items before ran or not (alone, the customers had none,
 and each list was an empty page). One wrk run of ``settings.wide_seconds`` at 64 connections
 after a 1 s warm-up, the services one after another. Issue #22's target: 0 errors and a p99 under
-150 ms, every service.
+150 ms, every service. Each run's detail also gives the service's CPU time per request (``/proc``)
+and the database connections it opened per 1,000 requests.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import httpx
 from bench.fixtures import Fixtures
 from bench.fleet_access import Target
 from bench.measure_orders import order_body
+from bench.processes import cpu_seconds, listening_pid
 from bench.report import Row, below, none_of, say
 from bench.runs import Settings
 from bench.wrk import bearer_script, run_wrk
@@ -73,20 +75,30 @@ def measure_wide(
     rows: list[Row] = []
     for service, path, lua in reads:
         url = f"{target.url(service)}{path}"
+        pid = listening_pid(target.port(service))
         run_wrk(url, script=lua, seconds=1, connections=WIDE_CONNECTIONS)  # warm-up
+        sessions, cpu = target.sessions(service), cpu_seconds(pid) if pid else 0.0
         result = run_wrk(
             url, script=lua, seconds=settings.wide_seconds, connections=WIDE_CONNECTIONS
         )
+        # What a request cost the service, and whether its pool kept up: connections opened
+        # (and closed) on the way.
+        requests = max(result.requests, 1)
+        opened = (target.sessions(service) - sessions) * 1000 / requests
+        costs = f", {opened:.1f} database connections opened per 1,000 requests"
+        if pid:
+            cpu_us = (cpu_seconds(pid) - cpu) * 1e6 / requests
+            costs = f", {cpu_us:.0f} µs of the service's CPU per request{costs}"
         # Only the token scripts count the answers by status; errors are counted by every one.
         answers = f", answers by status {result.codes}" if result.codes else ""
         say(
             f"10 {service.name}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 "
-            f"{result.p99_ms:.1f} ms, errors {result.errors}{answers}"
+            f"{result.p99_ms:.1f} ms, errors {result.errors}{costs}{answers}"
         )
         how = (
             f"wrk -t1 -c{WIDE_CONNECTIONS}, {settings.wide_seconds:g} s after a 1 s warm-up, "
             f"GET {path} straight to {service.name}; {result.rps:.0f} req/s, p50 "
-            f"{result.p50_ms:.1f} ms{answers}"
+            f"{result.p50_ms:.1f} ms{costs}{answers}"
         )
         p99 = below(10, f"64 connections: {service.name} p99", result.p99_ms, "ms", P99_TARGET_MS)
         p99.detail = how
