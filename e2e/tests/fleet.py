@@ -151,11 +151,17 @@ class Fleet:
     def start(self) -> Fleet:
         """Run ``fleet.py up`` in the background and wait until it says the fleet is ready.
 
-        If it never does, the runner is stopped (Ctrl-C) before the error is raised.
+        If it never does, the runner is stopped (Ctrl-C) before the error is raised, which ends
+        with the tail of the fleet's output.
         """
         self.launch()
         try:
             wait_until(self._ready, timeout=120, message="fleet ready")
+        except TimeoutError as exc:
+            # What the runner was waiting for (its own lines) and why (the services'), as it was.
+            output = self.log()[-8000:]
+            self.stop()
+            raise TimeoutError(f"{exc}; the fleet's output ended:\n{output}") from None
         except BaseException:
             self.stop()
             raise
