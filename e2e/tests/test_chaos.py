@@ -277,7 +277,8 @@ def _stop_nats(stage: Stage) -> None:
 
 
 def _through_the_link(stage: Stage, start: float, end: float) -> list[Attempt]:
-    """The orders placed through the namespace's orders process from ``start`` to ``end``."""
+    """The orders through the namespace's orders process that ended from ``start`` to ``end``,
+    those already in flight at ``start`` included (``Load.since``)."""
     return [
         attempt
         for attempt in stage.load.since(start)
