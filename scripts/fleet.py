@@ -23,7 +23,8 @@ FLEET_NATS_PORT (4222), FLEET_PROMETHEUS_PORT (9090), FLEET_ADMIN_EMAIL (``admin
 FLEET_ADMIN_PASSWORD (else one generated once into ``<data>/secrets.json``; it sets the password
 of an admin account created from now on, not of one that exists), FLEET_READY_TIMEOUT (90 s),
 FLEET_REPLICAS (1: the number of processes of each service; replica k > 1 listens on the
-service's port + 100 * (k - 1), and the gateway spreads requests over them all).
+service's port + 100 * (k - 1), and the gateway spreads requests over them all; ports that
+would give two listeners one port are refused).
 The whole environment passes through to every process, so the services' own variables work too:
 OPENAI_API_KEY, OPENAI_BASE_URL, CHAT_MODEL and EMBEDDING_MODEL for chat-llm-service, for example,
 and the OpenTelemetry SDK's OTEL_EXPORTER_OTLP_ENDPOINT (where the spans go; unset: nowhere),
@@ -474,6 +475,20 @@ def watch_readiness(
         fleet_line(f"the fleet runs, but announcing it failed: {exc!r}")
 
 
+def check_ports_distinct(config: FleetConfig) -> None:
+    """Refuse two listeners on one port (a replica's port is its service's + 100 * (k - 1)): the
+    one that binds second would fail at every start, and the fleet would never be ready."""
+    listeners: dict[int, list[str]] = {}
+    for variable, port in config.ports_by_variable().items():
+        listeners.setdefault(port, []).append(variable)
+    shared = [f"{port} ({', '.join(names)})" for port, names in listeners.items() if len(names) > 1]
+    if shared:
+        raise FleetError(
+            f"port(s) {'; '.join(shared)} given to more than one listener; "
+            f"set the variables to ports {REPLICA_PORT_STEP * config.replicas} or more apart."
+        )
+
+
 def check_not_running(config: FleetConfig) -> None:
     if config.pid_file.exists():
         pid = int(config.pid_file.read_text().strip() or 0)
@@ -544,6 +559,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def up(config: FleetConfig) -> int:
+    check_ports_distinct(config)
     check_not_running(config)
     # Ctrl-C (SIGINT) and 'make down' (SIGTERM) before the supervisor runs unwind the start, so
     # NATS and PostgreSQL stop too; the supervisor installs its own handlers while it runs the

@@ -234,12 +234,20 @@ class Fleet:
 REPLICA_PORT_STEP = 100
 
 
-def _free_port_for(replicas: int) -> int:
-    """A free port whose replicas' ports (every REPLICA_PORT_STEP above it) are free too."""
+def _free_port_for(replicas: int, taken: set[int]) -> int:
+    """A free port whose replicas' ports (every REPLICA_PORT_STEP above it) are free too, none of
+    them in ``taken`` (the fleet's ports drawn so far), to which they are added.
+
+    Each port is drawn on its own: without ``taken``, one drew FLEET_NATS_PORT equal to
+    USER_SERVICE_PORT + 100, NATS bound it first, and the second user-service replica never did.
+    """
     while True:
         port = free_port()
-        if not any(port_open(port + REPLICA_PORT_STEP * k) for k in range(1, replicas)):
-            return port
+        ports = {port + REPLICA_PORT_STEP * k for k in range(replicas)}
+        if ports & taken or any(port_open(other) for other in ports - {port}):
+            continue
+        taken |= ports
+        return port
 
 
 def new_fleet(extra_env: dict[str, str] | None = None, data_dir: Path | None = None) -> Fleet:
@@ -253,7 +261,8 @@ def new_fleet(extra_env: dict[str, str] | None = None, data_dir: Path | None = N
         # PostgreSQL runs as the unprivileged 'postgres' account when the tests run as root.
         data_dir.chmod(0o755)
     replicas = int((extra_env or {}).get("FLEET_REPLICAS", "1"))
-    ports = {name: _free_port_for(replicas) for name in PORT_VARIABLES}
+    taken: set[int] = set()
+    ports = {name: _free_port_for(replicas, taken) for name in PORT_VARIABLES}
     env = {**os.environ, "FLEET_DATA_DIR": str(data_dir), **(extra_env or {})}
     env.update({name: str(port) for name, port in ports.items()})
     return Fleet(data_dir=data_dir, ports=ports, env=env)

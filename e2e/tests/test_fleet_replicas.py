@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
+import fleet as runner
 import httpx
 import pytest
 from common_libs.testing import wait_until
 
+from tests import fleet as fleet_harness
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, replicated_fleet_environment
 from tests.fleet import Fleet, new_fleet, running_fleet
 from tests.support.shop import Account, Endpoints, Shop, order_body, unique
@@ -274,3 +276,37 @@ def test_a_replica_count_out_of_range_is_refused_and_nothing_starts(value: str) 
         assert not (refused.data_dir / "pgdata").exists()
     finally:
         refused.remove()
+
+
+def test_two_listeners_given_one_port_are_refused_and_nothing_starts() -> None:
+    refused = new_fleet({"FLEET_REPLICAS": "2"})
+    shared = refused.ports["USER_SERVICE_PORT"] + 100  # the second user-service replica's
+    refused.env["FLEET_NATS_PORT"] = str(shared)
+    try:
+        result = refused.run_fleet_command("up")
+
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"fleet: port(s) {shared} (USER_SERVICE_PORT + 100, FLEET_NATS_PORT) given to more "
+            "than one listener; set the variables to ports 200 or more apart.\n"
+        )
+        assert not (refused.data_dir / "pgdata").exists()
+    finally:
+        refused.remove()
+
+
+def test_a_new_fleet_never_gives_two_listeners_one_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The ports free_port hands out, in turn: the third is the second user-service replica's.
+    drawn = iter([21000, 22000, 22100, 23000, 24000, 25000, 26000, 27000, 28000])
+    monkeypatch.setattr(fleet_harness, "free_port", lambda: next(drawn))
+
+    fleet = new_fleet({"FLEET_REPLICAS": "2"})
+    try:
+        listeners = runner.FleetConfig.from_environ(fleet.env).ports_by_variable()
+
+        assert fleet.ports["USER_SERVICE_PORT"] == 22000
+        assert fleet.ports["CATALOG_SERVICE_PORT"] == 23000
+        assert 22100 not in fleet.ports.values()
+        assert len(set(listeners.values())) == len(listeners) == 4 * 2 + 4
+    finally:
+        fleet.remove()
