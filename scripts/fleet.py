@@ -483,9 +483,11 @@ def check_ports_distinct(config: FleetConfig) -> None:
         listeners.setdefault(port, []).append(variable)
     shared = [f"{port} ({', '.join(names)})" for port, names in listeners.items() if len(names) > 1]
     if shared:
+        apart = REPLICA_PORT_STEP * config.replicas
+        replicas = f" ({config.replicas} replicas: ports {apart} or more apart)"
         raise FleetError(
             f"port(s) {'; '.join(shared)} given to more than one listener; "
-            f"set the variables to ports {REPLICA_PORT_STEP * config.replicas} or more apart."
+            f"give each its own{replicas if config.replicas > 1 else ''}."
         )
 
 

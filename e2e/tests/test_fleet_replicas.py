@@ -288,7 +288,7 @@ def test_two_listeners_given_one_port_are_refused_and_nothing_starts() -> None:
         assert result.returncode == 1
         assert result.stderr == (
             f"fleet: port(s) {shared} (USER_SERVICE_PORT + 100, FLEET_NATS_PORT) given to more "
-            "than one listener; set the variables to ports 200 or more apart.\n"
+            "than one listener; give each its own (2 replicas: ports 200 or more apart).\n"
         )
         assert not (refused.data_dir / "pgdata").exists()
     finally:
@@ -299,6 +299,8 @@ def test_a_new_fleet_never_gives_two_listeners_one_port(monkeypatch: pytest.Monk
     # The ports free_port hands out, in turn: the third is the second user-service replica's.
     drawn = iter([21000, 22000, 22100, 23000, 24000, 25000, 26000, 27000, 28000])
     monkeypatch.setattr(fleet_harness, "free_port", lambda: next(drawn))
+    # None of them taken by a server on this machine (the session's fleet is on ports like them).
+    monkeypatch.setattr(fleet_harness, "port_open", lambda port: False)
 
     fleet = new_fleet({"FLEET_REPLICAS": "2"})
     try:
