@@ -8,7 +8,9 @@ then drops two per-request costs a client for one peer service does not need (se
 
 from __future__ import annotations
 
+import functools
 import itertools
+import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +27,7 @@ __all__ = [
     "create_http_client",
     "forward_request_id",
     "origin_urls",
+    "tls_context",
 ]
 
 
@@ -165,6 +168,17 @@ def origin_urls(base_url: str) -> list[httpx.URL]:
     return urls
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The verifying TLS context every client of this process shares, made on first use.
+
+    httpx makes one per client otherwise, loading the CA bundle each time: about 17 ms and
+    0.8 MiB per client at start-up (three in the order service and in the chat), for peers
+    that are mostly plain HTTP inside the cluster. ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` apply
+    as httpx reads them, once per process."""
+    return httpx.create_ssl_context()
+
+
 def create_http_client(
     *,
     base_url: str,
@@ -191,7 +205,9 @@ def create_http_client(
         keepalive_expiry=keepalive_expiry,
     )
     origins = origin_urls(base_url)
-    transport: httpx.AsyncBaseTransport = TracingTransport(AiohttpTransport(limits=limits))
+    transport: httpx.AsyncBaseTransport = TracingTransport(
+        AiohttpTransport(verify=tls_context(), limits=limits)
+    )
     if len(origins) > 1:
         # Outside the tracing: each attempt is a client span of its own, a refused one an error.
         transport = FailoverTransport(transport, origins)

@@ -40,6 +40,7 @@ from common_libs.events.schema import (
     drop_inbox_tables,
     drop_outbox_tables,
 )
+from common_libs.events.streams import ensure_stream
 from common_libs.request_id import request_id_var, trace_headers_var
 from common_libs.testing import (
     PostgresServer,
@@ -598,6 +599,99 @@ async def test_a_subjects_events_sent_after_one_the_broker_refused_stay_until_it
     assert [e.envelope.id for e in events] == [first, third]
     assert published(registry, domain, "published") == 2
     assert published(registry, domain, "duplicate") == 1
+
+
+async def test_a_burst_of_one_subjects_changes_is_published_as_its_latest_event(
+    engine: AsyncEngine,
+    broker: Broker,
+    domain: Domain,
+    nats_server: NatsServer,
+    spans: InMemorySpanExporter,
+) -> None:
+    registry = CollectorRegistry()
+    relay = OutboxRelay(
+        engine=engine,
+        broker=broker,
+        stream=domain.stream,
+        coalesce={domain.changed.name},
+        registry=registry,
+    )
+    burst, single, mixed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    written: dict[uuid.UUID, list[uuid.UUID]] = {burst: [], single: [], mixed: []}
+    for thing, event_type, count in (
+        (burst, domain.changed, 1),
+        (mixed, domain.removed, 0),
+        (burst, domain.changed, 2),
+        (single, domain.changed, 1),
+        (mixed, domain.changed, 5),
+        (burst, domain.changed, 3),
+    ):
+        async with engine.begin() as connection:
+            written[thing].append(
+                await write_event(connection, event_type, thing, Thing(id=thing, count=count))
+            )
+
+    assert await relay.relay_once() == 6
+
+    events = await stream_events(nats_server.url, domain.name)
+    sent = {(e.envelope.subject, e.envelope.type, e.envelope.version) for e in events}
+    # Only the burst's last change goes out; a type not coalesced ("removed") always does,
+    # even with a later change of its subject behind it.
+    assert sent == {
+        (str(burst), domain.changed.name, 3),
+        (str(single), domain.changed.name, 1),
+        (str(mixed), domain.removed.name, 1),
+        (str(mixed), domain.changed.name, 2),
+    }
+    assert [e.envelope.data for e in events if e.envelope.subject == str(burst)] == [
+        {"id": str(burst), "count": 3}
+    ]
+    assert await outbox_rows(engine) == 0
+    assert published(registry, domain, "coalesced") == 2
+    assert published(registry, domain, "published") == 3
+    # Each event left out shows in its own trace as a producer span that sent nothing.
+    producers = producer_spans(spans)
+    for event_id in written[burst][:2]:
+        attributes = producers[str(event_id)].attributes or {}
+        assert attributes["fleet.event.outcome"] == "coalesced"
+        assert "messaging.message.body.size" not in attributes
+    assert (producers[str(written[burst][2])].attributes or {})[
+        "fleet.event.outcome"
+    ] == "published"
+
+
+async def test_events_left_out_stay_until_the_event_that_carries_their_state_is_taken(
+    engine: AsyncEngine, broker: Broker, domain: Domain, nats_server: NatsServer
+) -> None:
+    registry = CollectorRegistry()
+    narrow = StreamSpec(domain.stream.name, (domain.changed.name,))
+    relay = OutboxRelay(
+        engine=engine,
+        broker=broker,
+        stream=narrow,
+        coalesce={domain.changed.name},
+        registry=registry,
+    )
+    thing = uuid.uuid4()
+    async with engine.begin() as connection:
+        await write_event(connection, domain.changed, thing, Thing(id=thing, count=1))
+        await write_event(connection, domain.changed, thing, Thing(id=thing, count=2))
+        removed = await write_event(connection, domain.removed, thing, Thing(id=thing, count=0))
+
+    # The "removed" that supersedes both changes is refused: the changes stay with it.
+    with pytest.raises(NoStreamResponseError):
+        await relay.relay_once()
+    assert await outbox_rows(engine) == 3
+    assert published(registry, domain, "coalesced") == 0
+    assert await stream_events(nats_server.url, domain.name) == []
+
+    # Once the stream takes it, the next pass sends the "removed" alone and drops all three rows.
+    await ensure_stream(await broker.jetstream(), domain.stream, update=True)
+    assert await relay.relay_once() == 3
+    events = await stream_events(nats_server.url, domain.name)
+    assert [(e.envelope.id, e.envelope.version) for e in events] == [(removed, 3)]
+    assert await outbox_rows(engine) == 0
+    assert published(registry, domain, "coalesced") == 2
 
 
 async def test_a_pass_whose_connection_is_gone_publishes_nothing_and_keeps_every_row(

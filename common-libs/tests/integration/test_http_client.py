@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from httpx_aiohttp import AiohttpTransport
 
-from common_libs.http_client import PeerClient, create_http_client
+from common_libs.http_client import (
+    FailoverTransport,
+    PeerClient,
+    create_http_client,
+    tls_context,
+)
 from common_libs.request_id import REQUEST_ID_HEADER, RequestIdMiddleware, request_id_var
+from common_libs.telemetry import TracingTransport
 
 
 @pytest.fixture
@@ -126,6 +134,24 @@ def test_a_peer_client_refuses_a_cookie_jar() -> None:
         client.cookies = {"session": "shared"}
     client.cookies = {}
     assert not client.cookies
+
+
+def _tls_of(client: httpx.AsyncClient) -> ssl.SSLContext:
+    transport = client._transport
+    if isinstance(transport, FailoverTransport):
+        transport = transport._transport
+    assert isinstance(transport, TracingTransport)
+    assert isinstance(transport.transport, AiohttpTransport)
+    return transport.transport.ssl_context
+
+
+def test_every_client_shares_one_verifying_tls_context() -> None:
+    one = create_http_client(base_url="http://peer")
+    another = create_http_client(base_url="https://peer-a:8443,https://peer-b:8443")
+
+    assert _tls_of(one) is _tls_of(another) is tls_context()
+    assert tls_context().verify_mode is ssl.CERT_REQUIRED
+    assert tls_context().check_hostname
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,14 @@ from common_libs.events.asyncapi import asyncapi_json
 from app.config import SERVICE_NAME
 from app.models.product_models import Product
 
-__all__ = ["EVENTS", "PRODUCT_CREATED", "PRODUCT_DELETED", "PRODUCT_UPDATED", "asyncapi"]
+__all__ = [
+    "COALESCED",
+    "EVENTS",
+    "PRODUCT_CREATED",
+    "PRODUCT_DELETED",
+    "PRODUCT_UPDATED",
+    "asyncapi",
+]
 
 EVENTS = EventSource(SERVICE_NAME, CATALOG)
 PRODUCT_CREATED = EVENTS.event("catalog.product.created", Product, "A product was created.")
@@ -27,6 +34,10 @@ PRODUCT_UPDATED = EVENTS.event(
     "or expired). Carries the product as it is after the change.",
 )
 PRODUCT_DELETED = EVENTS.event("catalog.product.deleted", DeletedData, "A product was deleted.")
+# The relay leaves out an update that a later event of the same product in its pass supersedes:
+# a burst of orders for one product is a burst of its stock's updates, and each carries the whole
+# product (API.md lets a producer coalesce them into the latest).
+COALESCED = (PRODUCT_UPDATED.name,)
 
 
 def asyncapi() -> str:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from app.config import SERVICE_NAME, Settings, get_settings
 from app.db.session import create_engine
+from app.events import COALESCED
 from app.routers import (
     category_routes,
     product_routes,
@@ -85,7 +86,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             name="reservation-sweeper",
         )
         # Publishes the outbox to the CATALOG stream.
-        app.state.relay = start_relay(stack, engine=engine, broker=broker, stream=CATALOG)
+        app.state.relay = start_relay(
+            stack, engine=engine, broker=broker, stream=CATALOG, coalesce=COALESCED
+        )
         yield
 
 

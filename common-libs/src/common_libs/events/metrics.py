@@ -53,7 +53,8 @@ def event_metrics(registry: CollectorRegistry = REGISTRY) -> EventMetrics:
             ),
             published=Counter(
                 "events_published",
-                "Events the broker acknowledged, by type; outcome duplicate: it already had it.",
+                "Events the broker acknowledged, by type; outcome duplicate: it already had it; "
+                "coalesced: not sent, a later event of its subject carried the newer state.",
                 ["type", "outcome"],
                 registry=registry,
             ),

@@ -11,6 +11,8 @@ relay.run(), name="outbox-relay")``). One pass:
    acknowledgements awaited together), each in a producer span
    ``publish <type>`` whose parent is the trace context the row stored (a root span when it
    stored none) and whose own context the message carries (:mod:`common_libs.events.tracing`);
+   an event of a type the service lets coalesce (``coalesce``) is left out when a later event
+   of its subject is in the same pass, which carries the newer state;
 3. deletes the acknowledged rows and commits. A relay that dies between 2 and 3 leaves the rows,
    the next pass publishes them again, and the broker drops the duplicate (its window is longer
    than a restart); consumers' inboxes catch any that get through later.
@@ -27,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -49,6 +51,9 @@ from common_libs.events.tracing import OUTCOME, mark_failed, start_publishing
 __all__ = ["OutboxRelay", "start_relay"]
 
 _logger = logging.getLogger("common_libs.events")
+
+# The outcome of an event left unsent because a later one of its subject superseded it.
+COALESCED = "coalesced"
 
 _CLAIM = text(
     """
@@ -79,7 +84,11 @@ _DELETE_AND_MEASURE = text(
 
 
 class OutboxRelay:
-    """Publishes one service's outbox to its stream; safe to run in every replica."""
+    """Publishes one service's outbox to its stream; safe to run in every replica.
+
+    ``coalesce`` names the event types of which only the latest of a subject in a pass is sent
+    (a burst of one product's stock changes becomes one event); every other event is sent.
+    """
 
     def __init__(
         self,
@@ -92,6 +101,7 @@ class OutboxRelay:
         poll_seconds: float = 5.0,
         linger_seconds: float = 0.003,
         max_backoff_seconds: float = 10.0,
+        coalesce: Collection[str] = (),
         registry: CollectorRegistry = REGISTRY,
     ) -> None:
         self.engine = engine
@@ -102,6 +112,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.linger_seconds = linger_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.coalesce = frozenset(coalesce)
         self.metrics = event_metrics(registry)
         self._wake = asyncio.Event()
         self._listener: Any = None
@@ -169,10 +180,37 @@ class OutboxRelay:
         for row in rows:
             by_subject[row.subject].append(row)
         results = await asyncio.gather(
-            *(self._publish_in_order(js, chain) for chain in by_subject.values())
+            *(self._publish_chain(js, chain) for chain in by_subject.values())
         )
         acknowledged = [row_id for ids, _ in results for row_id in ids]
         failure = next((error for _, error in results if error is not None), None)
+        return acknowledged, failure
+
+    async def _publish_chain(
+        self, js: JetStreamContext, chain: list[Row[Any]]
+    ) -> tuple[list[int], BaseException | None]:
+        """Publish one subject's events of this pass, but those a later one supersedes.
+
+        An event whose type is in ``coalesce`` and that has a later event of its subject in the
+        same pass is not sent: every event carries the whole current state under a newer
+        version, so the later one says all it said (API.md lets a producer coalesce a burst of
+        changes to one thing). Its row goes once every event sent for the subject is
+        acknowledged (until then it stays, and the next pass weighs it again), with a producer
+        span of outcome ``coalesced`` in its trace and the same outcome counted."""
+        superseded = [row for row in chain[:-1] if row.type in self.coalesce]
+        if not superseded:
+            return await self._publish_in_order(js, chain)
+        left_out = {row.id for row in superseded}
+        acknowledged, failure = await self._publish_in_order(
+            js, [row for row in chain if row.id not in left_out]
+        )
+        if failure is None:
+            for row in superseded:
+                span, _ = self._start_span(row, body_size=None)
+                span.set_attribute(OUTCOME, COALESCED)
+                span.end()
+                self.metrics.published.labels(type=row.type, outcome=COALESCED).inc()
+                acknowledged.append(row.id)
         return acknowledged, failure
 
     async def _publish_in_order(
@@ -220,8 +258,8 @@ class OutboxRelay:
                 acknowledged.append(row.id)
         return acknowledged, failure
 
-    @staticmethod
-    def _message(row: Row[Any]) -> tuple[bytes, Span, dict[str, str]]:
+    @classmethod
+    def _message(cls, row: Row[Any]) -> tuple[bytes, Span, dict[str, str]]:
         """One row's message body, its producer span (started) and its headers."""
         body = envelope_json(
             event_id=row.event_id,
@@ -233,19 +271,23 @@ class OutboxRelay:
             request_id=row.request_id,
             data_json=row.data,
         )
-        span, headers = start_publishing(
+        span, headers = cls._start_span(row, body_size=len(body))
+        headers["Nats-Msg-Id"] = str(row.event_id)
+        if row.request_id:
+            headers["X-Request-ID"] = row.request_id
+        return body, span, headers
+
+    @staticmethod
+    def _start_span(row: Row[Any], *, body_size: int | None) -> tuple[Span, dict[str, str]]:
+        return start_publishing(
             event_type=row.type,
             event_id=str(row.event_id),
             source=row.source,
             subject=row.subject,
             version=row.version,
             stored_headers=row.headers,
-            body_size=len(body),
+            body_size=body_size,
         )
-        headers["Nats-Msg-Id"] = str(row.event_id)
-        if row.request_id:
-            headers["X-Request-ID"] = row.request_id
-        return body, span, headers
 
     async def _update_gauges(self) -> None:
         """Measure the backlog after a failed pass (a pass that publishes measures it itself)."""
@@ -316,11 +358,14 @@ def start_relay(
     engine: AsyncEngine,
     broker: Broker,
     stream: StreamSpec,
+    coalesce: Collection[str] = (),
     registry: CollectorRegistry = REGISTRY,
 ) -> OutboxRelay:
     """Run an :class:`OutboxRelay` in the background of a lifespan (cancelled when it ends)."""
     from common_libs.service_app import run_in_background
 
-    relay = OutboxRelay(engine=engine, broker=broker, stream=stream, registry=registry)
+    relay = OutboxRelay(
+        engine=engine, broker=broker, stream=stream, coalesce=coalesce, registry=registry
+    )
     run_in_background(stack, relay.run(), name="outbox-relay")
     return relay

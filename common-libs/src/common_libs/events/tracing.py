@@ -76,29 +76,32 @@ def start_publishing(
     subject: str,
     version: int,
     stored_headers: Mapping[str, Any],
-    body_size: int,
+    body_size: int | None,
 ) -> tuple[Span, dict[str, str]]:
     """Start the producer span of one event, a child of the context its row stored; return it
     and the headers the message carries (the stored ones, with this span's trace context).
 
     The caller ends it (``with span:`` around the publish). It is not made current: nothing but
-    the publish happens in it, and the relay's pass is the hot path of every event."""
+    the publish happens in it, and the relay's pass is the hot path of every event. An event
+    that is not sent (coalesced into a later one) has no body size."""
     headers = {str(name): str(value) for name, value in stored_headers.items()}
     parent = propagate.extract(headers, context=Context())
+    attributes: dict[str, AttributeValue] = {
+        **_PUBLISH,
+        "messaging.destination.name": event_type,
+        "messaging.message.id": event_id,
+        "cloudevents.event_type": event_type,
+        "cloudevents.event_source": source,
+        "cloudevents.event_subject": subject,
+        "fleet.event.version": version,
+    }
+    if body_size is not None:
+        attributes["messaging.message.body.size"] = body_size
     span = _tracer.start_span(
         f"publish {event_type}",
         context=parent,
         kind=SpanKind.PRODUCER,
-        attributes={
-            **_PUBLISH,
-            "messaging.destination.name": event_type,
-            "messaging.message.id": event_id,
-            "messaging.message.body.size": body_size,
-            "cloudevents.event_type": event_type,
-            "cloudevents.event_source": source,
-            "cloudevents.event_subject": subject,
-            "fleet.event.version": version,
-        },
+        attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
     )

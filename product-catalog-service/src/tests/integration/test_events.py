@@ -3,6 +3,10 @@ envelope, and a change that rolls back publishes nothing (API.md, "Events").
 
 The session's app relays its outbox to the session's nats-server; each test reads back the
 events about its own products (the stream is shared by the session) within a bounded wait.
+
+The relay coalesces a product's updates: of those in one pass only the latest is published
+(``app.events.COALESCED``). A test that checks each update's own event waits for it before the
+next change, so that no pass holds two (one that was published has left the outbox).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ async def test_create_update_delete_publish_their_events_with_the_documented_env
     )
     assert updated.status_code == 200
     after_update = await _get(client, product_id)
+    await wait_for_events(nats_server.url, [product_id], 2)
     deleted = await client.delete(f"/products/{product_id}", headers={**admin_headers, **delete_id})
     assert deleted.status_code == 204
 
@@ -144,6 +149,7 @@ async def test_an_update_refused_inside_its_transaction_publishes_nothing(
         RESERVATIONS, json=reservation_body((product["id"], 4)), headers=service_headers
     )
     assert held.status_code == 201
+    await wait_for_events(nats_server.url, [product["id"]], 2)
     # Stock below what is held: the UPDATE's own condition refuses it, the transaction rolls back.
     refused = await client.patch(
         f"/products/{product['id']}", json={"stock": 3, "name": "Never"}, headers=admin_headers
@@ -232,6 +238,7 @@ async def test_hold_and_release_publish_the_new_available_stock(
     held = await client.post(RESERVATIONS, json=body, headers={**service_headers, **hold_id})
     assert held.status_code == 201
     after_hold = {product["id"]: await _get(client, product["id"]) for product in (shoe, sock)}
+    await wait_for_events(nats_server.url, [shoe["id"], sock["id"]], 4)
     released = await client.post(
         f"{RESERVATIONS}/{body['reservation_id']}/release",
         headers={**service_headers, **release_id},
@@ -278,6 +285,7 @@ async def test_commit_and_replays_publish_nothing_and_releasing_a_commit_publish
     body = reservation_body((product["id"], 4), commit=one_step)
     settle = f"{RESERVATIONS}/{body['reservation_id']}"
     assert (await client.post(RESERVATIONS, json=body, headers=service_headers)).status_code == 201
+    await wait_for_events(nats_server.url, [product["id"]], 2)
     # A replay of the reservation; a commit (stock_available stays 6) and a replay of the commit.
     assert (await client.post(RESERVATIONS, json=body, headers=service_headers)).status_code == 200
     if not one_step:
@@ -287,6 +295,7 @@ async def test_commit_and_replays_publish_nothing_and_releasing_a_commit_publish
     # Releasing the committed reservation puts the stock back (and its replay changes nothing).
     assert (await client.post(f"{settle}/release", headers=service_headers)).status_code == 200
     assert (await client.post(f"{settle}/release", headers=service_headers)).status_code == 200
+    await wait_for_events(nats_server.url, [product["id"]], 3)
     await client.patch(f"/products/{product['id']}", json={"name": "Last"}, headers=admin_headers)
 
     events = await wait_for_events(nats_server.url, [product["id"]], 4)
@@ -310,8 +319,9 @@ async def test_the_sweeper_publishes_one_event_per_product_it_releases_stock_of(
 ) -> None:
     product = await create_product(client, admin_headers, stock=5)
     bodies = [reservation_body((product["id"], 1)) for _ in range(2)]
-    for body in bodies:
+    for published, body in enumerate(bodies, start=2):
         assert (await client.post(RESERVATIONS, json=body, headers=service_headers)).is_success
+        await wait_for_events(nats_server.url, [product["id"]], published)
     async with db_engine.begin() as connection:
         await connection.execute(
             update(Reservation)
@@ -329,3 +339,7 @@ async def test_the_sweeper_publishes_one_event_per_product_it_releases_stock_of(
     assert [event.envelope.data["stock_available"] for event in events] == [5, 4, 3, 5]
     assert events[-1].envelope.request_id is None
     assert events[-1].envelope.data == await _get(client, product["id"])
+
+
+def test_the_relay_coalesces_a_products_updates_and_nothing_else(app: FastAPI) -> None:
+    assert app.state.relay.coalesce == {"catalog.product.updated"}
