@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["Buckets", "combined", "handled_delays", "quantile", "since"]
+__all__ = ["Buckets", "combined", "handled_delays", "published_by_outcome", "quantile", "since"]
 
 METRIC = "events_handled_delay_seconds"
 # Each consumer's cumulative counts by upper bound (``le``, +Inf included).
@@ -33,6 +33,22 @@ def handled_delays(urls: Iterable[str]) -> Buckets:
                 if sample.name == f"{METRIC}_bucket":
                     consumer = found.setdefault(sample.labels["consumer"], {})
                     consumer[float(sample.labels["le"])] = sample.value
+    return found
+
+
+def published_by_outcome(urls: Iterable[str]) -> dict[str, float]:
+    """Every producer's ``events_published_total`` now, by outcome (published, duplicate,
+    coalesced), added up over the services at ``urls``."""
+    found: dict[str, float] = {}
+    for url in urls:
+        text = httpx.get(f"{url}/metrics", timeout=10).raise_for_status().text
+        for family in text_string_to_metric_families(text):
+            if family.name != "events_published":
+                continue
+            for sample in family.samples:
+                if sample.name == "events_published_total":
+                    outcome = sample.labels["outcome"]
+                    found[outcome] = found.get(outcome, 0.0) + sample.value
     return found
 
 

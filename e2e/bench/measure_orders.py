@@ -21,7 +21,7 @@ from pathlib import Path
 import fleet as runner
 import httpx
 
-from bench.event_delays import combined, handled_delays, quantile, since
+from bench.event_delays import combined, handled_delays, published_by_outcome, quantile, since
 from bench.fixtures import Fixtures
 from bench.fleet_access import Target
 from bench.processes import cpu_seconds, listening_pid
@@ -88,6 +88,7 @@ def measure_orders(
     cpu_ms: dict[str, list[float]] = {name: [] for name in pids}
     consumers = [target.url(service) for service in runner.SERVICES]
     delays_before = handled_delays(consumers)
+    outcomes_before = published_by_outcome(consumers)
     for number in range(settings.rounds):
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         result = run(settings.order_seconds)
@@ -101,6 +102,8 @@ def measure_orders(
             f"errors {result.errors}"
         )
     delays = since(delays_before, handled_delays(consumers))
+    outcomes = published_by_outcome(consumers)
+    sent = {key: outcomes[key] - outcomes_before.get(key, 0.0) for key in sorted(outcomes)}
     how = (
         f"wrk -t1 -c{connections}, {settings.rounds} runs of {settings.order_seconds:g} s "
         "(after one order alone and a 2 s warm-up), POST /api/orders through the gateway, one "
@@ -126,17 +129,24 @@ def measure_orders(
     failed.detail = f"answers by status over the runs: {dict(sorted(answers.items()))}"
     if samples:
         failed.detail += f"; first failed answers: {' / '.join(samples)[:600]}"
-    return [rate, p50, p99, failed, *_event_rows(delays)]
+    orders = sum(result.requests for result in results)
+    return [rate, p50, p99, failed, *_event_rows(delays, sent, orders)]
 
 
-def _event_rows(delays: dict[str, dict[float, float]]) -> list[Row]:
+def _event_rows(
+    delays: dict[str, dict[float, float]], sent: dict[str, float], orders: int
+) -> list[Row]:
     """The events' commit-to-handled p50 and p99 over the rounds, every consumer together."""
     every = combined(delays.values())
     counts = ", ".join(f"{name} {buckets[math.inf]:.0f}" for name, buckets in delays.items())
+    outcomes = ", ".join(f"{name} {count:.0f}" for name, count in sent.items() if count)
     detail = (
         "from an event's commit (occurred_at) to its handler's commit, every consumer of the "
         "fleet over the order runs, read from their events_handled_delay_seconds buckets "
-        f"(linear within a bucket); events handled: {counts or 'none'}"
+        f"(linear within a bucket); events handled: {counts or 'none'}; the producers' events "
+        f"by outcome over {orders} answers: {outcomes or 'none'} (a coalesced event is not "
+        "sent: a later one of its product carried the newer state, and its delay is not in "
+        "these figures)"
     )
     rows = []
     for q, bound in ((0.5, 20), (0.99, 100)):
