@@ -5,8 +5,8 @@ relay publishes its outbox) and a nats-server each test starts, stops and reads 
 
 The relay coalesces a product's updates (of those in one pass, only the latest is sent): what
 "every change" means on the stream is each product's created and deleted events and, of its
-updates, at least the latest, with its final state, versions increasing, nothing twice; every
-change written is either on the stream or counted as coalesced.
+updates, at least the latest, with its final state, versions increasing, nothing twice; and,
+with the broker up throughout, every change written either on the stream or counted as coalesced.
 """
 
 from __future__ import annotations
