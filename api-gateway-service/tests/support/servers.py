@@ -152,8 +152,10 @@ class Gateway:
         return status
 
     def access_log(self) -> list[dict[str, Any]]:
-        """The JSON access log lines written so far (nginx writes them to stdout)."""
-        return [json.loads(line) for line in self.process.stdout().splitlines() if line.strip()]
+        """The JSON access log lines written so far (nginx writes them to stdout). A line not yet
+        ended by its newline is still being written: it is left for a later read."""
+        written, _, _ = self.process.stdout().rpartition("\n")
+        return [json.loads(line) for line in written.splitlines() if line.strip()]
 
 
 def start_gateway(

@@ -36,7 +36,9 @@ def new_caller() -> tuple[str, str, str]:
 
 
 def log_line(server: UvicornServer, message: str) -> dict[str, Any]:
-    lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    # Only lines ended by their newline: the server may be writing the next one (its access line).
+    written, _, _ = server.output().rpartition("\n")
+    lines = [json.loads(line) for line in written.splitlines() if line.startswith("{")]
     [line] = [line for line in lines if line["message"] == message]
     return line
 
