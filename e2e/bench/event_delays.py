@@ -13,42 +13,51 @@ from collections.abc import Iterable, Mapping
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
-__all__ = ["Buckets", "combined", "handled_delays", "published_by_outcome", "quantile", "since"]
+__all__ = [
+    "Buckets",
+    "combined",
+    "handled_delays",
+    "published_by_outcome",
+    "quantile",
+    "scrape",
+    "since",
+]
 
 METRIC = "events_handled_delay_seconds"
 # Each consumer's cumulative counts by upper bound (``le``, +Inf included).
 Buckets = dict[str, dict[float, float]]
 
 
-def handled_delays(urls: Iterable[str]) -> Buckets:
-    """Every consumer's buckets now, from the ``/metrics`` of each service at ``urls``."""
-    found: Buckets = {}
+def scrape(urls: Iterable[str]) -> list[Sample]:
+    """Every sample of the ``/metrics`` of each service at ``urls``, read now (once each)."""
+    samples: list[Sample] = []
     for url in urls:
         text = httpx.get(f"{url}/metrics", timeout=10).raise_for_status().text
         for family in text_string_to_metric_families(text):
-            if family.name != METRIC:
-                continue
-            for sample in family.samples:
-                if sample.name == f"{METRIC}_bucket":
-                    consumer = found.setdefault(sample.labels["consumer"], {})
-                    consumer[float(sample.labels["le"])] = sample.value
+            samples.extend(family.samples)
+    return samples
+
+
+def handled_delays(samples: Iterable[Sample]) -> Buckets:
+    """Every consumer's buckets in ``samples`` (:func:`scrape`)."""
+    found: Buckets = {}
+    for sample in samples:
+        if sample.name == f"{METRIC}_bucket":
+            consumer = found.setdefault(sample.labels["consumer"], {})
+            consumer[float(sample.labels["le"])] = sample.value
     return found
 
 
-def published_by_outcome(urls: Iterable[str]) -> dict[str, float]:
-    """Every producer's ``events_published_total`` now, by outcome (published, duplicate,
-    coalesced), added up over the services at ``urls``."""
+def published_by_outcome(samples: Iterable[Sample]) -> dict[str, float]:
+    """Every producer's ``events_published_total`` in ``samples`` (:func:`scrape`), by outcome
+    (published, duplicate, coalesced), added up over the services."""
     found: dict[str, float] = {}
-    for url in urls:
-        text = httpx.get(f"{url}/metrics", timeout=10).raise_for_status().text
-        for family in text_string_to_metric_families(text):
-            if family.name != "events_published":
-                continue
-            for sample in family.samples:
-                if sample.name == "events_published_total":
-                    outcome = sample.labels["outcome"]
-                    found[outcome] = found.get(outcome, 0.0) + sample.value
+    for sample in samples:
+        if sample.name == "events_published_total":
+            outcome = sample.labels["outcome"]
+            found[outcome] = found.get(outcome, 0.0) + sample.value
     return found
 
 

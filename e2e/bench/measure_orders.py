@@ -21,7 +21,14 @@ from pathlib import Path
 import fleet as runner
 import httpx
 
-from bench.event_delays import combined, handled_delays, published_by_outcome, quantile, since
+from bench.event_delays import (
+    combined,
+    handled_delays,
+    published_by_outcome,
+    quantile,
+    scrape,
+    since,
+)
 from bench.fixtures import Fixtures
 from bench.fleet_access import Target
 from bench.processes import cpu_seconds, listening_pid
@@ -87,8 +94,7 @@ def measure_orders(
     results = []
     cpu_ms: dict[str, list[float]] = {name: [] for name in pids}
     consumers = [target.url(service) for service in runner.SERVICES]
-    delays_before = handled_delays(consumers)
-    outcomes_before = published_by_outcome(consumers)
+    metrics_before = scrape(consumers)
     for number in range(settings.rounds):
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         result = run(settings.order_seconds)
@@ -101,8 +107,10 @@ def measure_orders(
             f"{result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, answers {result.codes}, "
             f"errors {result.errors}"
         )
-    delays = since(delays_before, handled_delays(consumers))
-    outcomes = published_by_outcome(consumers)
+    metrics_after = scrape(consumers)
+    delays = since(handled_delays(metrics_before), handled_delays(metrics_after))
+    outcomes_before = published_by_outcome(metrics_before)
+    outcomes = published_by_outcome(metrics_after)
     sent = {key: outcomes[key] - outcomes_before.get(key, 0.0) for key in sorted(outcomes)}
     how = (
         f"wrk -t1 -c{connections}, {settings.rounds} runs of {settings.order_seconds:g} s "
