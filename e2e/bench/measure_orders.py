@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import fleet as runner
@@ -32,6 +34,7 @@ from bench.event_delays import (
 from bench.fixtures import Fixtures
 from bench.fleet_access import Target
 from bench.processes import cpu_seconds, listening_pid
+from bench.read_model_staleness import StalenessSampler, staleness_ms
 from bench.report import Row, at_least, below, median, none_of, say
 from bench.runs import Settings
 from bench.wrk import WrkResult, order_script, run_wrk
@@ -138,7 +141,58 @@ def measure_orders(
     if samples:
         failed.detail += f"; first failed answers: {' / '.join(samples)[:600]}"
     orders = sum(result.requests for result in results)
-    return [rate, p50, p99, failed, *_event_rows(delays, sent, orders)]
+    staleness = _staleness_rows(target, fixtures, run, settings.order_seconds)
+    return [rate, p50, p99, failed, *_event_rows(delays, sent, orders), *staleness]
+
+
+def _staleness_rows(
+    target: Target, fixtures: Fixtures, run: Callable[[float], WrkResult], seconds: float
+) -> list[Row]:
+    """One more order run, the chat's read model of the ordered product sampled against the
+    catalog meanwhile (``bench/read_model_staleness.py``): how far behind it was, p50 and p99.
+
+    A run of its own: the sampler's queries are load on the same two cores, so the runs above
+    are measured without it."""
+    sampler = StalenessSampler(
+        catalog_dsn=target.database_dsn(runner.CATALOG.database),
+        chat_dsn=target.database_dsn(runner.CHAT.database),
+        product_id=fixtures.order_product["id"],
+    ).start()
+    try:
+        result = run(seconds)
+    finally:
+        samples = sampler.finish()
+    stale, behind = staleness_ms(samples)
+    if len(stale) < 2:
+        raise RuntimeError(
+            "the staleness sampler saw too few versions of the product reach the chat"
+        )
+    p50, p99 = median(stale), statistics.quantiles(stale, n=100, method="inclusive")[98]
+    interval = (samples[-1].catalog_at - samples[0].catalog_at) / max(len(samples) - 1, 1)
+    say(
+        f"4 read model staleness: {len(stale)} versions, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+        f"max {max(stale):.1f} ms, a sample every {interval * 1000:.1f} ms, "
+        f"{_orders_per_second(result):.0f} orders/s meanwhile"
+    )
+    detail = (
+        f"one more order run of {seconds:g} s ({_orders_per_second(result):.0f} orders/s, "
+        f"answers {result.codes}) with a sampler reading the product's latest event version at "
+        "the catalog (event_versions) and then the version the chat's read model has applied "
+        "(consumed_versions) on connections of its own, a sample every "
+        f"{interval * 1000:.1f} ms until the read model caught up; per version, from the first "
+        "sample that saw it at the catalog to the first that saw the read model at it or later "
+        f"(to about one sampling interval either way), coalesced updates included; {len(stale)} "
+        f"versions, the slowest {max(stale):.1f} ms"
+        + (f", {behind} not reached by the read model within 10 s after the run" if behind else "")
+    )
+    measure = "Events: the chat's read model behind the catalog under the order load"
+    rows = [
+        Row(4, f"{measure} (median)", round(p50, 2), "ms", "—", "info"),
+        Row(4, f"{measure} (p99)", round(p99, 2), "ms", "—", "info"),
+    ]
+    for row in rows:
+        row.detail = detail
+    return rows
 
 
 def _event_rows(
