@@ -81,6 +81,16 @@ def below(item: int, measure: str, figure: float, unit: str, bound: float) -> Ro
     return _row(item, measure, figure, unit, target, lambda value: value < bound)
 
 
+def measured(item: int, label: str, measure: Callable[[], list[Row]]) -> list[Row]:
+    """``measure()``'s rows, or one ``error`` row saying what it raised (the benchmark then
+    exits 1, and the rows of the other measurements stand)."""
+    try:
+        return measure()
+    except Exception as exc:
+        say(f"{item} {label} failed: {exc!r}")
+        return [Row(item, label, None, "", "—", "error", f"error: {exc!r}"[:600])]
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 

@@ -31,7 +31,7 @@ from bench.measure_scale import measure_scale
 from bench.measure_tracing import measure_tracing
 from bench.measure_users import measure_users
 from bench.measure_wide import measure_wide
-from bench.report import Row, say, write_results
+from bench.report import Row, measured, say, write_results
 from bench.runs import Settings
 from bench.wrk import require_wrk, summary_script
 from tests.fleet import ROOT
@@ -47,11 +47,7 @@ def _attempt(
     if item not in settings.items:
         return []
     say(f"{item} {label}")
-    try:
-        return measure()
-    except Exception as exc:
-        say(f"{item} {label} failed: {exc!r}")
-        return [Row(item, label, None, "", "—", "error", f"error: {exc!r}"[:600])]
+    return measured(item, label, measure)
 
 
 def _measure_all(target: Target, settings: Settings, workdir: Path) -> list[Row]:

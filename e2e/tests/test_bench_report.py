@@ -1,0 +1,23 @@
+"""make bench keeps the rows of every measurement that worked when another one fails."""
+
+from __future__ import annotations
+
+from bench.report import Row, measured
+
+
+def test_a_measurement_that_raises_becomes_one_error_row_naming_the_error() -> None:
+    def broken() -> list[Row]:
+        raise RuntimeError("the sampler saw no version")
+
+    rows = measured(4, "Events: the read model behind", broken)
+
+    assert [(row.item, row.measure, row.figure, row.status) for row in rows] == [
+        (4, "Events: the read model behind", None, "error")
+    ]
+    assert rows[0].detail == "error: RuntimeError('the sampler saw no version')"
+
+
+def test_a_measurement_that_works_gives_its_own_rows() -> None:
+    row = Row(4, "Orders: p50 latency", 170.0, "ms", "none set", "info")
+
+    assert measured(4, "Orders", lambda: [row]) == [row]
