@@ -77,12 +77,14 @@ class StalenessSampler:
     ``finish`` lets the sampling go on until the read model has caught up with the catalog
     (or ``settle_seconds`` passed), so that the last versions of a run are measured too."""
 
-    def __init__(self, *, catalog_dsn: str, chat_dsn: str, product_id: str) -> None:
+    def __init__(
+        self, *, catalog_dsn: str, chat_dsn: str, product_id: str, settle_seconds: float = 10.0
+    ) -> None:
         self._dsns = (catalog_dsn, chat_dsn)
         self._product_id = product_id
         self._samples: list[Sample] = []
         self._load_over = threading.Event()
-        self._settle_seconds = 0.0
+        self._settle_seconds = settle_seconds
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="staleness-sampler", daemon=True)
         self._started = threading.Event()
@@ -95,11 +97,10 @@ class StalenessSampler:
             raise RuntimeError("the staleness sampler could not start") from self._failure
         return self
 
-    def finish(self, *, settle_seconds: float = 10.0) -> list[Sample]:
+    def finish(self) -> list[Sample]:
         """Sample until the read model has caught up (at most ``settle_seconds``), then stop."""
-        self._settle_seconds = settle_seconds
         self._load_over.set()
-        self._thread.join(settle_seconds + 30)
+        self._thread.join(self._settle_seconds + 30)
         if self._failure is not None:
             raise RuntimeError("the staleness sampler failed") from self._failure
         return list(self._samples)
@@ -127,13 +128,16 @@ class StalenessSampler:
         applied_version = await model.prepare(_APPLIED_VERSION)
         deadline: float | None = None
         while True:
+            # Only a sample begun after the load ended can say the read model caught up with
+            # the catalog's last version (one begun before may have missed the last change).
+            load_over = self._load_over.is_set()
             version = await catalog_version.fetchval(ENTITY, self._product_id)
             catalog_at = time.perf_counter()
             applied = await applied_version.fetchval(CONSUMER, ENTITY, self._product_id)
             sample = Sample(catalog_at, version, time.perf_counter(), applied)
             self._samples.append(sample)
             self._started.set()
-            if self._load_over.is_set():
+            if load_over:
                 deadline = deadline or time.perf_counter() + self._settle_seconds
                 caught_up = applied is not None and version is not None and applied >= version
                 if caught_up or time.perf_counter() > deadline:

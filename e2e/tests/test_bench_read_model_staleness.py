@@ -4,6 +4,10 @@ that saw the read model at it or later (bench/read_model_staleness.py)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from bench.read_model_staleness import Sample, StalenessSampler, staleness_ms
@@ -54,6 +58,43 @@ def test_versions_before_sampling_or_never_reached_are_not_measured() -> None:
 
     assert stale == pytest.approx([101.0])  # only 4 was seen committed, then reached
     assert behind == 2  # 5 and 6
+
+
+class Reads:
+    """A connection whose one prepared statement answers ``read()`` (stands in for asyncpg's)."""
+
+    def __init__(self, read: Callable[[], int]) -> None:
+        self._read = read
+
+    async def prepare(self, query: str) -> Reads:
+        return self
+
+    async def fetchval(self, *args: Any) -> int:
+        return self._read()
+
+
+def test_a_sample_begun_before_the_load_ended_does_not_end_the_sampling() -> None:
+    sampler = StalenessSampler(catalog_dsn="", chat_dsn="", product_id="p")
+    versions = {"catalog": 3, "model": 3, "model_reads": 0}
+
+    def catalog() -> int:
+        return versions["catalog"]
+
+    def model() -> int:
+        versions["model_reads"] += 1
+        if versions["model_reads"] == 2:
+            # Between this sample's two reads the last change commits and the run ends (what
+            # finish() does, without waiting for the sampling's thread).
+            versions["catalog"] = 4
+            sampler._load_over.set()
+        elif versions["model_reads"] == 4:
+            versions["model"] = 4
+        return versions["model"]
+
+    asyncio.run(sampler._loop(Reads(catalog), Reads(model)))
+
+    readings = [(s.catalog_version, s.model_version) for s in sampler._samples]
+    assert readings == [(3, 3), (3, 3), (4, 3), (4, 4)]
 
 
 def test_the_sampler_reads_the_versions_the_catalog_and_the_chat_write(
