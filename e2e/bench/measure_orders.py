@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +33,8 @@ from bench.event_delays import (
 from bench.fixtures import Fixtures
 from bench.fleet_access import Target
 from bench.processes import cpu_seconds, listening_pid
-from bench.read_model_staleness import StalenessSampler, staleness_ms
-from bench.report import Row, at_least, below, measured, median, none_of, say
+from bench.read_model_staleness import SETTLE_SECONDS, StalenessSampler, staleness_ms
+from bench.report import Row, at_least, below, measured, median, none_of, p99, say
 from bench.runs import Settings
 from bench.wrk import WrkResult, order_script, run_wrk
 
@@ -171,15 +170,17 @@ def _staleness_rows(
         raise RuntimeError(
             "the staleness sampler saw too few versions of the product reach the chat"
         )
-    p50, p99 = median(stale), statistics.quantiles(stale, n=100, method="inclusive")[98]
+    stale_p50, stale_p99 = median(stale), p99(stale)
     interval = (samples[-1].catalog_at - samples[0].catalog_at) / max(len(samples) - 1, 1)
+    rate = _orders_per_second(result)
     say(
-        f"4 read model staleness: {len(stale)} versions, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+        f"4 read model staleness: {len(stale)} versions, p50 {stale_p50:.1f} ms, "
+        f"p99 {stale_p99:.1f} ms, "
         f"max {max(stale):.1f} ms, a sample every {interval * 1000:.1f} ms, "
-        f"{_orders_per_second(result):.0f} orders/s meanwhile"
+        f"{rate:.0f} orders/s meanwhile"
     )
     detail = (
-        f"one more order run of {seconds:g} s ({_orders_per_second(result):.0f} orders/s, "
+        f"one more order run of {seconds:g} s ({rate:.0f} orders/s, "
         f"answers {result.codes}) with a sampler reading the product's latest event version at "
         "the catalog (event_versions) and then the version the chat's read model has applied "
         "(consumed_versions) on connections of its own, a sample every "
@@ -187,11 +188,15 @@ def _staleness_rows(
         "sample that saw it at the catalog to the first that saw the read model at it or later "
         f"(to about one sampling interval either way), coalesced updates included; {len(stale)} "
         f"versions, the slowest {max(stale):.1f} ms"
-        + (f", {behind} not reached by the read model within 10 s after the run" if behind else "")
+        + (
+            f", {behind} not reached by the read model within {SETTLE_SECONDS:g} s after the run"
+            if behind
+            else ""
+        )
     )
     rows = [
-        Row(4, f"{STALENESS} (median)", round(p50, 2), "ms", "—", "info"),
-        Row(4, f"{STALENESS} (p99)", round(p99, 2), "ms", "—", "info"),
+        Row(4, f"{STALENESS} (median)", round(stale_p50, 2), "ms", "—", "info"),
+        Row(4, f"{STALENESS} (p99)", round(stale_p99, 2), "ms", "—", "info"),
     ]
     for row in rows:
         row.detail = detail

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-__all__ = ["Sample", "StalenessSampler", "staleness_ms"]
+__all__ = ["SETTLE_SECONDS", "Sample", "StalenessSampler", "staleness_ms"]
 
 # The names the two services give these rows (the catalog's event entity, the chat's consumer
 # of CATALOG); the benchmark reads their tables as it reads the read model itself for item 6.
@@ -36,6 +36,8 @@ _APPLIED_VERSION = (
     "SELECT version FROM consumed_versions WHERE consumer = $1 AND entity = $2 AND subject = $3"
 )
 PAUSE_SECONDS = 0.002  # between samples (a sample itself is two short queries)
+# After the load, how long the sampling waits at most for the read model to catch up.
+SETTLE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,22 +54,20 @@ class Sample:
 def staleness_ms(samples: Sequence[Sample]) -> tuple[list[float], int]:
     """Each version's staleness in ms, in version order, for the versions the catalog reached
     after the first sample; and how many of those the read model had not reached by the last."""
-    seen_at: dict[int, float] = {}
-    waiting: deque[int] = deque()  # seen at the catalog, not yet in the read model, in order
+    # Seen at the catalog, not yet in the read model, in order: (version, when first seen).
+    waiting: deque[tuple[int, float]] = deque()
     newest: int | None = None
     stale: list[float] = []
     for sample in samples:
         version = sample.catalog_version
         if version is not None:
             if newest is not None:
-                for new in range(newest + 1, version + 1):
-                    seen_at[new] = sample.catalog_at
-                    waiting.append(new)
+                waiting.extend((new, sample.catalog_at) for new in range(newest + 1, version + 1))
             newest = version if newest is None else max(newest, version)
         applied = sample.model_version
-        while waiting and applied is not None and waiting[0] <= applied:
-            caught_up = waiting.popleft()
-            stale.append((sample.model_at - seen_at[caught_up]) * 1000)
+        while waiting and applied is not None and waiting[0][0] <= applied:
+            _, seen_at = waiting.popleft()
+            stale.append((sample.model_at - seen_at) * 1000)
     return stale, len(waiting)
 
 
@@ -78,7 +78,12 @@ class StalenessSampler:
     (or ``settle_seconds`` passed), so that the last versions of a run are measured too."""
 
     def __init__(
-        self, *, catalog_dsn: str, chat_dsn: str, product_id: str, settle_seconds: float = 10.0
+        self,
+        *,
+        catalog_dsn: str,
+        chat_dsn: str,
+        product_id: str,
+        settle_seconds: float = SETTLE_SECONDS,
     ) -> None:
         self._dsns = (catalog_dsn, chat_dsn)
         self._product_id = product_id

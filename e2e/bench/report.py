@@ -22,6 +22,11 @@ def median(values: Iterable[float]) -> float:
     return float(statistics.median(list(values)))
 
 
+def p99(values: Iterable[float]) -> float:
+    """The 99th percentile of samples (inclusive: within the samples' own range)."""
+    return statistics.quantiles(list(values), n=100, method="inclusive")[98]
+
+
 @dataclass
 class Row:
     """One line of the table: what was measured, the figure, its target and the verdict.

@@ -1,8 +1,11 @@
-"""make bench keeps the rows of every measurement that worked when another one fails."""
+"""make bench's report: a failing measurement does not take the others' rows with it, and a p99 of
+samples stays within them."""
 
 from __future__ import annotations
 
-from bench.report import Row, measured
+import pytest
+
+from bench.report import Row, measured, p99
 
 
 def test_a_measurement_that_raises_becomes_one_error_row_naming_the_error() -> None:
@@ -21,3 +24,8 @@ def test_a_measurement_that_works_gives_its_own_rows() -> None:
     row = Row(4, "Orders: p50 latency", 170.0, "ms", "none set", "info")
 
     assert measured(4, "Orders", lambda: [row]) == [row]
+
+
+def test_the_p99_of_samples_stays_within_their_range() -> None:
+    assert p99(range(1, 101)) == pytest.approx(99.01)
+    assert p99([5.0, 7.0]) == pytest.approx(6.98)
