@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import tiktoken
 from common_libs.testing import free_port
+from tiktoken_ext import openai_public
 
 from app.utils import token_counter
 
@@ -179,3 +181,23 @@ def test_encodings_are_loaded_on_first_use_only(tiktoken_cache_dir: str) -> None
     assert result["prepared"] == []
     assert result["used"] == ["o200k_base"]
     assert (result["name"], result["tokens"]) == ("o200k_base", 1)
+
+
+def test_a_loaded_encoding_keeps_no_python_ranks_and_works_as_a_fresh_one() -> None:
+    # The Python-side ranks (27 MiB for o200k_base) are released after loading: the pinned
+    # tiktoken must encode and decode exactly as an encoding built from the same file that
+    # keeps them (see token_counter._release_python_ranks).
+    encoding = token_counter.load_encoding("o200k_base")
+    fresh = tiktoken.Encoding(**openai_public.o200k_base())
+    ids = fresh.encode(TEXT, allowed_special="all")
+
+    assert encoding._mergeable_ranks == {}
+    assert len(fresh._mergeable_ranks) == 199_998
+    assert encoding.encode(TEXT, allowed_special="all") == ids
+    assert encoding.encode_ordinary(TEXT) == fresh.encode_ordinary(TEXT)
+    assert encoding.decode(ids) == fresh.decode(ids) == TEXT
+    assert encoding.encode_single_token(b" walnut") == fresh.encode_single_token(b" walnut")
+    assert encoding.decode_single_token_bytes(1000) == fresh.decode_single_token_bytes(1000)
+    assert encoding.n_vocab == fresh.n_vocab
+    assert encoding.token_byte_values() == fresh.token_byte_values()
+    assert encoding.__getstate__() == "o200k_base"  # pickled by name, never by its ranks
