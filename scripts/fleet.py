@@ -1,7 +1,7 @@
 """Run the whole fleet locally: PostgreSQL, NATS, migrations, the services, the gateway, Prometheus.
 
     python scripts/fleet.py up     # start, wait until healthy, print the URLs; Ctrl-C stops all
-    python scripts/fleet.py down   # stop a fleet left running (by its pid file)
+    python scripts/fleet.py down   # stop a fleet left running (or what a killed runner left)
 
 PostgreSQL runs from the local server binaries with its data in ``.fleet/pgdata`` (kept across
 restarts; see ``fleet_postgres.py``); NATS with JetStream runs from Debian's ``nats-server`` with
@@ -39,6 +39,7 @@ so that a test can run some of the services as child processes of its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -58,7 +59,7 @@ import demo_catalog
 from fleet_nats import NatsError, create_streams, running_nats
 from fleet_postgres import PostgresError, psql, running_postgres, say
 from fleet_prometheus import PrometheusError, running_prometheus
-from fleet_supervisor import Supervisor, say_line, signals_held
+from fleet_supervisor import Ledger, Supervisor, say_line, signals_held, start_time
 
 __all__ = [
     "CATALOG",
@@ -162,6 +163,11 @@ class FleetConfig:
     @property
     def pid_file(self) -> Path:
         return self.data_dir / "run" / "fleet.pid"
+
+    @property
+    def ledger(self) -> Ledger:
+        """Every process the runner started (what ``down`` stops if the runner was killed)."""
+        return Ledger(self.data_dir / "run" / "processes")
 
     @property
     def gateway_url(self) -> str:
@@ -497,6 +503,13 @@ def check_not_running(config: FleetConfig) -> None:
         if running(pid):
             raise FleetError(f"already running (pid {pid}); stop it with 'make down' first.")
         config.pid_file.unlink()
+    left = config.ledger.running()
+    if left:
+        raise FleetError(
+            f"{len(left)} process(es) of an earlier fleet still running, its runner gone (pids "
+            f"{', '.join(map(str, sorted(left)))}); stop them with 'make down' first."
+        )
+    config.ledger.clear()
     busy = [
         f"{port} ({variable})"
         for variable, port in config.ports_by_variable().items()
@@ -574,8 +587,9 @@ def up(config: FleetConfig) -> int:
         (config.data_dir / sub).mkdir(parents=True, exist_ok=True)
     config.pid_file.write_text(str(os.getpid()))
     # Keeps the services, the gateway, PostgreSQL, NATS and Prometheus running while the fleet
-    # runs: one that exits is started again.
-    supervisor = Supervisor()
+    # runs: one that exits is started again. Each process started is written down in the
+    # ledger, for a 'make down' after this runner was killed (SIGKILL stops none of them).
+    supervisor = Supervisor(ledger=config.ledger)
     try:
         # Left in reverse: the services first (run_fleet), then Prometheus (it sees them stop),
         # then NATS, then PostgreSQL.
@@ -597,27 +611,46 @@ def up(config: FleetConfig) -> int:
             ):
                 return run_fleet(config, secrets, supervisor)
     finally:
+        config.ledger.clear()
         config.pid_file.unlink(missing_ok=True)
 
 
 def running(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie waiting for its parent counts as stopped)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
+    return start_time(pid) is not None
+
+
+def stop_left_behind(ledger: Ledger, timeout: float = 30) -> int:
+    """Stop the processes a killed runner left running (as the runner would: the services,
+    the gateway, NATS and Prometheus, then PostgreSQL, its fast shutdown); SIGKILL after
+    ``timeout`` seconds. How many there were."""
+    left = ledger.running()  # read again below: a pid counts while it names the same process
+    last = {pid: sig for pid, sig in left.items() if sig == signal.SIGINT}
+    for wave in ({pid: sig for pid, sig in left.items() if pid not in last}, last):
+        for pid, sig in wave.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while wave.keys() & ledger.running().keys() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in wave.keys() & ledger.running().keys():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    ledger.clear()
+    return len(left)
 
 
 def down(config: FleetConfig) -> int:
     pid_file = config.pid_file
-    if not pid_file.exists():
-        say("no fleet is running")
-        return 0
-    pid = int(pid_file.read_text().strip())
+    pid = int(pid_file.read_text().strip() or 0) if pid_file.exists() else 0
     if not running(pid):
         pid_file.unlink(missing_ok=True)
-        say("no fleet is running (removed a stale pid file)")
+        left = stop_left_behind(config.ledger)
+        say(
+            f"stopped {left} process(es) an earlier fleet left running (its runner was killed)"
+            if left
+            else "no fleet is running"
+        )
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60

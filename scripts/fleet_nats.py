@@ -123,14 +123,14 @@ def running_nats(
     url = f"nats://127.0.0.1:{port}"
     binary = nats_server_binary()
     server = Child("nats", lambda: start_nats(binary, store_dir, port=port, log_path=log_path))
+    if supervisor is not None:
+        supervisor.watch(server)  # before the start: the supervisor's ledger writes it down
     try:
         # Started inside the try, the handle stored before a 'make down' (or Ctrl-C) that lands
         # right after the start is raised: it still stops it.
         process = server.start()
         say(f"NATS started (pid={process.pid}) on {url}, JetStream data in {store_dir}")
         wait_for_nats(port, process, log_path)
-        if supervisor is not None:
-            supervisor.watch(server)
         yield url
     finally:
         if server.process is not None:  # the one running now

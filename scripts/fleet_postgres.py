@@ -178,16 +178,18 @@ def running_postgres(
     datadir = postgres_data_dir(data_dir)
     init_postgres(bindir, datadir)
     server = Child(
-        "postgresql", lambda: start_postgres(bindir, datadir, port=port, log_path=log_path)
+        "postgresql",
+        lambda: start_postgres(bindir, datadir, port=port, log_path=log_path),
+        stop_signal=signal.SIGINT,  # PostgreSQL's fast shutdown
     )
+    if supervisor is not None:
+        supervisor.watch(server)  # before the start: the supervisor's ledger writes it down
     try:
         # Started inside the try, the handle stored before a 'make down' (or Ctrl-C) that lands
         # right after the start is raised: it still stops it.
         postgres = server.start()
         say(f"PostgreSQL on 127.0.0.1:{port} (data in {data_dir / 'pgdata'})")
         wait_for_postgres(bindir, port, postgres, log_path)
-        if supervisor is not None:
-            supervisor.watch(server)
         yield bindir
     finally:
         if server.process is not None:  # the one running now

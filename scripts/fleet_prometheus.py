@@ -134,14 +134,14 @@ def running_prometheus(
         "prometheus",
         lambda: start_prometheus(binary, config_path, tsdb_dir, port=port, log_path=log_path),
     )
+    if supervisor is not None:
+        supervisor.watch(server)  # before the start: the supervisor's ledger writes it down
     try:
         # Started inside the try, the handle stored before a 'make down' (or Ctrl-C) that lands
         # right after the start is raised: it still stops it.
         process = server.start()
         say(f"Prometheus started (pid={process.pid}) on {url}, data in {tsdb_dir}")
         wait_for_prometheus(url, process, log_path)
-        if supervisor is not None:
-            supervisor.watch(server)
         yield url
     finally:
         if server.process is not None:  # the one running now

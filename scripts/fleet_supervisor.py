@@ -16,12 +16,17 @@ Each child runs in a process group of its own, so Ctrl-C in the terminal reaches
 which then stops the children in an orderly way: SIGTERM to each, SIGKILL to any still running
 after ``grace`` seconds. The same happens when the runner gets SIGTERM (``make down``). The
 servers started beside the supervisor are stopped by the code that started them, after it.
+
+A runner killed with SIGKILL can stop nothing, and its children, each in a group of its own, go
+on running. So every process it starts is written down in a ``Ledger`` (a file per process, with
+its start time), which ``make down`` reads to stop them when no runner is left to do it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -34,7 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-__all__ = ["Child", "Supervisor", "say_line", "signals_held", "spawn"]
+__all__ = ["Child", "Ledger", "Supervisor", "say_line", "signals_held", "spawn", "start_time"]
 
 _LINE_LOCK = threading.Lock()
 # Restarts: the first after FIRST_BACKOFF seconds, doubled for each exit within STEADY seconds of
@@ -122,12 +127,66 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signum)
 
 
-class Child:
-    """A process the supervisor keeps running: ``start`` starts it, and starts it again."""
+def start_time(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks after boot, from ``/proc``); None when it is not running
+    (gone, or a zombie). With the pid it names one process: a pid used again starts later."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (FileNotFoundError, IndexError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
 
-    def __init__(self, name: str, start: Callable[[], subprocess.Popen[bytes]]) -> None:
+
+class Ledger:
+    """The processes a runner started, a file each in ``directory``: named by the pid, holding
+    the process's start time and the signal that stops it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def add(self, pid: int, stop_signal: signal.Signals) -> None:
+        """Write down a process just started (nothing when it has already ended)."""
+        started = start_time(pid)
+        if started is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / str(pid)).write_text(f"{started} {stop_signal.name}\n")
+
+    def running(self) -> dict[int, signal.Signals]:
+        """The processes written down that still run (each with its stop signal)."""
+        alive: dict[int, signal.Signals] = {}
+        for entry in self.directory.glob("*") if self.directory.is_dir() else ():
+            try:
+                started, name = entry.read_text().split()
+                pid = int(entry.name)
+            except (OSError, ValueError):
+                continue
+            if start_time(pid) == started and name in signal.Signals.__members__:
+                alive[pid] = signal.Signals[name]
+        return alive
+
+    def clear(self) -> None:
+        """Forget every process (a runner that stopped its children, or found none left)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Child:
+    """A process the supervisor keeps running: ``start`` starts it, and starts it again.
+
+    ``stop_signal`` is what stops it in an orderly way when its runner is gone (``make down``
+    after the runner was killed); a ``ledger`` (the supervisor's, see ``Supervisor.watch``)
+    writes down each process it starts."""
+
+    def __init__(
+        self,
+        name: str,
+        start: Callable[[], subprocess.Popen[bytes]],
+        *,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
         self.name = name
         self._start = start
+        self.stop_signal = stop_signal
+        self.ledger: Ledger | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
         self._started_at = 0.0
@@ -139,6 +198,8 @@ class Child:
         with signals_held():
             self.process = self._start()
             self._started_at = time.monotonic()
+            if self.ledger is not None:
+                self.ledger.add(self.process.pid, self.stop_signal)
         return self.process
 
     def tend(self, now: float) -> None:
@@ -167,8 +228,9 @@ class Supervisor:
     """Start named processes, keep them (and the servers it watches) running until a stop is
     asked for, then stop the processes it started."""
 
-    def __init__(self, *, grace: float = 10.0) -> None:
+    def __init__(self, *, grace: float = 10.0, ledger: Ledger | None = None) -> None:
         self.grace = grace
+        self.ledger = ledger
         self._children: list[Child] = []
         self._watched: list[Child] = []
         self.returncode: int | None = None
@@ -181,10 +243,14 @@ class Supervisor:
         def start() -> subprocess.Popen[bytes]:
             return spawn(argv, env=env, cwd=cwd, process_group=0)
 
-        self._children.append(Child(name, start))
+        child = Child(name, start)
+        child.ledger = self.ledger
+        self._children.append(child)
 
     def watch(self, child: Child) -> None:
-        """A server started beside the supervisor (its code stops it): restarted like the rest."""
+        """A server beside the supervisor (its code starts and stops it): restarted like the
+        rest, and written down in the ledger from its next start on (watch it before that)."""
+        child.ledger = self.ledger
         self._watched.append(child)
 
     def request_stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -55,6 +56,37 @@ def test_second_up_says_the_fleet_is_running_and_down_stops_it() -> None:
         _assert_everything_stopped(fleet, pids)
     finally:
         fleet.stop()
+        fleet.remove()
+
+
+def test_down_stops_what_a_killed_runner_left_running_and_up_points_to_it() -> None:
+    fleet = new_fleet()
+    pids: list[int] = []
+    try:
+        fleet.start()
+        pids = fleet.pids()
+        assert fleet.process is not None
+        fleet.process.kill()  # SIGKILL: the runner stops nothing, its children go on
+        fleet.process.wait(10)
+        assert all(pid_alive(pid) for pid in pids)
+
+        second = fleet.run_fleet_command("up")
+        assert second.returncode == 1
+        assert "8 process(es) of an earlier fleet still running" in second.stderr
+        assert "'make down'" in second.stderr
+
+        down = fleet.run_fleet_command("down")
+        assert down.returncode == 0
+        assert "stopped 8 process(es) an earlier fleet left running" in down.stdout
+        _assert_everything_stopped(fleet, pids)
+        # PostgreSQL had its fast shutdown, not SIGKILL: its log says so.
+        assert "fast shutdown request" in (fleet.data_dir / "logs" / "postgres.log").read_text()
+        assert "no fleet is running" in fleet.run_fleet_command("down").stdout
+    finally:
+        fleet.stop()  # the runner, if the test failed before killing it
+        for pid in pids:  # whatever the checks above left running
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
         fleet.remove()
 
 
