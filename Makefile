@@ -49,7 +49,7 @@ wheel: $(COMMON_LIBS_WHEEL)
 # After the system packages: e2e's and the gateway's npm packages need npm.
 venvs: system-packages $(COMMON_LIBS_WHEEL)
 	$(MAKE) -C common-libs venv $(MAKE_ARGS)
-	@for service in $(SERVICES); do $(MAKE) -C $$service/src venv $(MAKE_ARGS) || exit 1; done
+	@for service in $(SERVICES); do $(MAKE) -C $$service/src venv venv-run $(MAKE_ARGS) || exit 1; done
 	$(MAKE) -C api-gateway-service venv $(MAKE_ARGS)
 	$(MAKE) -C e2e venv $(MAKE_ARGS)
 
