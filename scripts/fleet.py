@@ -114,7 +114,7 @@ class Service:
     def bin(self) -> Path:
         """Its runtime venv's ``bin/`` (``make venv-run``): the runtime lock only, as its image
         has it; the suites' venv adds test tools (httpx imports its command line, rich and
-        pygments with it, when rich is there: 4.5 MiB and a start's 50 ms in every process)."""
+        pygments with it, when rich is there: 4.5 MiB and about 25 ms of every start)."""
         return self.workdir / ".venv-run" / "bin"
 
 
