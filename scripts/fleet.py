@@ -172,6 +172,13 @@ class FleetConfig:
         return self.data_dir / "run" / "fleet.pid"
 
     @property
+    def runner_pid(self) -> int:
+        """The pid the runner wrote in its pid file (0 when there is none, or it is empty)."""
+        if not self.pid_file.exists():
+            return 0
+        return int(self.pid_file.read_text().strip() or 0)
+
+    @property
     def ledger(self) -> Ledger:
         """Every process the runner started (what ``down`` stops if the runner was killed)."""
         return Ledger(self.data_dir / "run" / "processes")
@@ -505,11 +512,10 @@ def check_ports_distinct(config: FleetConfig) -> None:
 
 
 def check_not_running(config: FleetConfig) -> None:
-    if config.pid_file.exists():
-        pid = int(config.pid_file.read_text().strip() or 0)
-        if running(pid):
-            raise FleetError(f"already running (pid {pid}); stop it with 'make down' first.")
-        config.pid_file.unlink()
+    pid = config.runner_pid
+    if running(pid):
+        raise FleetError(f"already running (pid {pid}); stop it with 'make down' first.")
+    config.pid_file.unlink(missing_ok=True)
     left = config.ledger.running()
     if left:
         raise FleetError(
@@ -649,7 +655,7 @@ def stop_left_behind(ledger: Ledger, timeout: float = 30) -> int:
 
 def down(config: FleetConfig) -> int:
     pid_file = config.pid_file
-    pid = int(pid_file.read_text().strip() or 0) if pid_file.exists() else 0
+    pid = config.runner_pid
     if not running(pid):
         pid_file.unlink(missing_ok=True)
         left = stop_left_behind(config.ledger)
