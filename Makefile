@@ -12,7 +12,7 @@ TOOLS := $(ROOT)/.tools
 TOOLS_PY := $(TOOLS)/bin/python
 UV := $(TOOLS)/bin/uv
 WHEELS := $(ROOT)/.wheels
-COMMON_LIBS_VERSION := 3.5.4
+COMMON_LIBS_VERSION := 4.0.0
 COMMON_LIBS_WHEEL := $(WHEELS)/common_libs-$(COMMON_LIBS_VERSION)-py3-none-any.whl
 SERVICES := user-service product-catalog-service order-processing-service chat-llm-service
 MAKE_ARGS := UV=$(UV) COMMON_LIBS_WHEELS=$(WHEELS) FLEET_PYTHON=$(TOOLS_PY)

@@ -42,7 +42,7 @@ SERVICES = (
     "order-processing-service",
     "chat-llm-service",
 )
-WHEEL = ROOT / ".wheels" / "common_libs-3.5.4-py3-none-any.whl"
+WHEEL = ROOT / ".wheels" / "common_libs-4.0.0-py3-none-any.whl"
 UV = os.environ.get("UV", "uv")
 # A suite takes 20-90 s alone and up to about twice that beside another; past this it hangs.
 EXPORTED_SUITE_SECONDS = 600

@@ -4,6 +4,8 @@ trace context forwarded, and a peer reached at several addresses (its replicas) 
 Plain ``httpx.AsyncClient`` is slow under concurrency (encode/httpx#3215); the aiohttp transport
 keeps the httpx API at about three times the throughput on one inter-service hop. ``PeerClient``
 then drops two per-request costs a client for one peer service does not need (see there).
+
+Needs the ``http`` extra (``common-libs[http]``: aiohttp and its httpx transport).
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
+
+try:
+    import aiohttp
+    from httpx_aiohttp import AiohttpTransport
+except ImportError as missing:
+    raise ImportError(
+        "common_libs.http_client needs the 'http' extra: install common-libs[http]"
+    ) from missing
 
 from common_libs.request_id import REQUEST_ID_HEADER, get_request_id
 from common_libs.telemetry import TracingTransport

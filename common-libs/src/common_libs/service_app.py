@@ -204,10 +204,10 @@ def open_token_verifier(
     With ``broker``, it also refuses the tokens of deleted accounts: a deny list follows
     ``users.user.deleted`` in the background until ``stack`` closes
     (:func:`common_libs.events.start_deny_list`), keeping each id
-    ``settings.deny_list_keep_seconds``.
+    ``settings.deny_list_keep_seconds``. Needs the ``http`` extra (the JWKS client).
     """
-    # Imported here: the HTTP client brings aiohttp (about 7 MiB and a tenth of a second at
-    # start), which user-service, the issuer that verifies its own tokens, never needs.
+    # Imported here: the HTTP client needs aiohttp (the ``http`` extra), which user-service,
+    # the issuer that verifies its own tokens, does not install.
     from common_libs.http_client import create_http_client, origin_urls
 
     client = create_http_client(base_url=settings.jwks_url, timeout=settings.http_timeout_seconds)
